@@ -1,0 +1,3 @@
+"""bahfs: an offline feature store for multimodal behaviour videos (BAH)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Probing media files with ffprobe (no decoding): duration, frame rate, frame count."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from bahfs.errors import ToolMissingError, VideoDecodeError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ffprobe says about a video file."""
+
+    path: str
+    duration_s: float
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+    has_audio: bool
+
+
+def require_tool(name: str) -> str:
+    """Return the path of a system tool or raise a clear error saying how to install it."""
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissingError(
+            f"{name} is not installed",
+            expected=f"`apt-get install -y {'ffmpeg' if name.startswith('ff') else name}`",
+        )
+    return found
+
+
+def _rate(text: str | None) -> float:
+    if not text or text in ("0/0", "0"):
+        return 0.0
+    return float(Fraction(text))
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Probe ``path``; count video packets (fast, no decode). Raises VideoDecodeError."""
+    ffprobe = require_tool("ffprobe")
+    if not path.is_file():
+        raise VideoDecodeError("video file not found", path=path)
+    if path.stat().st_size == 0:
+        raise VideoDecodeError("video file is empty (0 bytes)", path=path)
+    cmd = [
+        ffprobe, "-v", "error", "-count_packets", "-show_entries",
+        "stream=codec_type,avg_frame_rate,r_frame_rate,nb_read_packets,width,height,duration"
+        ":format=duration",
+        "-of", "json", str(path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    if proc.returncode != 0:
+        raise VideoDecodeError(
+            f"ffprobe cannot read the file: {proc.stderr.strip()[:300]}",
+            path=path, expected="a readable video container (mp4, webm, mov)",
+        )
+    info = json.loads(proc.stdout or "{}")
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    if video is None:
+        raise VideoDecodeError("no video stream", path=path, expected="one video stream")
+    n_frames = int(video.get("nb_read_packets") or 0)
+    if n_frames <= 0:
+        raise VideoDecodeError("video stream holds no frames", path=path)
+    duration = float(video.get("duration") or info.get("format", {}).get("duration") or 0.0)
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    if fps <= 0 and duration > 0:
+        fps = n_frames / duration
+    return VideoInfo(
+        path=str(path),
+        duration_s=duration,
+        fps=fps,
+        n_frames=n_frames,
+        width=int(video.get("width") or 0),
+        height=int(video.get("height") or 0),
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+    )

@@ -1,0 +1,1 @@
+"""Generator of sample datasets in the BAH release layout."""

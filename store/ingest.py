@@ -1,0 +1,146 @@
+"""Ingest a BAH release into the store's Parquet tables.
+
+Consent is applied here, before anything else sees the data: participants without
+the required consent are dropped from every table and listed (id, reason, number
+of videos) in ``exclusions``. Videos are probed with ffprobe in parallel; a video
+that cannot be read, or whose frame count disagrees with its annotation, is
+quarantined (``quarantine`` table) and the rest of the release still lands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from bahfs import __version__
+from bahfs.errors import BahfsError, ConfigError
+from bahfs.media import VideoInfo, probe_video
+from bahfs.release import codebook as cb
+from bahfs.release import read_release
+from bahfs.release.reader import safe_relative
+from store.tables import write_manifest, write_table
+
+CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
+
+
+class ConsentPolicy(BaseModel):
+    """Which consents a participant must have given to be ingested."""
+
+    model_config = ConfigDict(frozen=True)
+
+    require: tuple[str, ...] = ("challenges", "publications")
+
+    def model_post_init(self, _: Any) -> None:
+        unknown = [r for r in self.require if r not in CONSENTS]
+        if unknown:
+            raise ConfigError(f"unknown consent {unknown}", expected=f"any of {list(CONSENTS)}")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did."""
+
+    store: str
+    participants: int
+    videos: int
+    frames: int
+    segments: int
+    excluded: dict[str, str]  # participant id -> reason
+    quarantined: dict[str, str]  # video id -> reason
+
+
+def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy) -> pl.DataFrame:
+    """Participants lacking a required consent, with the reason (names the consents)."""
+    reasons = []
+    for row in participants.iter_rows(named=True):
+        missing = [c for c in policy.require if not row[CONSENTS[c]]]
+        if missing:
+            reasons.append({"participant_id": row["participant_id"],
+                            "reason": "declined use in " + " and ".join(missing)})
+    return pl.DataFrame(reasons, schema={"participant_id": pl.String, "reason": pl.String})
+
+
+def _probe_all(root: Path, videos: pl.DataFrame, workers: int
+               ) -> tuple[dict[str, VideoInfo], dict[str, str]]:
+    def one(row: dict[str, Any]) -> tuple[str, VideoInfo | str]:
+        try:
+            path = safe_relative(root / cb.VIDEOS_DIR, row["path"], path=root / cb.ANNOTATIONS_YAML,
+                                 entry=row["path"])
+            return row["video_id"], probe_video(path)
+        except BahfsError as exc:
+            return row["video_id"], exc.message
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, videos.iter_rows(named=True)))
+    infos = {vid: r for vid, r in results if isinstance(r, VideoInfo)}
+    failed = {vid: r for vid, r in results if isinstance(r, str)}
+    return infos, failed
+
+
+def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
+           workers: int = 8) -> IngestReport:
+    """Read the release at ``dataset`` and (re)write every table under ``store``."""
+    policy = policy or ConsentPolicy()
+    rel = read_release(Path(dataset))
+    excl = consent_exclusions(rel.participants, policy)
+    excluded_ids = excl["participant_id"].to_list()
+    keep = ~pl.col("participant_id").is_in(excluded_ids)
+    n_per_pid = rel.videos.group_by("participant_id").len("n_videos")
+    exclusions = excl.join(n_per_pid, on="participant_id", how="left").with_columns(
+        pl.col("n_videos").fill_null(0))
+
+    videos = rel.videos.filter(keep)
+    infos, failed = _probe_all(rel.root, videos, workers)
+    frame_counts = dict(rel.frame_labels.filter(keep).group_by("video_id").len()
+                        .iter_rows())
+    for vid, info in list(infos.items()):
+        if info.n_frames != frame_counts.get(vid):
+            failed[vid] = (f"video has {info.n_frames} frames but its annotation labels "
+                           f"{frame_counts.get(vid)}")
+            del infos[vid]
+    quarantine = videos.filter(pl.col("video_id").is_in(list(failed))).select(
+        "video_id", "participant_id", "path",
+        pl.lit("ingest").alias("stage"),
+        pl.col("video_id").replace_strict(failed, return_dtype=pl.String).alias("reason"))
+    ok = pl.col("video_id").is_in(list(infos))
+    probe = pl.DataFrame([{"video_id": v, "duration_s": i.duration_s, "fps": i.fps,
+                           "n_frames": i.n_frames, "has_audio": i.has_audio}
+                          for v, i in infos.items()],
+                         schema={"video_id": pl.String, "duration_s": pl.Float64,
+                                 "fps": pl.Float64, "n_frames": pl.Int32,
+                                 "has_audio": pl.Boolean})
+    videos = videos.join(probe, on="video_id", how="inner", maintain_order="left")
+    tables = {
+        "participants": rel.participants.filter(keep),
+        "exclusions": exclusions,
+        "videos": videos,
+        "segments": rel.segments.filter(keep & ok) if rel.segments.width else rel.segments,
+        "cues": rel.cues.filter(keep & ok) if rel.cues.width else rel.cues,
+        "frame_labels": rel.frame_labels.filter(keep & ok),
+        "transcripts": rel.transcripts.filter(keep & ok)
+        if rel.transcripts.width else rel.transcripts,
+        "splits": rel.splits.filter(keep & ok),
+        "quarantine": quarantine,
+    }
+    for name, df in tables.items():
+        write_table(store, name, df)
+    frames = int(videos["n_frames"].sum()) if videos.height else 0
+    report = IngestReport(
+        store=str(store), participants=tables["participants"].height, videos=videos.height,
+        frames=frames, segments=tables["segments"].height,
+        excluded=dict(exclusions.select("participant_id", "reason").iter_rows()),
+        quarantined=failed)
+    write_manifest(store, {
+        "bahfs_version": __version__, "dataset": str(Path(dataset).resolve()),
+        "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "consent_required": list(policy.require), "participants": report.participants,
+        "videos": report.videos, "frames": frames, "segments": report.segments,
+        "excluded": report.excluded, "quarantined": report.quarantined,
+        "frame_numbering_base": sorted(set(rel.frame_base.values())),
+    })
+    return report

@@ -1,0 +1,77 @@
+"""Parquet tables of the store: atomic writes, schema-checked reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from bahfs.errors import StoreError
+from store.schema import conform, schema
+
+TABLES_DIR = "tables"
+MANIFEST = "_manifest.json"
+
+
+def tables_dir(store: Path) -> Path:
+    return Path(store) / TABLES_DIR
+
+
+def _atomic_write_bytes(path: Path, write: Any) -> None:
+    """Write via a temporary file in the same directory, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
+    """Conform ``df`` to the declared schema of ``name`` and publish it atomically."""
+    df = conform(name, df)
+    path = tables_dir(store) / f"{name}.parquet"
+    _atomic_write_bytes(path, lambda tmp: df.write_parquet(tmp, compression="zstd",
+                                                           statistics=True))
+    return path
+
+
+def read_table(store: Path, name: str) -> pl.DataFrame:
+    """Read table ``name`` with its declared schema; clear error when missing."""
+    path = tables_dir(store) / f"{name}.parquet"
+    if not path.is_file():
+        raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path,
+                         expected=f"{TABLES_DIR}/{name}.parquet")
+    df = pl.read_parquet(path)
+    return df.cast(dict(schema(name).items()), strict=True)  # type: ignore[arg-type]
+
+
+def scan_table(store: Path, name: str) -> pl.LazyFrame:
+    """Lazy scan of table ``name`` (for large tables such as frame_labels)."""
+    path = tables_dir(store) / f"{name}.parquet"
+    if not path.is_file():
+        raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path)
+    return pl.scan_parquet(path)
+
+
+def write_manifest(store: Path, manifest: dict[str, Any]) -> None:
+    path = tables_dir(store) / MANIFEST
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def read_manifest(store: Path) -> dict[str, Any]:
+    path = tables_dir(store) / MANIFEST
+    if not path.is_file():
+        raise StoreError("store has no ingest manifest; run `bahfs ingest` first", path=path)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
