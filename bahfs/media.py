@@ -55,7 +55,7 @@ def probe_video(path: Path) -> VideoInfo:
         ":format=duration",
         "-of", "json", str(path),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise VideoDecodeError(
             f"ffprobe cannot read the file: {proc.stderr.strip()[:300]}",

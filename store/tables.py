@@ -52,7 +52,7 @@ def read_table(store: Path, name: str) -> pl.DataFrame:
         raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path,
                          expected=f"{TABLES_DIR}/{name}.parquet")
     df = pl.read_parquet(path)
-    return df.cast(dict(schema(name).items()), strict=True)  # type: ignore[arg-type]
+    return df.cast(dict(schema(name).items()), strict=True)
 
 
 def scan_table(store: Path, name: str) -> pl.LazyFrame:

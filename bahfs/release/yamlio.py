@@ -51,7 +51,7 @@ def load_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise DatasetLayoutError("file is not UTF-8 text", path=path) from exc
     try:
-        return yaml.load(text, Loader=BahSafeLoader)  # noqa: S506 - safe subclass
+        return yaml.load(text, Loader=BahSafeLoader)
     except yaml.constructor.ConstructorError as exc:
         raise UnsafeYamlError(
             f"refused YAML tag ({exc.problem})",

@@ -175,7 +175,8 @@ def write_annotations(root: Path, cfg: SampleConfig) -> list[VideoJob]:
     for d in (cb.SPLIT_DIR, cb.SPLIT_FRAMES_DIR):
         (root / d).mkdir(exist_ok=True)
     for split in ("train", "val", "test"):
-        lines, frame_lines = [], []
+        lines: list[str] = []
+        frame_lines: list[str] = []
         for rel, ann in anns.items():
             if splits[rel.split("/")[0]] != split:
                 continue

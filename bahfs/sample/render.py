@@ -43,12 +43,12 @@ class Appearance:
 def _sprite() -> tuple[np.ndarray, np.ndarray]:
     from skimage import data  # local import: scikit-image is slow to import
 
-    rgb = data.astronaut()[_CROP].astype(np.float32)
+    rgb = np.asarray(data.astronaut())[_CROP].astype(np.float32)  # type: ignore[no-untyped-call]
     h, w = rgb.shape[:2]
-    mask = np.zeros((h, w), np.float32)
-    cv2.ellipse(mask, (127, 100), (82, 100), 0, 0, 360, 1.0, -1)
-    cv2.ellipse(mask, (127, 300), (130, 115), 0, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 4.0)
+    hard = np.zeros((h, w), np.float32)
+    cv2.ellipse(hard, (127, 100), (82, 100), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(hard, (127, 300), (130, 115), 0, 0, 360, 1.0, -1)
+    mask: np.ndarray = cv2.GaussianBlur(hard, (0, 0), 4.0)
     return rgb, mask
 
 
@@ -58,7 +58,8 @@ def background(app: Appearance) -> np.ndarray:
     bg = np.ones((FRAME_H, FRAME_W, 3), np.float32) * np.array(app.wall, np.float32) * y
     cv2.rectangle(bg, (230, 40), (310, 150), tuple(float(c) for c in app.shelf), -1)
     cv2.rectangle(bg, (10, 20), (70, 90), tuple(float(c) * 0.8 for c in app.shelf), -1)
-    return np.clip(bg, 0, 255)
+    out: np.ndarray = np.clip(bg, 0, 255)
+    return out
 
 
 def _bump(t: float, ev: FaceEvent, ramp: float = 0.35) -> float:
@@ -118,8 +119,8 @@ def render_frame(bg: np.ndarray, app: Appearance, pose: tuple[float, float, floa
     face = cv2.warpAffine(rgb, m, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR)
     alpha = cv2.warpAffine(mask, m, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR)[..., None]
     face = face * np.array(app.tint, np.float32) * (1.0 - 0.45 * np.sin(np.radians(abs(yaw))))
-    out = bg * (1.0 - alpha) + face * alpha
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(bg * (1.0 - alpha) + face * alpha, 0, 255).astype(np.uint8)
+    return out
 
 
 def _ffmpeg_cmd(out: Path, fps: float, wav: str | None) -> list[str]:
@@ -146,7 +147,7 @@ def write_video(out: Path, plan: VideoPlan, app: Appearance, rng: np.random.Gene
             wav = os.path.join(tmp, "audio.wav")
             write_wav(wav, render_audio(plan, rng))
         partial = out.with_name(f".{out.name}.partial")
-        proc = subprocess.Popen(_ffmpeg_cmd(partial, plan.fps, wav),  # noqa: S603
+        proc = subprocess.Popen(_ffmpeg_cmd(partial, plan.fps, wav),
                                 stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         if proc.stdin is None:  # pragma: no cover - Popen contract
             raise SampleDataError("ffmpeg has no stdin", path=out)

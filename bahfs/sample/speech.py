@@ -21,13 +21,14 @@ def _resample(x: np.ndarray, src_rate: int, dst_len: int) -> np.ndarray:
         return np.zeros(max(dst_len, 0), dtype=np.float32)
     src_t = np.arange(x.size, dtype=np.float64)
     dst_t = np.linspace(0.0, x.size - 1, dst_len)
-    return np.interp(dst_t, src_t, x).astype(np.float32)
+    out: np.ndarray = np.interp(dst_t, src_t, x).astype(np.float32)
+    return out
 
 
 def synthesize(text: str, *, wpm: int, pitch: int, voice: str) -> np.ndarray:
     """espeak-ng speech for ``text`` as float32 mono at 16 kHz."""
     espeak = require_tool("espeak-ng")
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [espeak, "-v", voice, "-s", str(wpm), "-p", str(pitch), "--stdout", text],
         capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:

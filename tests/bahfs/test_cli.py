@@ -1,0 +1,51 @@
+"""The bahfs command line: help everywhere, the main path, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bahfs.cli import app
+
+runner = CliRunner()
+COMMANDS = [c.name or c.callback.__name__.replace("_", "-")  # type: ignore[union-attr]
+            for c in app.registered_commands]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_ingest_then_stats(sample_release: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = runner.invoke(app, ["ingest", str(sample_release), "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "excluded P" in result.output and "declined use in" in result.output
+    result = runner.invoke(app, ["stats", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "split summary" in result.output and "cue frequency" in result.output
+    assert (store / "plots" / "cue_frequency.png").is_file()
+
+
+def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--store",
+                                 str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert "dataset directory not found" in result.output
+    assert str(tmp_path / "missing") in result.output
+    result = runner.invoke(app, ["stats", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "bahfs ingest" in result.output
+
+
+@pytest.mark.slow
+def test_sample_data_command(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["sample-data", str(out), "--participants", "1",
+                                 "--max-questions", "1", "--max-seconds", "14"])
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "Videos").rglob("*.mp4"))) == 1

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from bahfs.errors import DatasetLayoutError, UnsafeYamlError
+from bahfs.release.yamlio import load_yaml
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "f.yml"
+    p.write_text(text)
+    return p
+
+
+def test_python_tuple_tag_loads_as_tuple(tmp_path: Path) -> None:
+    p = _write(tmp_path, "timestamp: !!python/tuple\n- 0.5\n- 2.25\n")
+    assert load_yaml(p) == {"timestamp": (0.5, 2.25)}
+
+
+@pytest.mark.parametrize("payload", [
+    "x: !!python/object:os.system {}\n",
+    "x: !!python/object/apply:os.system ['echo pwned']\n",
+    "x: !!python/name:os.system\n",
+    "x: !!python/module:os\n",
+    "x: !custom 3\n",
+])
+def test_code_tags_are_refused_with_the_file_named(tmp_path: Path, payload: str) -> None:
+    p = _write(tmp_path, payload)
+    with pytest.raises(UnsafeYamlError) as info:
+        load_yaml(p)
+    assert str(p) in str(info.value)
+    assert "!!python/tuple" in str(info.value)
+
+
+def test_invalid_yaml_and_missing_file_name_the_file(tmp_path: Path) -> None:
+    p = _write(tmp_path, "a: [1, 2\n")
+    with pytest.raises(DatasetLayoutError, match="invalid YAML") as info:
+        load_yaml(p)
+    assert str(p) in str(info.value)
+    with pytest.raises(DatasetLayoutError, match="not found"):
+        load_yaml(tmp_path / "nope.yml")
