@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from bahfs.errors import ToolMissingError, VideoDecodeError
 
@@ -42,31 +43,39 @@ def _rate(text: str | None) -> float:
     return float(Fraction(text))
 
 
-def probe_video(path: Path) -> VideoInfo:
-    """Probe ``path``; count video packets (fast, no decode). Raises VideoDecodeError."""
-    ffprobe = require_tool("ffprobe")
-    if not path.is_file():
-        raise VideoDecodeError("video file not found", path=path)
-    if path.stat().st_size == 0:
-        raise VideoDecodeError("video file is empty (0 bytes)", path=path)
-    cmd = [
-        ffprobe, "-v", "error", "-count_packets", "-show_entries",
-        "stream=codec_type,avg_frame_rate,r_frame_rate,nb_read_packets,width,height,duration"
-        ":format=duration",
-        "-of", "json", str(path),
-    ]
+def _ffprobe(ffprobe: str, path: Path, *, count: bool) -> dict[str, Any]:
+    entries = ("stream=codec_type,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets,"
+               "width,height,duration:format=duration")
+    cmd = [ffprobe, "-v", "error", *(["-count_packets"] if count else []),
+           "-show_entries", entries, "-of", "json", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise VideoDecodeError(
             f"ffprobe cannot read the file: {proc.stderr.strip()[:300]}",
             path=path, expected="a readable video container (mp4, webm, mov)",
         )
-    info = json.loads(proc.stdout or "{}")
+    out: dict[str, Any] = json.loads(proc.stdout or "{}")
+    return out
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Probe ``path`` without decoding: the container's frame count, or a packet count
+    where the container keeps none. Raises VideoDecodeError."""
+    ffprobe = require_tool("ffprobe")
+    if not path.is_file():
+        raise VideoDecodeError("video file not found", path=path)
+    if path.stat().st_size == 0:
+        raise VideoDecodeError("video file is empty (0 bytes)", path=path)
+    info = _ffprobe(ffprobe, path, count=False)
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
         raise VideoDecodeError("no video stream", path=path, expected="one video stream")
-    n_frames = int(video.get("nb_read_packets") or 0)
+    n_frames = int(video.get("nb_frames") or 0)
+    if n_frames <= 0:  # the container keeps no frame count (webm, mkv): count packets
+        counted = _ffprobe(ffprobe, path, count=True).get("streams", [])
+        video = next(s for s in counted if s.get("codec_type") == "video")
+        n_frames = int(video.get("nb_read_packets") or 0)
     if n_frames <= 0:
         raise VideoDecodeError("video stream holds no frames", path=path)
     duration = float(video.get("duration") or info.get("format", {}).get("duration") or 0.0)
