@@ -43,11 +43,11 @@ def _rate(text: str | None) -> float:
     return float(Fraction(text))
 
 
-def _ffprobe(ffprobe: str, path: Path, *, count: bool) -> dict[str, Any]:
+def _ffprobe(ffprobe: str, path: Path) -> dict[str, Any]:
     entries = ("stream=codec_type,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets,"
                "width,height,duration:format=duration")
-    cmd = [ffprobe, "-v", "error", *(["-count_packets"] if count else []),
-           "-show_entries", entries, "-of", "json", str(path)]
+    cmd = [ffprobe, "-v", "error", "-count_packets", "-show_entries", entries, "-of", "json",
+           str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise VideoDecodeError(
@@ -59,23 +59,25 @@ def _ffprobe(ffprobe: str, path: Path, *, count: bool) -> dict[str, Any]:
 
 
 def probe_video(path: Path) -> VideoInfo:
-    """Probe ``path`` without decoding: the container's frame count, or a packet count
-    where the container keeps none. Raises VideoDecodeError."""
+    """Probe ``path`` without decoding: count the video packets (reads, never decodes)
+    and compare with the header's frame count, which catches truncated files.
+    Raises VideoDecodeError."""
     ffprobe = require_tool("ffprobe")
     if not path.is_file():
         raise VideoDecodeError("video file not found", path=path)
     if path.stat().st_size == 0:
         raise VideoDecodeError("video file is empty (0 bytes)", path=path)
-    info = _ffprobe(ffprobe, path, count=False)
+    info = _ffprobe(ffprobe, path)
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
         raise VideoDecodeError("no video stream", path=path, expected="one video stream")
-    n_frames = int(video.get("nb_frames") or 0)
-    if n_frames <= 0:  # the container keeps no frame count (webm, mkv): count packets
-        counted = _ffprobe(ffprobe, path, count=True).get("streams", [])
-        video = next(s for s in counted if s.get("codec_type") == "video")
-        n_frames = int(video.get("nb_read_packets") or 0)
+    n_frames = int(video.get("nb_read_packets") or 0)
+    declared = int(video.get("nb_frames") or 0)  # absent in webm/mkv
+    if declared and n_frames < declared:
+        raise VideoDecodeError(
+            f"video is truncated: its header declares {declared} frames, the file holds "
+            f"{n_frames}", path=path, expected=f"{declared} frames")
     if n_frames <= 0:
         raise VideoDecodeError("video stream holds no frames", path=path)
     duration = float(video.get("duration") or info.get("format", {}).get("duration") or 0.0)

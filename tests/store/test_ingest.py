@@ -95,6 +95,7 @@ def test_broken_videos_are_quarantined_and_the_rest_lands(sample_release: Path,
     report = ingest(mutable_release, tmp_path / "store")
     assert set(report.quarantined) == {empty_id, cut_id}
     assert "empty" in report.quarantined[empty_id]
+    assert "truncated" in report.quarantined[cut_id]
     q = read_table(tmp_path / "store", "quarantine")
     assert set(q["video_id"]) == {empty_id, cut_id} and set(q["stage"]) == {"ingest"}
     assert report.videos == ok_report.videos - 2
