@@ -115,6 +115,68 @@ def stats(
 
 @app.command()
 @_friendly
+def purge(
+    participant: Annotated[str, typer.Option("--participant", help="Participant id.")],
+    store: Annotated[Path, typer.Option("--store", help="Store directory.")] = Path("store"),
+    reason: Annotated[str, typer.Option(help="Recorded in the audit table.")] =
+    "consent withdrawn",
+) -> None:
+    """Consent withdrawn: remove a participant from every table and array, audit it."""
+    from store.purge import purge_participant
+
+    report = purge_participant(store, participant, reason=reason)
+    total = sum(report.rows_removed.values())
+    typer.echo(f"purged participant (subject {report.subject_sha256[:12]}): "
+               f"{report.feature_videos_removed} feature videos, {total} table rows; "
+               "future ingests will exclude them")
+
+
+@app.command()
+@_friendly
+def verify(
+    store: Annotated[Path, typer.Argument(help="Store directory.")],
+) -> None:
+    """Check the store against its tables; exit 1 with a precise report when not valid."""
+    from store.catalog import refresh_catalog
+    from store.verify import verify_store
+
+    problems = verify_store(store)
+    for p in problems:
+        typer.secho(str(p), fg=typer.colors.RED if p.severity == "error"
+                    else typer.colors.YELLOW, err=True)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        typer.secho(f"store is NOT valid: {len(errors)} error(s)", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(1)
+    fsets, ext = refresh_catalog(store)
+    typer.secho(f"store is valid: {fsets.height} feature sets, {ext.height} extracted videos",
+                fg=typer.colors.GREEN)
+
+
+@app.command("export-baseline")
+@_friendly
+def export_baseline_cmd(
+    store: Annotated[Path, typer.Argument(help="Store directory.")],
+    out: Annotated[Path, typer.Argument(help="Output directory.")],
+    source: Annotated[list[str] | None, typer.Option(
+        help="modality=featureset[:array], repeatable (default: every feature set).")] = None,
+) -> None:
+    """Write per-video .npy arrays (n_frames rows) and labels, as the BAH baseline reads."""
+    from bahfs.errors import ConfigError
+    from store.export import export_baseline
+
+    sources = None
+    if source:
+        if any("=" not in s for s in source):
+            raise ConfigError(f"bad --source {source}", expected="modality=featureset[:array]")
+        sources = dict(s.split("=", 1) for s in source)
+    report = export_baseline(store, out, sources)
+    typer.echo(f"exported {report.videos} videos to {report.out}: {report.modalities}")
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Working directory for the demo.")] = Path("demo"),
     participants: Annotated[int, typer.Option(help="Participants in the sample.")] = 6,

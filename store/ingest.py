@@ -24,6 +24,7 @@ from bahfs.media import VideoInfo, probe_video
 from bahfs.release import codebook as cb
 from bahfs.release import read_release
 from bahfs.release.reader import safe_relative
+from store.purge import subject_hash, withdrawn
 from store.tables import write_manifest, write_table
 
 CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
@@ -55,12 +56,17 @@ class IngestReport:
     quarantined: dict[str, str]  # video id -> reason
 
 
-def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy) -> pl.DataFrame:
-    """Participants lacking a required consent, with the reason (names the consents)."""
+def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy,
+                       withdrawn_subjects: set[str] | frozenset[str] = frozenset()
+                       ) -> pl.DataFrame:
+    """Participants lacking a required consent or who withdrew, with the reason."""
     reasons = []
     for row in participants.iter_rows(named=True):
         missing = [c for c in policy.require if not row[CONSENTS[c]]]
-        if missing:
+        if subject_hash(row["participant_id"]) in withdrawn_subjects:
+            reasons.append({"participant_id": row["participant_id"],
+                            "reason": "withdrew consent (purged)"})
+        elif missing:
             reasons.append({"participant_id": row["participant_id"],
                             "reason": "declined use in " + " and ".join(missing)})
     return pl.DataFrame(reasons, schema={"participant_id": pl.String, "reason": pl.String})
@@ -87,7 +93,7 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
     """Read the release at ``dataset`` and (re)write every table under ``store``."""
     policy = policy or ConsentPolicy()
     rel = read_release(Path(dataset))
-    excl = consent_exclusions(rel.participants, policy)
+    excl = consent_exclusions(rel.participants, policy, withdrawn(Path(store)))
     excluded_ids = excl["participant_id"].to_list()
     keep = ~pl.col("participant_id").is_in(excluded_ids)
     n_per_pid = rel.videos.group_by("participant_id").len("n_videos")

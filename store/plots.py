@@ -19,6 +19,7 @@ def _bar(ax: Any, labels: list[str], values: list[float], title: str, xlabel: st
     ax.barh(labels[::-1], values[::-1], color="#4c72b0")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
+    ax.set_xlim(0, 100)
 
 
 def plot_stats(stats: dict[str, pl.DataFrame], out_dir: Path) -> list[Path]:

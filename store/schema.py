@@ -91,6 +91,35 @@ TABLES: Final[dict[str, dict[str, pl.DataType | type[pl.DataType]]]] = {
         "stage": pl.String,
         "reason": pl.String,
     },
+    "featuresets": {
+        "feature_set": pl.String,
+        "extractor": pl.String,
+        "model_sha256": pl.String,
+        "config": pl.String,
+        "arrays": pl.String,
+        "created": pl.String,
+        "videos": pl.Int32,
+        "rows": pl.Int64,
+    },
+    "extracted": {
+        "feature_set": pl.String,
+        "video_id": pl.String,
+        "participant_id": pl.String,
+        "n_frames": pl.Int32,
+        "written_at": pl.String,
+    },
+    "withdrawals": {
+        "subject_sha256": pl.String,
+        "withdrawn_at": pl.String,
+    },
+    "audit": {
+        "event_id": pl.String,
+        "at": pl.String,
+        "operator": pl.String,
+        "action": pl.String,
+        "subject_sha256": pl.String,
+        "detail": pl.String,
+    },
     "splits": {
         "video_id": pl.String,
         "participant_id": pl.String,
@@ -98,6 +127,11 @@ TABLES: Final[dict[str, dict[str, pl.DataType | type[pl.DataType]]]] = {
         "label": pl.Int8,
     },
 }
+
+
+#: Tables written by `bahfs ingest` (the others are kept by the store itself).
+INGEST_TABLES: Final = ("participants", "exclusions", "videos", "segments", "cues",
+                        "frame_labels", "transcripts", "splits", "quarantine")
 
 
 def schema(table: str) -> pl.Schema:

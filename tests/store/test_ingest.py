@@ -12,7 +12,7 @@ import yaml
 from bahfs.errors import ConfigError
 from bahfs.release import codebook as cb
 from store.ingest import ConsentPolicy, ingest
-from store.schema import TABLES
+from store.schema import INGEST_TABLES
 from store.tables import read_manifest, read_table
 
 
@@ -24,7 +24,7 @@ def _declined(root: Path) -> dict[str, set[str]]:
 
 def _all_pids(store: Path) -> set[str]:
     pids: set[str] = set()
-    for name in TABLES:
+    for name in INGEST_TABLES:
         if name == "exclusions":
             continue
         pids |= set(read_table(store, name)["participant_id"].to_list())
@@ -72,7 +72,7 @@ def test_tables_match_the_release(sample_release: Path, tmp_path: Path) -> None:
 def test_rerun_is_idempotent(sample_release: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     ingest(sample_release, store)
-    first = {n: read_table(store, n) for n in TABLES}
+    first = {n: read_table(store, n) for n in INGEST_TABLES}
     ingest(sample_release, store)
     for name, df in first.items():
         assert read_table(store, name).equals(df), name

@@ -14,7 +14,7 @@ def test_doc_lists_every_declared_column_with_its_type() -> None:
     documented: dict[str, dict[str, str]] = {}
     table = None
     for line in DOC.read_text().splitlines():
-        if line.startswith("## "):
+        if line.startswith("## ") and not line.startswith("## Tables"):
             table = line[3:].strip()
             documented[table] = {}
         m = re.match(r"^\| (\w+) \| (\w+) \|", line)

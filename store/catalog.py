@@ -1,0 +1,60 @@
+"""The feature-set and extracted-video tables, derived from the Zarr hierarchy.
+
+The hierarchy is the single source of truth (a video exists once its group is
+published), so these tables can never disagree with it: they are snapshots,
+refreshed by :func:`refresh_catalog` (after every extraction run and by verify).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from store.layout import features_root, read_attrs
+from store.schema import empty
+from store.tables import write_table
+
+
+def extracted_table(store: Path) -> pl.DataFrame:
+    """One row per (feature set, video) present in the store."""
+    root = features_root(store)
+    rows = []
+    if root.is_dir():
+        for fs in sorted(d for d in root.iterdir() if (d / "zarr.json").is_file()):
+            for pdir in sorted(d for d in fs.iterdir() if d.is_dir()):
+                for vdir in sorted(d for d in pdir.iterdir() if (d / "zarr.json").is_file()):
+                    a = read_attrs(vdir)
+                    rows.append({"feature_set": fs.name, "video_id": vdir.name,
+                                 "participant_id": pdir.name, "n_frames": a.get("n_frames"),
+                                 "written_at": a.get("written_at")})
+    return pl.DataFrame(rows, schema=empty("extracted").schema)
+
+
+def featuresets_table(store: Path, extracted: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per feature set: provenance, videos and frame rows stored."""
+    extracted = extracted_table(store) if extracted is None else extracted
+    counts = {r[0]: (r[1], r[2]) for r in extracted.group_by("feature_set").agg(
+        pl.len(), pl.col("n_frames").cast(pl.Int64).sum()).iter_rows()}
+    rows = []
+    root = features_root(store)
+    for fs in sorted(d for d in root.iterdir() if (d / "zarr.json").is_file()) \
+            if root.is_dir() else []:
+        a = read_attrs(fs)
+        n_videos, n_rows = counts.get(fs.name, (0, 0))
+        rows.append({"feature_set": fs.name, "extractor": a.get("extractor"),
+                     "model_sha256": a.get("model_sha256"),
+                     "config": json.dumps(a.get("config"), sort_keys=True),
+                     "arrays": json.dumps(a.get("arrays")), "created": a.get("created"),
+                     "videos": n_videos, "rows": n_rows})
+    return pl.DataFrame(rows, schema=empty("featuresets").schema)
+
+
+def refresh_catalog(store: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rewrite ``featuresets`` and ``extracted`` from the hierarchy; return both."""
+    ext = extracted_table(store)
+    fsets = featuresets_table(store, ext)
+    write_table(store, "extracted", ext)
+    write_table(store, "featuresets", fsets)
+    return fsets, ext

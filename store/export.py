@@ -1,0 +1,80 @@
+"""Export to the per-video array layout of the official BAH baseline code.
+
+For each chosen (feature set, array) and each video, one ``.npy`` file of
+``n_frames`` rows, plus one label array per video:
+
+```
+OUT/<modality>/<participant>/<visit>/<video stem>.npy   (n_frames, dim) features
+OUT/labels/<participant>/<visit>/<video stem>.npy        (n_frames,) int64 0/1
+OUT/<split>.txt                                          <video path>,<label>,<transcript>
+OUT/export.json                                          feature sets and provenance
+```
+The paths mirror the release's ``Videos/`` tree, so the baseline's loaders can be
+pointed at ``OUT`` instead of its own feature folders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from bahfs.errors import StoreError
+from store.reader import FeatureReader
+from store.tables import read_table
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    out: str
+    videos: int
+    modalities: dict[str, str]  # modality -> "<feature set>:<array>"
+
+
+def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = None
+                    ) -> ExportReport:
+    """Write the baseline layout. ``sources`` maps a modality folder name to a feature
+    set id or extractor name, optionally ``:array``; default: every feature set, its
+    first declared array, under the extractor's name."""
+    reader = FeatureReader(store)
+    sets = reader.featuresets()
+    if sources is None:
+        sources = {s.extractor: fs for fs, s in sets.items()}
+    chosen: dict[str, tuple[str, str]] = {}
+    for modality, ref in sources.items():
+        name, _, array = ref.partition(":")
+        fs = reader.resolve(name)
+        array = array or sets[fs].arrays[0].name
+        if array not in {a.name for a in sets[fs].arrays}:
+            raise StoreError(f"feature set {fs} has no array {array!r}",
+                             expected=str([a.name for a in sets[fs].arrays]))
+        chosen[modality] = (fs, array)
+    videos = read_table(store, "videos")
+    complete = set.intersection(*(set(reader.extracted(fs)) for fs, _ in chosen.values())) \
+        if chosen else set()
+    n_done = 0
+    split_lines: dict[str, list[str]] = {}
+    for row in videos.iter_rows(named=True):
+        vid = row["video_id"]
+        if vid not in complete:
+            continue
+        stem = str(PurePosixPath(row["path"]).with_suffix(""))
+        for modality, (fs, array) in chosen.items():
+            target = out / modality / f"{stem}.npy"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            np.save(target, reader.read_rows(fs, vid, array, 0, row["n_frames"]))
+        target = out / "labels" / f"{stem}.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, reader.labels(vid).astype(np.int64))
+        split_lines.setdefault(row["split"], []).append(
+            f"{row['path']},{row['global_label']},{row['transcript'] or ''}")
+        n_done += 1
+    for split, lines in split_lines.items():
+        (out / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "export.json").write_text(json.dumps({
+        m: {"feature_set": fs, "array": a, "provenance": sets[fs].to_attrs()}
+        for m, (fs, a) in chosen.items()}, indent=2, default=str), encoding="utf-8")
+    return ExportReport(str(out), n_done, {m: f"{fs}:{a}" for m, (fs, a) in chosen.items()})

@@ -1,0 +1,133 @@
+"""Where things live in a store directory, and small filesystem helpers.
+
+```
+STORE/
+  tables/                       Parquet tables (docs/tables.md)
+  features.zarr/                Zarr v3 hierarchy (docs/store.md)
+    <featureset id>/            attrs: extractor, config, model_sha256, arrays, created
+      <participant id>/
+        <video id>/             attrs: n_frames, written_at, ...; published atomically
+          timestamps            (n_frames,) float64
+          <array>               (n_frames, *shape), one uncompressed chunk
+  .staging/                     videos being written (invisible to readers)
+  .trash/                       removed trees waiting to be deleted
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bahfs.errors import StoreError
+
+FEATURES = "features.zarr"
+STAGING = ".staging"
+TRASH = ".trash"
+LAYOUT_VERSION = 1
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def features_root(store: Path) -> Path:
+    return Path(store) / FEATURES
+
+
+def check_name(kind: str, name: str) -> str:
+    """Ids become directory names: refuse anything that could escape or collide."""
+    if not _SAFE.match(name) or ".." in name:
+        raise StoreError(f"{kind} {name!r} is not a safe store name",
+                         expected="letters, digits, '_', '-', '.'; no '..'")
+    return name
+
+
+def video_dir(store: Path, fs_id: str, participant_id: str, video_id: str) -> Path:
+    return (features_root(store) / check_name("feature set", fs_id)
+            / check_name("participant", participant_id) / check_name("video", video_id))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_group(path: Path, attrs: dict[str, Any] | None = None) -> None:
+    """Create a Zarr v3 group at ``path`` if absent (atomic; safe under concurrency)."""
+    meta = path / "zarr.json"
+    if meta.exists():
+        return
+    atomic_write_text(meta, json.dumps({"zarr_format": 3, "node_type": "group",
+                                        "attributes": attrs or {}}, indent=2))
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """Attributes of the Zarr node at ``path`` (group or array)."""
+    meta = path / "zarr.json"
+    try:
+        attrs: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))["attributes"]
+    except FileNotFoundError as exc:
+        raise StoreError("missing Zarr metadata", path=meta) from exc
+    except (ValueError, KeyError) as exc:
+        raise StoreError(f"unreadable Zarr metadata: {exc}", path=meta) from exc
+    return attrs
+
+
+def staging_dir(store: Path) -> Path:
+    """A fresh private staging directory for this process."""
+    path = Path(store) / STAGING / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(store: Path) -> list[Path]:
+    """Remove staging dirs of dead writer processes on this host; return them."""
+    root = Path(store) / STAGING
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    host = socket.gethostname()
+    for d in root.iterdir():
+        h, _, rest = d.name.rpartition("-")[0].rpartition("-")
+        try:
+            pid = int(rest)
+        except ValueError:
+            continue
+        if h == host and pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def remove_tree(store: Path, path: Path) -> None:
+    """Make ``path`` vanish at once (rename into .trash), then delete it."""
+    if not path.exists():
+        return
+    trash = Path(store) / TRASH
+    trash.mkdir(parents=True, exist_ok=True)
+    target = trash / f"{uuid.uuid4().hex}"
+    os.rename(path, target)
+    shutil.rmtree(target, ignore_errors=True)

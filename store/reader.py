@@ -1,0 +1,243 @@
+"""Reading features: a video, a frame range, or a batch of random multimodal windows.
+
+Opened lazily and fork-aware: caches are dropped when the process id changes, so
+one reader can be handed to torch DataLoader workers and each opens its own files.
+
+Fast path: an array written by :mod:`store.writer` is one uncompressed chunk
+(raw little-endian bytes), so rows ``[a, b)`` are one ``os.pread`` at a computed
+offset. Any other Zarr array (compressed, chunked differently, written by another
+tool) is read through zarr-python. Both return the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from bahfs.errors import StoreError
+from bahfs.features import FeatureSetSpec
+from store.layout import features_root, read_attrs, video_dir
+from store.tables import tables_dir
+
+_MAX_FDS = 256
+
+
+@dataclass(frozen=True)
+class _ArrayMeta:
+    path: Path
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    raw_chunk: Path | None  # set when the fast path applies
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+
+def _array_meta(path: Path) -> _ArrayMeta:
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise StoreError("array not found", path=path) from exc
+    shape = tuple(int(s) for s in meta["shape"])
+    dtype = np.dtype(meta["data_type"]).newbyteorder("<")
+    chunk = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+    codecs = meta.get("codecs", [])
+    raw = (chunk == shape and len(codecs) == 1 and codecs[0]["name"] == "bytes"
+           and codecs[0].get("configuration", {}).get("endian", "little") == "little"
+           and meta["chunk_key_encoding"]["name"] == "default"
+           and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/")
+    chunk_file = path.joinpath("c", *(["0"] * len(shape))) if raw else None
+    return _ArrayMeta(path, dtype, shape, chunk_file)
+
+
+def _read_columns(store: Path, table: str, columns: list[str]) -> dict[str, list[Any]]:
+    """Columns of a table as Python lists, read by pyarrow on this thread only.
+
+    polars (and pyarrow's thread pool) can deadlock in a process forked after they
+    started threads; DataLoader workers are such processes, so this path avoids both.
+    """
+    import pyarrow.parquet as pq
+
+    path = tables_dir(store) / f"{table}.parquet"
+    if not path.is_file():
+        raise StoreError(f"table {table!r} is missing; run `bahfs ingest` first", path=path)
+    t = pq.read_table(path, columns=columns, use_threads=False)
+    return {c: t.column(c).to_pylist() for c in columns}
+
+
+class FeatureReader:
+    """Lazy, fork-safe reader of a store's features and frame labels."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = Path(store)
+        if not features_root(self.store).is_dir():
+            raise StoreError("store has no features yet", path=features_root(self.store),
+                             expected="a store written by `bahfs extract`")
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._meta: dict[Path, _ArrayMeta] = {}
+        self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._videos: dict[str, tuple[str, int]] | None = None
+        self._labels: dict[str, np.ndarray] | None = None
+
+    def _check_fork(self) -> None:
+        """In a forked worker, drop the parent's file handles (the immutable index and
+        labels stay: they are plain Python and numpy objects)."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self.close()
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled into spawn workers: path only
+        return {"store": self.store}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.store = state["store"]
+        self._reset()
+
+    # -- catalogue -------------------------------------------------------------------
+    def featuresets(self) -> dict[str, FeatureSetSpec]:
+        """Feature sets in the store, by id."""
+        root = features_root(self.store)
+        return {d.name: FeatureSetSpec.from_attrs(read_attrs(d)) for d in sorted(root.iterdir())
+                if (d / "zarr.json").is_file()}
+
+    def resolve(self, name: str) -> str:
+        """A feature set id from an id or an extractor name (which must be unambiguous)."""
+        sets = self.featuresets()
+        if name in sets:
+            return name
+        matches = [i for i, s in sets.items() if s.extractor == name]
+        if len(matches) != 1:
+            raise StoreError(f"{len(matches)} feature sets match {name!r}",
+                             expected=f"one of {sorted(sets)}")
+        return matches[0]
+
+    def _video_index(self) -> dict[str, tuple[str, int]]:
+        self._check_fork()
+        if self._videos is None:
+            v = _read_columns(self.store, "videos", ["video_id", "participant_id", "n_frames"])
+            self._videos = {vid: (pid, int(n)) for vid, pid, n in
+                            zip(v["video_id"], v["participant_id"], v["n_frames"], strict=True)}
+        return self._videos
+
+    def n_frames(self, video_id: str) -> int:
+        return self._locate(video_id)[1]
+
+    def _locate(self, video_id: str) -> tuple[str, int]:
+        try:
+            return self._video_index()[video_id]
+        except KeyError as exc:
+            raise StoreError(f"video {video_id!r} is not in the videos table",
+                             video=video_id) from exc
+
+    def extracted(self, fs_id: str) -> list[str]:
+        """Video ids present in feature set ``fs_id``."""
+        root = features_root(self.store) / fs_id
+        return sorted(v.name for p in root.iterdir() if p.is_dir()
+                      for v in p.iterdir() if (v / "zarr.json").is_file())
+
+    # -- reads -----------------------------------------------------------------------
+    def _meta_for(self, fs_id: str, video_id: str, name: str) -> _ArrayMeta:
+        self._check_fork()
+        pid, _ = self._locate(video_id)
+        path = video_dir(self.store, fs_id, pid, video_id) / name
+        meta = self._meta.get(path)
+        if meta is None:
+            if not (path.parent / "zarr.json").is_file():
+                raise StoreError(f"video {video_id!r} has no features in {fs_id!r}",
+                                 video=video_id, participant=pid,
+                                 expected="a video extracted into this feature set")
+            meta = self._meta[path] = _array_meta(path)
+        return meta
+
+    def _fd(self, path: Path) -> int:
+        fd = self._fds.pop(path, None)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY)
+            if len(self._fds) >= _MAX_FDS:
+                os.close(self._fds.popitem(last=False)[1])
+        self._fds[path] = fd
+        return fd
+
+    def read_rows(self, fs_id: str, video_id: str, name: str, start: int, stop: int
+                  ) -> np.ndarray:
+        """Rows ``[start, stop)`` of array ``name`` of one video."""
+        meta = self._meta_for(fs_id, video_id, name)
+        if not 0 <= start <= stop <= meta.shape[0]:
+            raise StoreError(f"rows [{start}, {stop}) outside video {video_id!r}",
+                             video=video_id, expected=f"0 <= start <= stop <= {meta.shape[0]}")
+        if meta.raw_chunk is not None:
+            nbytes = (stop - start) * meta.row_bytes
+            buf = os.pread(self._fd(meta.raw_chunk), nbytes, start * meta.row_bytes)
+            if len(buf) != nbytes:
+                raise StoreError("chunk file is shorter than its metadata says",
+                                 path=meta.raw_chunk, video=video_id)
+            return np.frombuffer(buf, dtype=meta.dtype).reshape(stop - start, *meta.shape[1:])
+        arr: np.ndarray = np.asarray(zarr.open_array(str(meta.path), mode="r")[start:stop])
+        return arr
+
+    def video(self, fs_id: str, video_id: str, names: list[str] | None = None
+              ) -> dict[str, np.ndarray]:
+        """Every (or the named) array of one video, plus ``timestamps``."""
+        spec = self.featuresets()[fs_id]
+        wanted = names or ["timestamps", *(a.name for a in spec.arrays)]
+        n = self.n_frames(video_id)
+        return {k: self.read_rows(fs_id, video_id, k, 0, n) for k in wanted}
+
+    def frames(self, fs_id: str, video_id: str, start: int, stop: int,
+               names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows ``[start, stop)`` of every (or the named) array of one video."""
+        spec = self.featuresets()[fs_id]
+        wanted = names or ["timestamps", *(a.name for a in spec.arrays)]
+        return {k: self.read_rows(fs_id, video_id, k, start, stop) for k in wanted}
+
+    def labels(self, video_id: str) -> np.ndarray:
+        """Per-frame A/H labels (int8) of one video, from the frame-label table."""
+        self._check_fork()
+        if self._labels is None:
+            fl = _read_columns(self.store, "frame_labels", ["video_id", "frame", "label"])
+            vids = np.asarray(fl["video_id"], dtype=object)
+            order = np.lexsort((fl["frame"], vids))
+            vids, labels = vids[order], np.asarray(fl["label"], np.int8)[order]
+            bounds = np.flatnonzero(vids[1:] != vids[:-1]) + 1
+            starts, stops = np.r_[0, bounds], np.r_[bounds, len(vids)]
+            self._labels = {str(vids[a]): labels[a:b] for a, b in zip(starts, stops,
+                                                                       strict=True)}
+        try:
+            return self._labels[video_id]
+        except KeyError as exc:
+            raise StoreError(f"no frame labels for video {video_id!r}",
+                             video=video_id) from exc
+
+    def windows(self, sources: dict[str, tuple[str, str]], items: list[tuple[str, int]],
+                length: int) -> dict[str, np.ndarray]:
+        """A batch of windows: ``sources`` maps an output key to (feature set, array);
+        ``items`` are (video id, first frame). Returns each key as ``(B, length, ...)``
+        plus ``labels`` ``(B, length)``. A window never crosses a video boundary."""
+        out: dict[str, list[np.ndarray]] = {k: [] for k in (*sources, "labels")}
+        for video_id, start in items:
+            stop = start + length
+            for key, (fs_id, name) in sources.items():
+                out[key].append(self.read_rows(fs_id, video_id, name, start, stop))
+            lab = self.labels(video_id)
+            if stop > lab.shape[0] or start < 0:
+                raise StoreError(f"window [{start}, {stop}) outside video {video_id!r}",
+                                 video=video_id, expected=f"stop <= {lab.shape[0]}")
+            out["labels"].append(lab[start:stop])
+        return {k: np.stack(v) for k, v in out.items()}
+

@@ -1,0 +1,123 @@
+"""Check a store against its tables: every problem named precisely, nothing repaired.
+
+Errors: a table missing or off its schema; a feature set without provenance; a
+video group whose video or participant is not in the tables (orphan) or is
+withdrawn; an array missing, of the wrong dtype or shape, or whose first
+dimension is not the video's frame count; a raw chunk file of the wrong size;
+frame labels not one per frame. Warnings: staging left by a crashed writer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bahfs.errors import BahfsError
+from bahfs.features import FeatureSetSpec
+from store.layout import STAGING, features_root, read_attrs
+from store.purge import subject_hash, withdrawn
+from store.schema import INGEST_TABLES
+from store.tables import read_table
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # "error" | "warning"
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.what}"
+
+
+def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: str
+                 ) -> list[Problem]:
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return [Problem("error", where, f"array {path.name!r} missing or unreadable")]
+    want = [n, *shape]
+    if meta["shape"] != want or np.dtype(meta["data_type"]) != np.dtype(dtype):
+        return [Problem("error", where, f"array {path.name!r} is {meta['data_type']}"
+                        f"{meta['shape']}, expected {dtype}{want}")]
+    chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    if chunk == want and [c["name"] for c in meta.get("codecs", [])] == ["bytes"]:
+        f = path.joinpath("c", *(["0"] * len(want)))
+        size = int(np.prod(want)) * np.dtype(dtype).itemsize
+        if not f.is_file() or f.stat().st_size != size:
+            got = f.stat().st_size if f.is_file() else "no"
+            return [Problem("error", where,
+                            f"array {path.name!r} chunk holds {got} bytes, expected {size}")]
+    return []
+
+
+def verify_store(store: Path) -> list[Problem]:
+    """Every problem found in ``store`` (empty list: the store is valid)."""
+    store = Path(store)
+    problems: list[Problem] = []
+    tables = {}
+    for name in INGEST_TABLES:
+        try:
+            tables[name] = read_table(store, name)
+        except BahfsError as exc:
+            problems.append(Problem("error", f"tables/{name}", exc.message))
+    if "videos" not in tables:
+        return problems
+    videos = {r[0]: (r[1], r[2]) for r in
+              tables["videos"].select("video_id", "participant_id", "n_frames").iter_rows()}
+    gone = withdrawn(store)
+    for name, df in tables.items():
+        if "participant_id" in df.columns and gone:
+            hit = [p for p in df["participant_id"].unique().to_list() if subject_hash(p) in gone]
+            if hit:
+                problems.append(Problem("error", f"tables/{name}",
+                                        f"{len(hit)} withdrawn participant(s) still present"))
+    if "frame_labels" in tables:
+        counts = dict(tables["frame_labels"].group_by("video_id").len().iter_rows())
+        for vid, (_, n) in videos.items():
+            if counts.get(vid) != n:
+                problems.append(Problem("error", f"tables/frame_labels/{vid}",
+                                        f"{counts.get(vid, 0)} labels for {n} frames"))
+    root = features_root(store)
+    for fs in sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []:
+        try:
+            spec = FeatureSetSpec.from_attrs(read_attrs(fs))
+        except BahfsError as exc:
+            problems.append(Problem("error", f"features/{fs.name}",
+                                    f"no provenance: {exc.message}"))
+            continue
+        if not spec.model_sha256 or spec.id != fs.name:
+            problems.append(Problem("error", f"features/{fs.name}",
+                                    "provenance does not match the feature set id"))
+        for pdir in sorted(d for d in fs.iterdir() if d.is_dir()):
+            if subject_hash(pdir.name) in gone:
+                problems.append(Problem("error", f"features/{fs.name}/{pdir.name}",
+                                        "withdrawn participant still has features"))
+            for vdir in sorted(d for d in pdir.iterdir() if d.is_dir()):
+                where = f"features/{fs.name}/{pdir.name}/{vdir.name}"
+                known = videos.get(vdir.name)
+                if known is None or known[0] != pdir.name:
+                    problems.append(Problem("error", where,
+                                            "orphan: video not in the videos table"))
+                    continue
+                n = known[1]
+                try:
+                    attrs = read_attrs(vdir)
+                except BahfsError:
+                    problems.append(Problem("error", where, "video group has no metadata"))
+                    continue
+                if attrs.get("n_frames") != n:
+                    problems.append(Problem("error", where, f"n_frames {attrs.get('n_frames')}"
+                                            f" but the video has {n} frames"))
+                problems += _check_array(vdir / "timestamps", n, "float64", (), where)
+                for a in spec.arrays:
+                    problems += _check_array(vdir / a.name, n, a.dtype, a.shape, where)
+    staging = store / STAGING
+    if staging.is_dir():
+        for d in staging.iterdir():
+            problems.append(Problem("warning", f"{STAGING}/{d.name}",
+                                    "unfinished write (removed by the next writer)"))
+    return problems

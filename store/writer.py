@@ -1,0 +1,119 @@
+"""Publishing one video's features atomically.
+
+A video is written completely into a private staging directory, then renamed
+into ``features.zarr/<feature set>/<participant>/<video>``: readers see all of it
+or nothing. A crash leaves only a staging directory, which no reader looks at and
+which the next writer on this host removes. Writing a video that is already there
+is a no-op unless ``overwrite`` is asked for. Different processes may write
+different videos at once: nothing is shared but the (idempotent) group metadata.
+
+Arrays are uncompressed and stored as one chunk per video, chosen by measurement
+(``benchmarks/store.py``, ``docs/store.md``): float16 features compress ~1.1x with
+zstd while reads get ~2x slower, and a whole-video chunk lets a window be one read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import zarr
+
+from bahfs.errors import StoreError
+from bahfs.features import FeatureSetSpec, VideoFeatures
+from store.layout import (
+    LAYOUT_VERSION,
+    clean_stale_staging,
+    ensure_group,
+    features_root,
+    read_attrs,
+    remove_tree,
+    staging_dir,
+    video_dir,
+)
+
+Outcome = Literal["written", "skipped", "overwritten"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    fs_id: str
+    video_id: str
+    outcome: Outcome
+    n_frames: int
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class FeatureWriter:
+    """Writes videos' features into the store at ``store``."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = Path(store)
+        ensure_group(features_root(self.store), {"bahfs_layout": LAYOUT_VERSION})
+        clean_stale_staging(self.store)
+
+    def ensure_featureset(self, spec: FeatureSetSpec) -> Path:
+        """Create the feature set's group with its provenance, or check it matches."""
+        path = features_root(self.store) / spec.id
+        if (path / "zarr.json").exists():
+            stored = read_attrs(path)
+            if FeatureSetSpec.from_attrs(stored).id != spec.id:
+                raise StoreError("feature set metadata does not match its id", path=path,
+                                 expected=f"provenance of {spec.id}")
+            return path
+        ensure_group(path, {**spec.to_attrs(), "created": _now()})
+        return path
+
+    def exists(self, fs_id: str, participant_id: str, video_id: str) -> bool:
+        return (video_dir(self.store, fs_id, participant_id, video_id) / "zarr.json").exists()
+
+    def write(self, features: VideoFeatures, *, overwrite: bool = False) -> WriteResult:
+        """Publish ``features`` atomically; a present video is skipped unless overwrite."""
+        spec = features.spec
+        self.ensure_featureset(spec)
+        final = video_dir(self.store, spec.id, features.participant_id, features.video_id)
+        n = features.n_frames
+        if final.exists() and not overwrite:
+            return WriteResult(spec.id, features.video_id, "skipped", n)
+        ensure_group(final.parent, {"participant_id": features.participant_id})
+        stage = staging_dir(self.store)
+        try:
+            built = stage / features.video_id
+            self._build(built, features)
+            outcome: Outcome = "written"
+            if final.exists():  # overwrite: move the old one out of sight first
+                remove_tree(self.store, final)
+                outcome = "overwritten"
+            try:
+                os.rename(built, final)
+            except OSError as exc:  # another writer published it in between
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return WriteResult(spec.id, features.video_id, "skipped", n)
+                raise
+            return WriteResult(spec.id, features.video_id, outcome, n)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    @staticmethod
+    def _build(path: Path, features: VideoFeatures) -> None:
+        n = features.n_frames
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        items = {"timestamps": features.timestamps.astype(np.float64), **features.arrays}
+        for name, arr in items.items():
+            z = group.create_array(name, shape=arr.shape, chunks=arr.shape, dtype=arr.dtype,
+                                   compressors=None, fill_value=0,
+                                   config={"write_empty_chunks": True})
+            z[...] = arr
+        group.attrs.update({"video_id": features.video_id,
+                            "participant_id": features.participant_id,
+                            "feature_set": features.spec.id, "n_frames": n,
+                            "written_at": _now(), **features.attrs})
