@@ -4,7 +4,7 @@ The floor is what any ingest must do: parse the annotation YAML (libyaml) and
 probe every video once with ffprobe (same thread pool). The ratio says how much
 bahfs adds on top (validation, cross-checks, consent, Parquet writes).
 
-    .venv/bin/python benchmarks/ingest.py DATASET [--repeat 3]
+    .venv/bin/python -m benchmarks.ingest DATASET [--repeat 3]
 """
 
 from __future__ import annotations

@@ -105,15 +105,11 @@ class FeatureWriter:
 
     @staticmethod
     def _build(path: Path, features: VideoFeatures) -> None:
-        n = features.n_frames
-        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        attrs = {"video_id": features.video_id, "participant_id": features.participant_id,
+                 "feature_set": features.spec.id, "n_frames": features.n_frames,
+                 "written_at": _now(), **features.attrs}
+        group = zarr.create_group(str(path), zarr_format=3, attributes=attrs)
         items = {"timestamps": features.timestamps.astype(np.float64), **features.arrays}
         for name, arr in items.items():
-            z = group.create_array(name, shape=arr.shape, chunks=arr.shape, dtype=arr.dtype,
-                                   compressors=None, fill_value=0,
-                                   config={"write_empty_chunks": True})
-            z[...] = arr
-        group.attrs.update({"video_id": features.video_id,
-                            "participant_id": features.participant_id,
-                            "feature_set": features.spec.id, "n_frames": n,
-                            "written_at": _now(), **features.attrs})
+            group.create_array(name, data=arr, chunks=arr.shape, compressors=None,
+                               fill_value=0, config={"write_empty_chunks": True})

@@ -1,0 +1,209 @@
+"""Feature-store speed on a BAH-sized synthetic store, against in-memory numpy.
+
+    .venv/bin/python -m benchmarks.store [--videos 1427] [--frames 916618] [--dir /tmp/x]
+
+Prints: write MB/s; random 96-frame multimodal windows/s (face 512 + audio 128 +
+word 384, float16, plus labels) through `store.reader.FeatureReader` against the
+same windows sliced from in-memory numpy arrays (page cache warm); bytes per frame
+on disk; time to append a 10-video batch to a small and to the full store; and,
+on a subset, the layout alternatives (zarr-python reads, 256-frame chunks, zstd).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import zarr
+
+from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
+from store.reader import FeatureReader
+from store.tables import write_table
+from store.writer import FeatureWriter
+
+DIMS = {"face": 512, "audio": 128, "words": 384}
+WINDOW, BATCH = 96, 64
+
+
+def specs() -> dict[str, FeatureSetSpec]:
+    return {m: FeatureSetSpec(m, {"bench": True}, "0" * 64,
+                              (ArraySpec("embedding", "float16", (d,)),))
+            for m, d in DIMS.items()}
+
+
+def lengths(n_videos: int, n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    raw = rng.gamma(2.0, 1.0, n_videos)
+    out = np.maximum(72, (raw / raw.sum() * n_frames).astype(int))
+    out[0] += n_frames - out.sum()
+    return out
+
+
+def write_tables(store: Path, n: np.ndarray, offset: int = 0) -> None:
+    ids = [f"P{(i + offset) // 5:04d}__Visite_1__Q{(i + offset) % 5 + 1}" for i in range(len(n))]
+    pids = [v.split("__")[0] for v in ids]
+    write_table(store, "videos", pl.DataFrame({
+        "video_id": ids, "participant_id": pids, "visit": "Visite_1",
+        "question": [(i + offset) % 5 + 1 for i in range(len(n))], "path": ids,
+        "duration_s": n / 24.0, "fps": 24.0, "n_frames": n, "has_audio": True,
+        "global_label": 1, "split": "train", "annotator_id": "A", "transcript": ""}))
+    vid_col = np.repeat(np.array(ids, dtype=object), n)
+    frames = np.concatenate([np.arange(k) for k in n])
+    write_table(store, "frame_labels", pl.DataFrame({
+        "video_id": vid_col, "participant_id": np.repeat(np.array(pids, dtype=object), n),
+        "frame": frames, "label": (frames % 7 == 0).astype(np.int8), "split": "train"}))
+
+
+def features(spec: FeatureSetSpec, vid: str, pid: str, k: int, rng: np.random.Generator
+             ) -> VideoFeatures:
+    d = spec.arrays[0].shape[0]
+    return VideoFeatures(spec, vid, pid, np.arange(k) / 24.0,
+                         {"embedding": rng.standard_normal((k, d), np.float32)
+                          .astype(np.float16)})
+
+
+def build(store: Path, n: np.ndarray, rng: np.random.Generator, memory: dict[str, Any] | None
+          ) -> tuple[float, int]:
+    write_tables(store, n)
+    w = FeatureWriter(store)
+    total_bytes, t_write = 0, 0.0
+    for i, k in enumerate(n):
+        vid = f"P{i // 5:04d}__Visite_1__Q{i % 5 + 1}"
+        for m, spec in specs().items():
+            f = features(spec, vid, vid.split("__")[0], int(k), rng)
+            if memory is not None:
+                memory[m][vid] = f.arrays["embedding"]
+            t0 = time.perf_counter()
+            w.write(f)
+            t_write += time.perf_counter() - t0
+            total_bytes += f.arrays["embedding"].nbytes + f.timestamps.nbytes
+    return total_bytes / t_write / 1e6, total_bytes
+
+
+def items_for(n: np.ndarray, rng: np.random.Generator, count: int) -> list[tuple[str, int]]:
+    long_enough = np.flatnonzero(n >= WINDOW)
+    idx = long_enough[rng.integers(0, len(long_enough), count)]
+    return [(f"P{i // 5:04d}__Visite_1__Q{i % 5 + 1}", int(rng.integers(0, n[i] - WINDOW + 1)))
+            for i in idx]
+
+
+def bench_store(reader: FeatureReader, items: list[tuple[str, int]]) -> float:
+    sources = {m: (specs()[m].id, "embedding") for m in DIMS}
+    t0 = time.perf_counter()
+    for b in range(0, len(items), BATCH):
+        reader.windows(sources, items[b:b + BATCH], WINDOW)
+    return len(items) / (time.perf_counter() - t0)
+
+
+def bench_memory(memory: dict[str, Any], labels: dict[str, np.ndarray],
+                 items: list[tuple[str, int]]) -> float:
+    t0 = time.perf_counter()
+    for b in range(0, len(items), BATCH):
+        batch = items[b:b + BATCH]
+        {m: np.stack([memory[m][v][s:s + WINDOW] for v, s in batch]) for m in DIMS}
+        np.stack([labels[v][s:s + WINDOW] for v, s in batch])
+    return len(items) / (time.perf_counter() - t0)
+
+
+def build_variant(store: Path, used: list[str], chunks: int | None, compress: bool,
+                  rng: np.random.Generator, n: np.ndarray) -> dict[tuple[str, str], Any]:
+    """A layout variant of the same features (a subset of videos), opened by zarr-python."""
+    root = zarr.open_group(str(store / "variant.zarr"), mode="w")
+    arrays = {}
+    for v in used:
+        k = int(n[int(v[1:5]) * 5 + int(v[-1]) - 1])
+        for m, d in DIMS.items():
+            a = root.create_array(f"{m}/{v}", shape=(k, d), dtype="float16",
+                                  chunks=(chunks or k, d),
+                                  compressors=zarr.codecs.ZstdCodec() if compress else None)
+            a[...] = rng.standard_normal((k, d), np.float32).astype(np.float16)
+            arrays[(m, v)] = a
+    return arrays
+
+
+def bench_zarr_api(arrays: dict[tuple[str, str], Any], items: list[tuple[str, int]]) -> float:
+    t0 = time.perf_counter()
+    for v, s in items:
+        for m in DIMS:
+            arrays[(m, v)][s:s + WINDOW]
+    return len(items) / (time.perf_counter() - t0)
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--videos", type=int, default=1427)
+    ap.add_argument("--frames", type=int, default=916_618)
+    ap.add_argument("--windows", type=int, default=20_000)
+    ap.add_argument("--dir", type=Path, default=None)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    base = Path(args.dir or tempfile.mkdtemp(prefix="bahfs-store-bench-"))
+    shutil.rmtree(base, ignore_errors=True)
+    n = lengths(args.videos, args.frames, rng)
+    memory: dict[str, Any] = {m: {} for m in DIMS}
+    store = base / "full"
+    mbps, nbytes = build(store, n, rng, memory)
+    disk = du(store / "features.zarr")
+    print(f"store: {len(n)} videos, {int(n.sum())} frames, dims {DIMS} float16")
+    print(f"write: {mbps:.0f} MB/s ({nbytes / 1e9:.2f} GB of arrays)")
+    print(f"disk: {disk / n.sum():.0f} bytes/frame (raw arrays {nbytes / n.sum():.0f})")
+
+    reader = FeatureReader(store)
+    labels = {v: reader.labels(v) for v in memory["face"]}
+    items = items_for(n, rng, args.windows)
+    bench_store(reader, items[:2000])  # warm the page cache and metadata caches
+    bench_memory(memory, labels, items[:2000])
+    w_store = bench_store(reader, items)
+    w_mem = bench_memory(memory, labels, items)
+    print(f"random {WINDOW}-frame windows (3 modalities + labels, batches of {BATCH}):")
+    print(f"  store {w_store:,.0f}/s   in-memory numpy {w_mem:,.0f}/s   "
+          f"ratio {w_store / w_mem:.2f}")
+
+    def append(target: Path) -> float:
+        w = FeatureWriter(target)
+        t0 = time.perf_counter()
+        for j in range(10):
+            vid = f"B{j:03d}__Visite_1__Q1"
+            for spec in specs().values():
+                w.write(features(spec, vid, f"B{j:03d}", 600, rng))
+        return time.perf_counter() - t0
+
+    small = base / "small"
+    write_tables(small, n[:10])
+    FeatureWriter(small)
+    t_small, t_full = append(small), append(store)
+    print(f"append 10 videos x 3 modalities: small store {t_small:.3f} s, "
+          f"full store {t_full:.3f} s, ratio {t_full / t_small:.2f}")
+
+    sub = items_for(n[:150], rng, 3000)
+    used = sorted({v for v, _ in sub})
+    variants = {"zarr-python, whole-video chunk, raw": (None, False),
+                "zarr-python, 256-frame chunks, raw": (256, False),
+                "zarr-python, whole-video chunk, zstd": (None, True)}
+    print(f"layout variants ({len(used)} videos), {len(sub)} windows x 3 modalities "
+          "through zarr-python, no labels:")
+    sizes = {}
+    for name, (chunks, comp) in variants.items():
+        arrays = build_variant(base, used, chunks, comp, rng, n)
+        bench_zarr_api(arrays, sub[:300])  # warm
+        rate = bench_zarr_api(arrays, sub)
+        sizes[name] = du(base / "variant.zarr")
+        print(f"  {name}: {rate:,.0f} windows/s ({rate / w_mem:.3f} of in-memory)")
+    ratio = sizes["zarr-python, whole-video chunk, raw"] / sizes[
+        "zarr-python, whole-video chunk, zstd"]
+    print(f"  zstd on float16 features: {ratio:.2f}x smaller")
+    if args.dir is None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
