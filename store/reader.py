@@ -13,8 +13,8 @@ zarr-python. Both return the same values.
 from __future__ import annotations
 
 import json
+import mmap
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,7 @@ class FeatureReader:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._meta: dict[tuple[str, str, str], _ArrayMeta] = {}
-        self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._sources: dict[tuple[str, str, str], tuple[_ArrayMeta, Any]] = {}
         self._videos: dict[str, tuple[str, int]] | None = None
         self._labels: dict[str, np.ndarray] | None = None
 
@@ -109,7 +108,7 @@ class FeatureReader:
 
     def close(self) -> None:
         """Drop every open map (a forked child re-maps on first use)."""
-        self._maps.clear()
+        self._sources.clear()
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into spawn workers: path only
         return {"store": self.store}
@@ -161,54 +160,59 @@ class FeatureReader:
                       for v in p.iterdir() if (v / "zarr.json").is_file())
 
     # -- reads -----------------------------------------------------------------------
-    def _meta_for(self, fs_id: str, video_id: str, name: str) -> _ArrayMeta:
-        self._check_fork()
+    def _source(self, fs_id: str, video_id: str, name: str) -> tuple[_ArrayMeta, Any]:
+        """(metadata, readable array) of one stored array; opened once per process.
+
+        Raw chunks are memory-mapped with MAP_POPULATE (pages pre-faulted, so window
+        reads never fault); other arrays are zarr-python handles. At most _MAX_FDS
+        are kept open (oldest closed first)."""
         key = (fs_id, video_id, name)
-        meta = self._meta.get(key)
-        if meta is None:
-            pid, _ = self._locate(video_id)
-            path = video_dir(self.store, fs_id, pid, video_id) / name
-            if not (path.parent / "zarr.json").is_file():
-                raise StoreError(f"video {video_id!r} has no features in {fs_id!r}",
-                                 video=video_id, participant=pid,
-                                 expected="a video extracted into this feature set")
-            meta = self._meta[key] = _array_meta(path)
-        return meta
-
-    def _mapped(self, meta: _ArrayMeta) -> np.ndarray:
-        """The raw chunk file mapped read-only as an array (LRU of open maps)."""
-        path = meta.raw_chunk
-        if path is None:  # pragma: no cover - callers check
-            raise StoreError("array is not a raw chunk", path=meta.path)
-        arr = self._maps.pop(path, None)
-        if arr is None:
+        src = self._sources.get(key)
+        if src is not None:
+            return src
+        pid, _ = self._locate(video_id)
+        path = video_dir(self.store, fs_id, pid, video_id) / name
+        if not (path.parent / "zarr.json").is_file():
+            raise StoreError(f"video {video_id!r} has no features in {fs_id!r}",
+                             video=video_id, participant=pid,
+                             expected="a video extracted into this feature set")
+        meta = _array_meta(path)
+        data: Any
+        if meta.raw_chunk is None:
+            data = zarr.open_array(str(path), mode="r")
+        else:
             size = meta.shape[0] * meta.row_bytes
-            if path.stat().st_size != size:
-                raise StoreError("chunk file size does not match its metadata", path=path,
+            if meta.raw_chunk.stat().st_size != size:
+                raise StoreError("chunk file size does not match its metadata",
+                                 path=meta.raw_chunk, video=video_id,
                                  expected=f"{size} bytes")
-            arr = np.memmap(path, dtype=meta.dtype, mode="r", shape=meta.shape)
-            if len(self._maps) >= _MAX_FDS:
-                self._maps.popitem(last=False)
-        self._maps[path] = arr
-        return arr
+            with open(meta.raw_chunk, "rb") as fh:
+                mm = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ,
+                               flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+            data = np.frombuffer(mm, dtype=meta.dtype).reshape(meta.shape)
+        if len(self._sources) >= _MAX_FDS:
+            del self._sources[next(iter(self._sources))]
+        self._sources[key] = (meta, data)
+        return meta, data
 
-    def _read_into(self, meta: _ArrayMeta, start: int, stop: int, out: np.ndarray) -> None:
-        """Rows ``[start, stop)`` into ``out`` (right shape and dtype)."""
+    @staticmethod
+    def _read_into(src: tuple[_ArrayMeta, Any], start: int, stop: int, out: np.ndarray
+                   ) -> None:
+        """Rows ``[start, stop)`` of ``src`` into ``out`` (right shape and dtype)."""
+        meta, data = src
         if not 0 <= start <= stop <= meta.shape[0]:
             raise StoreError(f"rows [{start}, {stop}) outside video {meta.path.parent.name!r}",
                              path=meta.path, video=meta.path.parent.name,
                              expected=f"0 <= start <= stop <= {meta.shape[0]}")
-        if meta.raw_chunk is None:
-            out[...] = zarr.open_array(str(meta.path), mode="r")[start:stop]
-        else:
-            out[...] = self._mapped(meta)[start:stop]
+        out[...] = data[start:stop]
 
     def read_rows(self, fs_id: str, video_id: str, name: str, start: int, stop: int
                   ) -> np.ndarray:
         """Rows ``[start, stop)`` of array ``name`` of one video."""
-        meta = self._meta_for(fs_id, video_id, name)
-        out = np.empty((max(stop - start, 0), *meta.shape[1:]), dtype=meta.dtype)
-        self._read_into(meta, start, stop, out)
+        self._check_fork()
+        src = self._source(fs_id, video_id, name)
+        out = np.empty((max(stop - start, 0), *src[0].shape[1:]), dtype=src[0].dtype)
+        self._read_into(src, start, stop, out)
         return out
 
     def video(self, fs_id: str, video_id: str, names: list[str] | None = None
@@ -249,17 +253,19 @@ class FeatureReader:
         """A batch of windows: ``sources`` maps an output key to (feature set, array);
         ``items`` are (video id, first frame). Returns each key as ``(B, length, ...)``
         plus ``labels`` ``(B, length)``. A window never crosses a video boundary."""
+        self._check_fork()
         out: dict[str, np.ndarray] = {}
         for key, (fs_id, name) in sources.items():
-            metas = [self._meta_for(fs_id, vid, name) for vid, _ in items]
-            first = metas[0] if metas else None
-            shape = first.shape[1:] if first else ()
-            buf = np.empty((len(items), length, *shape), dtype=first.dtype if first else "f4")
-            for b, ((vid, start), meta) in enumerate(zip(items, metas, strict=True)):
-                if meta.shape[1:] != shape or meta.dtype != buf.dtype:
-                    raise StoreError(f"{key}: video {vid!r} has {meta.dtype}{meta.shape[1:]}",
-                                     video=vid, expected=f"{buf.dtype}{shape} like the batch")
-                self._read_into(meta, start, start + length, buf[b])
+            srcs = [self._source(fs_id, vid, name) for vid, _ in items]
+            shape = srcs[0][0].shape[1:] if srcs else ()
+            dtype = srcs[0][0].dtype if srcs else np.dtype("f4")
+            buf = np.empty((len(items), length, *shape), dtype=dtype)
+            for b, ((vid, start), src) in enumerate(zip(items, srcs, strict=True)):
+                if src[0].shape[1:] != shape or src[0].dtype != dtype:
+                    raise StoreError(f"{key}: video {vid!r} has {src[0].dtype}"
+                                     f"{src[0].shape[1:]}", video=vid,
+                                     expected=f"{dtype}{shape} like the rest of the batch")
+                self._read_into(src, start, start + length, buf[b])
             out[key] = buf
         labels = np.empty((len(items), length), dtype=np.int8)
         for b, (vid, start) in enumerate(items):

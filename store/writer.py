@@ -111,5 +111,7 @@ class FeatureWriter:
         group = zarr.create_group(str(path), zarr_format=3, attributes=attrs)
         items = {"timestamps": features.timestamps.astype(np.float64), **features.arrays}
         for name, arr in items.items():
+            dims = ("frame", *(f"{name}_{i}" for i in range(1, arr.ndim)))
             group.create_array(name, data=arr, chunks=arr.shape, compressors=None,
-                               fill_value=0, config={"write_empty_chunks": True})
+                               fill_value=0, dimension_names=dims,
+                               config={"write_empty_chunks": True})

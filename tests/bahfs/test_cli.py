@@ -49,3 +49,32 @@ def test_sample_data_command(tmp_path: Path) -> None:
                                  "--max-questions", "1", "--max-seconds", "14"])
     assert result.exit_code == 0, result.output
     assert len(list((out / "Videos").rglob("*.mp4"))) == 1
+
+
+def test_purge_verify_export_commands(sample_release: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
+    from store.tables import read_table
+    from store.writer import FeatureWriter
+
+    store = tmp_path / "store"
+    assert runner.invoke(app, ["ingest", str(sample_release), "--store", str(store)]
+                         ).exit_code == 0
+    spec = FeatureSetSpec("audio", {}, "c" * 64, (ArraySpec("logmel", "float32", (4,)),))
+    w = FeatureWriter(store)
+    videos = read_table(store, "videos").select("video_id", "participant_id", "n_frames")
+    for vid, pid, n in videos.iter_rows():
+        w.write(VideoFeatures(spec, vid, pid, np.arange(n) / 24.0,
+                              {"logmel": np.ones((n, 4), np.float32)}))
+    result = runner.invoke(app, ["verify", str(store)])
+    assert result.exit_code == 0 and "store is valid" in result.output, result.output
+    result = runner.invoke(app, ["export-baseline", str(store), str(tmp_path / "out")])
+    assert result.exit_code == 0 and f"exported {videos.height} videos" in result.output
+    pid = videos["participant_id"][0]
+    result = runner.invoke(app, ["purge", "--participant", pid, "--store", str(store)])
+    assert result.exit_code == 0 and "future ingests will exclude them" in result.output
+    assert runner.invoke(app, ["verify", str(store)]).exit_code == 0
+    (store / "tables" / "videos.parquet").unlink()
+    result = runner.invoke(app, ["verify", str(store)])
+    assert result.exit_code == 1 and "tables/videos" in result.output

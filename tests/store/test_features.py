@@ -292,3 +292,18 @@ def test_export_baseline_layout(filled: Path, tmp_path: Path) -> None:
     lines = sum(len((out / f"{s}.txt").read_text().splitlines())
                 for s in ("train", "val", "test") if (out / f"{s}.txt").exists())
     assert lines == videos.height
+
+
+def test_readable_with_xarray_without_bahfs(filled: Path) -> None:
+    """A video group opens as an xarray Dataset indexed by frame (plain zarr + xarray)."""
+    code = f"""
+import sys, xarray as xr
+sys.modules['bahfs'] = None; sys.modules['store'] = None   # prove bahfs is not needed
+ds = xr.open_zarr({str(features_root(filled))!r}, group={{group!r}}, consolidated=False)
+print(ds.sizes['frame'], ds['embedding'].shape, float(ds['timestamps'][1]))
+"""
+    vid, pid, n = _videos(filled)[0]
+    group = f"{SPEC.id}/{pid}/{vid}"
+    out = subprocess.run([sys.executable, "-c", code.replace("{group!r}", repr(group))],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(n), f"({n},", "16)", str(1 / 24.0)]
