@@ -27,6 +27,11 @@ want="$(cat pyproject.toml .ci/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "[setup] installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
+  # torch first, pinned: on this machine kind pip takes a local CPU wheel for it, so
+  # the project's torch range is already met and never pulls a multi-GB CUDA build.
+  if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    .venv/bin/python -m pip install -q torch==2.13.0
+  fi
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi

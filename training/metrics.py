@@ -55,7 +55,7 @@ def average_precision(p_pos: np.ndarray, gt: np.ndarray) -> float:
     recall = tp / n_pos
     dx = np.diff(recall)
     if np.all(dx <= 0):
-        return float(-np.trapezoid(precision, recall))
+        return float(-np.trapezoid(precision, recall)) + 0.0  # no "-0.0"
     return float(np.trapezoid(precision, recall))  # pragma: no cover - recall never rises
 
 

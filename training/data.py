@@ -1,0 +1,187 @@
+"""torch datasets of fixed-length frame windows read from the store (never the video).
+
+A window never crosses a video boundary: windows start at 0, hop, 2*hop, ... and a
+last one is aligned to the video's end so every frame is covered; a video shorter
+than the window gives one window padded with zeros (``mask`` marks real frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from bahfs.errors import ConfigError
+from store.reader import FeatureReader
+from store.tables import read_table
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input modality: which feature set and array feed it, and its width."""
+
+    modality: str
+    feature_set: str
+    array: str
+    dim: int
+    model_sha256: str
+
+
+def resolve_sources(store: Path, modalities: list[str]) -> list[Source]:
+    """``face`` (extractor name) or ``face=<feature set or extractor>[:array]``."""
+    reader = FeatureReader(store)
+    sets = reader.featuresets()
+    out = []
+    for item in modalities:
+        name, _, ref = item.partition("=")
+        fs_name, _, array = (ref or name).partition(":")
+        fs = reader.resolve(fs_name)
+        spec = sets[fs]
+        arr = next((a for a in spec.arrays if a.name == (array or spec.arrays[0].name)), None)
+        if arr is None or len(arr.shape) != 1:
+            raise ConfigError(f"modality {item!r}: no 1-d per-frame array {array!r} in {fs}",
+                              expected=str([a.name for a in spec.arrays if len(a.shape) == 1]))
+        out.append(Source(name, fs, arr.name, arr.shape[0], spec.model_sha256))
+    return out
+
+
+def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
+    """Starts of windows covering ``[0, n_frames)`` without crossing its end."""
+    if length <= 0 or hop <= 0:
+        raise ConfigError(f"window {length} / hop {hop}", expected="positive integers")
+    if n_frames <= length:
+        return [0]
+    starts = list(range(0, n_frames - length + 1, hop))
+    if starts[-1] + length < n_frames:
+        starts.append(n_frames - length)
+    return starts
+
+
+class WindowDataset(Dataset[dict[str, torch.Tensor]]):
+    """Windows of ``length`` frames over the videos of ``split`` (or ``video_ids``)."""
+
+    def __init__(self, store: Path, sources: list[Source], *, length: int, hop: int,
+                 split: str | None = None, video_ids: list[str] | None = None) -> None:
+        self.reader = FeatureReader(store)
+        self.sources, self.length = sources, length
+        videos = read_table(store, "videos")
+        if split is not None:
+            videos = videos.filter(pl.col("split") == split)
+        if video_ids is not None:
+            videos = videos.filter(pl.col("video_id").is_in(video_ids))
+        present = set.intersection(*(set(self.reader.extracted(s.feature_set))
+                                     for s in sources))
+        videos = videos.filter(pl.col("video_id").is_in(list(present))).sort("video_id")
+        if videos.height == 0:
+            raise ConfigError(f"no extracted videos for split {split!r}",
+                              expected="videos present in every chosen feature set")
+        self.videos = videos
+        items, pids, positive = [], [], []
+        for vid, pid, n in videos.select("video_id", "participant_id", "n_frames").iter_rows():
+            labels = self.reader.labels(vid)
+            for s in window_starts(n, length, hop):
+                items.append((vid, s))
+                pids.append(pid)
+                positive.append(bool(labels[s:s + length].any()))
+        self.items: list[tuple[str, int]] = items
+        self.participants = np.array(pids)
+        self.positive = np.array(positive)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        vid, start = self.items[i]
+        n = self.reader.n_frames(vid)
+        stop = min(start + self.length, n)
+        out: dict[str, torch.Tensor] = {}
+        for s in self.sources:
+            x = np.zeros((self.length, s.dim), np.float16)
+            x[: stop - start] = self.reader.read_rows(s.feature_set, vid, s.array, start, stop)
+            out[s.modality] = torch.from_numpy(x)
+        labels = np.zeros(self.length, np.int64)
+        labels[: stop - start] = self.reader.labels(vid)[start:stop]
+        mask = np.zeros(self.length, bool)
+        mask[: stop - start] = True
+        out["labels"] = torch.from_numpy(labels)
+        out["mask"] = torch.from_numpy(mask)
+        out["index"] = torch.tensor(i)
+        return out
+
+
+class NegativeUndersampler(Sampler[int]):
+    """Every window with A/H plus ``ratio`` times as many A/H-free windows, drawn anew
+    each epoch (call ``set_epoch``), shuffled: the paper's negative under-sampling."""
+
+    def __init__(self, positive: np.ndarray, ratio: float = 1.0, seed: int = 0) -> None:
+        self.pos = np.flatnonzero(positive)
+        self.neg = np.flatnonzero(~positive)
+        self.ratio, self.seed, self.epoch = ratio, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pos) + min(len(self.neg), round(self.ratio * max(len(self.pos), 1)))
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        k = len(self) - len(self.pos)
+        idx = np.concatenate([self.pos, rng.choice(self.neg, size=k, replace=False)])
+        return iter(rng.permutation(idx).tolist())
+
+
+class ParticipantBalancedSampler(Sampler[int]):
+    """Windows drawn so that each participant is equally likely (with replacement)."""
+
+    def __init__(self, participants: np.ndarray, num_samples: int | None = None,
+                 seed: int = 0) -> None:
+        _, inverse, counts = np.unique(participants, return_inverse=True, return_counts=True)
+        self.weights = 1.0 / counts[inverse]
+        self.weights /= self.weights.sum()
+        self.n = num_samples or len(participants)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        return iter(rng.choice(len(self.weights), size=self.n, p=self.weights).tolist())
+
+
+def participant_split(store: Path, participant_id: str, fractions: tuple[float, ...] =
+                      (0.6, 0.2, 0.2), seed: int = 0) -> dict[str, list[str]]:
+    """Personalisation protocol: a train/val/test split of one participant's videos,
+    stratified by the video label so each part gets both classes where it can."""
+    videos = read_table(store, "videos").filter(pl.col("participant_id") == participant_id)
+    if videos.height < len(fractions):
+        raise ConfigError(f"participant {participant_id!r} has {videos.height} videos",
+                          expected=f"at least {len(fractions)} for a target split")
+    rng = np.random.default_rng(seed)
+    names = ("train", "val", "test")[: len(fractions)]
+    parts: dict[str, list[str]] = {n: [] for n in names}
+    classes: dict[str, set[int]] = {n: set() for n in names}
+    for label in (1, 0):  # the rarer class is dealt first
+        vids = videos.filter(pl.col("global_label") == label)["video_id"].to_list()
+        for vid in (vids[i] for i in rng.permutation(len(vids))):
+            # a part lacking this class first, then an empty part, then the least filled
+            k = min(range(len(names)), key=lambda k: (
+                label in classes[names[k]], bool(parts[names[k]]),
+                len(parts[names[k]]) / fractions[k], k))
+            parts[names[k]].append(vid)
+            classes[names[k]].add(label)
+    return parts
+
+
+def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}

@@ -1,0 +1,184 @@
+"""Train a baseline from the store and evaluate it with the official BAH metrics.
+
+A run directory holds ``config.json``, ``model.pt`` (weights + what is needed to
+rebuild the model) and ``results.json`` (config, the feature sets used with their
+model SHA-256, frame- and video-level metrics per split).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader
+
+from bahfs.errors import ConfigError, StoreError
+from training.data import (
+    NegativeUndersampler,
+    ParticipantBalancedSampler,
+    Source,
+    WindowDataset,
+    collate,
+    resolve_sources,
+)
+from training.metrics import bah_metrics, video_logits, video_probability
+from training.models import build_model
+
+
+class TrainConfig(BaseModel):
+    """Options of one training run (validated)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store: Path
+    model: str = "tcn"
+    modalities: tuple[str, ...] = ("face", "audio", "words")
+    window: int = Field(default=96, ge=1)
+    hop: int = Field(default=48, ge=1)
+    epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=2e-3, gt=0)
+    hidden: int = Field(default=64, ge=4)
+    seed: int = 0
+    sampler: str = Field(default="undersample", pattern="^(undersample|participant|all)$")
+    undersample_ratio: float = Field(default=1.0, gt=0)
+    workers: int = Field(default=0, ge=0)
+    out: Path = Path("runs")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _loader(ds: WindowDataset, cfg: TrainConfig, train: bool) -> DataLoader[Any]:
+    sampler: Any = None
+    if train and cfg.sampler == "undersample":
+        sampler = NegativeUndersampler(ds.positive, cfg.undersample_ratio, cfg.seed)
+    elif train and cfg.sampler == "participant":
+        sampler = ParticipantBalancedSampler(ds.participants, seed=cfg.seed)
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler,
+                      shuffle=train and sampler is None, num_workers=cfg.workers,
+                      collate_fn=collate, persistent_workers=cfg.workers > 0,
+                      multiprocessing_context="fork" if cfg.workers > 0 else None)
+
+
+def train_epoch(model: torch.nn.Module, loader: DataLoader[Any], opt: torch.optim.Optimizer,
+                keys: list[str]) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        logits = model({k: batch[k] for k in keys})
+        mask = batch["mask"]
+        loss = torch.nn.functional.cross_entropy(logits[mask], batch["labels"][mask])
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        total += loss.item() * int(mask.sum())
+        count += int(mask.sum())
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict_frames(model: torch.nn.Module, ds: WindowDataset, keys: list[str],
+                   batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Per-frame logits for every frame of every video of ``ds`` (overlaps averaged)."""
+    model.eval()
+    sums = {v: np.zeros((n, 2)) for v, n in ds.videos.select("video_id", "n_frames").iter_rows()}
+    hits = {v: np.zeros(len(s)) for v, s in sums.items()}
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    for batch in loader:
+        logits = model({k: batch[k] for k in keys}).numpy()
+        for b, i in enumerate(batch["index"].tolist()):
+            vid, start = ds.items[i]
+            m = batch["mask"][b].numpy()
+            sums[vid][start:start + m.sum()] += logits[b][m]
+            hits[vid][start:start + m.sum()] += 1
+    return {v: sums[v] / hits[v][:, None] for v in sums}
+
+
+def evaluate_predictions(ds: WindowDataset, logits: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Frame- and video-level official metrics for per-frame logits."""
+    vids = sorted(logits)
+    gt = np.concatenate([ds.reader.labels(v) for v in vids]).astype(int)
+    frame = bah_metrics(gt, np.concatenate([logits[v] for v in vids]))
+    p = {v: torch.softmax(torch.from_numpy(logits[v]), 1)[:, 1].numpy() for v in vids}
+    labels = dict(ds.videos.select("video_id", "global_label").iter_rows())
+    vp = np.array([video_probability(p[v]) for v in vids])
+    video = bah_metrics(np.array([labels[v] for v in vids]), video_logits(vp))
+    return {"frames": int(gt.size), "positive_rate": float(gt.mean()), "frame": frame,
+            "videos": len(vids), "video": video}
+
+
+def _build(cfg: TrainConfig, sources: list[Source]) -> torch.nn.Module:
+    return build_model(cfg.model, {s.modality: s.dim for s in sources}, cfg.hidden)
+
+
+def train(cfg: TrainConfig, log: Any = print) -> Path:
+    """Train ``cfg.model`` on the train split; evaluate val and test; return the run dir."""
+    seed_everything(cfg.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    sources = resolve_sources(cfg.store, list(cfg.modalities))
+    keys = [s.modality for s in sources]
+    train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train")
+    model = _build(cfg, sources)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    loader = _loader(train_ds, cfg, train=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
+    run.mkdir(parents=True, exist_ok=False)
+    history = []
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        loss = train_epoch(model, loader, opt, keys)
+        history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0})
+        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f} "
+            f"({time.perf_counter() - t0:.1f} s)")
+    torch.save({"state_dict": model.state_dict(), "config": cfg.model_dump(mode="json"),
+                "sources": [s.__dict__ for s in sources]}, run / "model.pt")
+    results: dict[str, Any] = {
+        "config": cfg.model_dump(mode="json"),
+        "feature_sets": {s.modality: {"feature_set": s.feature_set, "array": s.array,
+                                      "model_sha256": s.model_sha256} for s in sources},
+        "train_windows": len(train_ds), "history": history, "splits": {}}
+    (run / "config.json").write_text(json.dumps(results["config"], indent=2))
+    for split in ("val", "test"):
+        try:
+            results["splits"][split] = evaluate_run_model(model, cfg, sources, split)
+        except ConfigError as exc:  # e.g. a store without that split
+            results["splits"][split] = {"error": exc.message}
+    (run / "results.json").write_text(json.dumps(results, indent=2))
+    return run
+
+
+def evaluate_run_model(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
+                       split: str) -> dict[str, Any]:
+    ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split=split)
+    keys = [s.modality for s in sources]
+    return evaluate_predictions(ds, predict_frames(model, ds, keys))
+
+
+def evaluate(run: Path, split: str = "test", store: Path | None = None) -> dict[str, Any]:
+    """Re-evaluate a saved run on ``split``; writes ``eval_<split>.json`` in the run."""
+    path = Path(run) / "model.pt"
+    if not path.is_file():
+        raise StoreError("not a run directory (no model.pt)", path=run,
+                         expected="a directory written by `bahfs train`")
+    ckpt = torch.load(path, weights_only=True)
+    cfg = TrainConfig(**{**ckpt["config"], **({"store": store} if store else {})})
+    sources = [Source(**s) for s in ckpt["sources"]]
+    model = _build(cfg, sources)
+    model.load_state_dict(ckpt["state_dict"])
+    result = evaluate_run_model(model, cfg, sources, split)
+    (Path(run) / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
+    return result
