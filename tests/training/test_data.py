@@ -10,7 +10,6 @@ import pytest
 from torch.utils.data import DataLoader
 
 from bahfs.errors import ConfigError
-from store.synthetic import SyntheticConfig, make_synthetic_store
 from store.tables import read_table
 from training.data import (
     NegativeUndersampler,
@@ -21,16 +20,6 @@ from training.data import (
     resolve_sources,
     window_starts,
 )
-
-CFG = SyntheticConfig(participants=10, videos_per_participant=3, mean_frames=200,
-                      dims=(("face", 8), ("audio", 4)), shift=0.5, signal_dims=2)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("synth") / "store"
-    make_synthetic_store(store, CFG)
-    return store
 
 
 def test_window_starts_cover_without_crossing() -> None:
@@ -55,7 +44,7 @@ def test_windows_never_cross_videos_and_labels_line_up(synth: Path) -> None:
         want = labels.filter((pl.col("video_id") == vid) & (pl.col("frame") >= start)
                              & (pl.col("frame") < start + real)).sort("frame")["label"]
         assert item["labels"][:real].tolist() == want.to_list()
-        assert item["face"].shape == (32, 8) and item["audio"].shape == (32, 4)
+        assert item["face"].shape == (32, 16) and item["audio"].shape == (32, 8)
         got = ds.reader.read_rows(sources[0].feature_set, vid, "embedding", start, start + real)
         np.testing.assert_array_equal(item["face"][:real].numpy(), got)
 

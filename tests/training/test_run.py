@@ -10,19 +10,8 @@ from typer.testing import CliRunner
 
 from bahfs.cli import app
 from bahfs.errors import ConfigError
-from store.synthetic import SyntheticConfig, make_synthetic_store
 from training.models import build_model
 from training.run import TrainConfig, evaluate, train
-
-CFG = SyntheticConfig(participants=16, videos_per_participant=3, mean_frames=300,
-                      dims=(("face", 16), ("audio", 8)), shift=0.5, signal_dims=4)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("planted") / "store"
-    make_synthetic_store(store, CFG)
-    return store
 
 
 def test_tcn_finds_the_planted_signal(synth: Path, tmp_path: Path) -> None:

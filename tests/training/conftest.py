@@ -1,0 +1,20 @@
+"""A store with a planted A/H signal, shared by the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from store.synthetic import SyntheticConfig, make_synthetic_store
+
+PLANTED = SyntheticConfig(participants=16, videos_per_participant=3, mean_frames=300,
+                          dims=(("face", 16), ("audio", 8)), shift=0.5, signal_dims=4)
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tables + face (16-d, A/H frames shifted) and audio (8-d noise) features."""
+    store = tmp_path_factory.mktemp("planted") / "store"
+    make_synthetic_store(store, PLANTED)
+    return store
