@@ -70,6 +70,10 @@ class VideoDecodeError(BahfsError):
     """A video cannot be decoded (corrupt, empty, no video stream)."""
 
 
+class ExtractionError(BahfsError):
+    """An extractor failed on a video (model error, bad output)."""
+
+
 class StoreError(BahfsError):
     """The feature store or its tables are missing, damaged or inconsistent."""
 

@@ -1,0 +1,121 @@
+"""The extractor contract: a frozen config dataclass, a registered name, declared
+outputs, and a method that turns one decoded video into typed per-frame arrays.
+
+An extractor sees a :class:`DecodedVideo` (frame timestamps, the soundtrack, and a
+way to stream the frames) and returns :class:`bahfs.features.VideoFeatures`, whose
+arrays all have exactly ``len(timestamps)`` rows; the store checks it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from bahfs.errors import ConfigError, ExtractionError
+from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
+from bahfs.media import VideoInfo
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """One video as the extractors see it (decoded once, shared by all of them)."""
+
+    path: Path
+    video_id: str
+    participant_id: str
+    info: VideoInfo
+    timestamps: np.ndarray  # (n_frames,) seconds, one per decoded frame
+    audio: np.ndarray | None  # mono float32 at 16 kHz; None without an audio stream
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.timestamps.shape[0])
+
+
+class Extractor(ABC):
+    """Base class: subclasses set ``name``, ``Config`` and ``outputs``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Any]]
+
+    def __init__(self, config: Any = None) -> None:
+        config = config if config is not None else self.Config()
+        params = getattr(type(config), "__dataclass_params__", None)
+        if not isinstance(config, self.Config) or params is None or not params.frozen:
+            raise ConfigError(f"{self.name}: config must be a frozen {self.Config.__name__}",
+                              expected=f"{self.Config.__name__}(...)")
+        self.config = config
+
+    @abstractmethod
+    def outputs(self) -> tuple[ArraySpec, ...]:
+        """The arrays this extractor produces, each ``(n_frames, *shape)``."""
+
+    def model_sha256(self) -> str:
+        """SHA-256 of the model file(s); extractors without a model hash their code."""
+        return hashlib.sha256(f"{type(self).__module__}.{type(self).__qualname__}".encode()
+                              ).hexdigest()
+
+    def spec(self) -> FeatureSetSpec:
+        return FeatureSetSpec(self.name, dataclasses.asdict(self.config),  # frozen dataclass
+                              self.model_sha256(),
+                              self.outputs(), extra=self.provenance())
+
+    def provenance(self) -> dict[str, Any]:
+        """What is not identity but worth recording (runtime provider, versions)."""
+        return {}
+
+    @abstractmethod
+    def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
+        """Per-frame arrays for ``video`` (validated against :meth:`outputs`)."""
+
+    def extract(self, video: DecodedVideo) -> VideoFeatures:
+        try:
+            arrays = self.compute(video)
+        except ExtractionError:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            raise ExtractionError(f"{self.name} failed: {exc}", path=video.path,
+                                  participant=video.participant_id, video=video.video_id
+                                  ) from exc
+        return VideoFeatures(self.spec(), video.video_id, video.participant_id,
+                             video.timestamps.astype(np.float64), arrays)
+
+
+REGISTRY: dict[str, type[Extractor]] = {}
+E = TypeVar("E", bound=type[Extractor])
+
+
+def register(cls: E) -> E:
+    """Class decorator: make an extractor available by its name."""
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ConfigError(f"two extractors named {cls.name!r}")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_extractor(name: str) -> type[Extractor]:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown extractor {name!r}", expected=f"one of {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def frame_windows(times: np.ndarray, rate: int, window_s: float) -> tuple[np.ndarray, int]:
+    """Sample index where a window of ``window_s`` centred on each frame time starts,
+    and the window length in samples (the paper's one audio vector per frame)."""
+    length = max(1, round(window_s * rate))
+    starts = np.round(times * rate).astype(np.int64) - length // 2
+    return starts, length
+
+
+def gather(signal: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """``(n, length)`` windows of ``signal`` at ``starts``, zero outside the signal."""
+    pad = np.concatenate([np.zeros(length, signal.dtype), signal, np.zeros(length, signal.dtype)])
+    idx = starts[:, None] + length + np.arange(length)[None, :]
+    return pad[np.clip(idx, 0, pad.size - 1)]
+

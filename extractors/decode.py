@@ -1,0 +1,102 @@
+"""Decoding with ffmpeg (through ffmpeg-python): frames streamed at the video's own
+rate with their presentation timestamps, and mono 16 kHz audio.
+
+Frames are never resampled to a nominal rate (``-fps_mode passthrough``): webcam
+recordings can have a variable frame rate, so each frame's time comes from
+ffmpeg's ``showinfo`` filter, read from the same decoding run. The number of
+frames downstream is the number decoded here, always.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from bahfs.errors import VideoDecodeError
+from bahfs.media import VideoInfo, probe_video
+
+AUDIO_RATE = 16_000
+_PTS = re.compile(rb"\bn:\s*(\d+)\b.*?\bpts_time:\s*(-?[0-9.eE+-]+)")
+
+
+@dataclass
+class FrameStream:
+    """Frames of one video, decoded in batches; ``timestamps`` fills as they arrive."""
+
+    path: Path
+    info: VideoInfo
+    batch: int = 32
+    timestamps: list[float] = field(default_factory=list)
+    n_decoded: int = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Batches of RGB frames, uint8 ``(B, H, W, 3)``, in decoding order."""
+        w, h = self.info.width, self.info.height
+        proc = (ffmpeg.input(str(self.path))
+                .output("pipe:", format="rawvideo", pix_fmt="rgb24", vf="showinfo",
+                        fps_mode="passthrough", map="0:v:0")
+                .global_args("-nostdin", "-hide_banner", "-loglevel", "info")
+                .run_async(pipe_stdout=True, pipe_stderr=True))
+        stderr: list[bytes] = []
+        reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
+        reader.start()
+        frame_bytes = w * h * 3
+        try:
+            while True:
+                buf = proc.stdout.read(frame_bytes * self.batch)
+                if not buf:
+                    break
+                n = len(buf) // frame_bytes
+                if n * frame_bytes != len(buf):
+                    raise VideoDecodeError("decoder returned a partial frame", path=self.path)
+                self.n_decoded += n
+                yield np.frombuffer(buf, np.uint8).reshape(n, h, w, 3)
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+            reader.join(timeout=10)
+        log = b"".join(stderr)
+        if code != 0:
+            tail = log.decode(errors="replace").strip().splitlines()[-3:]
+            raise VideoDecodeError(f"ffmpeg failed to decode: {' / '.join(tail)}",
+                                   path=self.path, expected="a decodable video stream")
+        self.timestamps = [float(m[2]) for m in _PTS.finditer(log)]
+        if len(self.timestamps) != self.n_decoded or self.n_decoded == 0:
+            raise VideoDecodeError(
+                f"decoded {self.n_decoded} frames but read {len(self.timestamps)} timestamps",
+                path=self.path, expected="one timestamp per decoded frame")
+
+
+def open_video(path: Path, batch: int = 32) -> FrameStream:
+    """Probe ``path`` and return a stream of its frames (errors name the file)."""
+    path = Path(path)
+    info = probe_video(path)
+    if info.width <= 0 or info.height <= 0:
+        raise VideoDecodeError("video stream has no frame size", path=path)
+    return FrameStream(path, info, batch)
+
+
+def decode_audio(path: Path, info: VideoInfo | None = None) -> np.ndarray | None:
+    """The whole soundtrack as float32 mono at 16 kHz, or None without an audio stream."""
+    info = info or probe_video(Path(path))
+    if not info.has_audio:
+        return None
+    try:
+        out, _ = (ffmpeg.input(str(path)).output("pipe:", format="f32le", ac=1,
+                                                  ar=AUDIO_RATE, map="0:a:0")
+                  .global_args("-nostdin", "-loglevel", "error")
+                  .run(capture_stdout=True, capture_stderr=True))
+    except ffmpeg.Error as exc:
+        msg = (exc.stderr or b"").decode(errors="replace").strip()[-300:]
+        raise VideoDecodeError(f"ffmpeg failed to decode the audio: {msg}", path=path,
+                               expected="a decodable audio stream") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise VideoDecodeError(f"cannot run ffmpeg: {exc}", path=path) from exc
+    return np.frombuffer(out, np.float32).copy()
