@@ -239,6 +239,30 @@ def evaluate(
     typer.echo(f"written: {run / f'eval_{split}.json'}")
 
 
+@app.command("extract-video")
+@_friendly
+def extract_video(
+    video: Annotated[Path, typer.Argument(help="Any video file ffmpeg reads.")],
+    out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
+    extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
+                                                 "(default: all registered).")] = "",
+) -> None:
+    """Run the extractors on one video; write a standalone Zarr group (frames first)."""
+    import extractors as registry
+    from extractors.pipeline import extract_all, write_standalone
+
+    names = [n.strip() for n in extractors.split(",") if n.strip()] or sorted(
+        registry.REGISTRY)
+    chosen = [registry.get_extractor(n)() for n in names]
+    t0 = time.perf_counter()
+    feats = extract_all(video, chosen)
+    write_standalone(out, feats, video)
+    n = feats[0].n_frames
+    dt = time.perf_counter() - t0
+    typer.echo(f"{video}: {n} frames, {len(feats)} extractors ({', '.join(names)}) in "
+               f"{dt:.1f} s ({n / dt:.0f} frames/s) -> {out}")
+
+
 @app.command()
 @_friendly
 def demo(

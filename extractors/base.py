@@ -87,6 +87,32 @@ class Extractor(ABC):
                              video.timestamps.astype(np.float64), arrays)
 
 
+class FrameExtractor(Extractor):
+    """An extractor that consumes decoded frames: the pipeline decodes a video once
+    and feeds the same batches to every frame extractor (``consume``), then asks
+    each for its arrays (``finish``)."""
+
+    @abstractmethod
+    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+        """Process a batch of RGB frames ``(B, H, W, 3)`` in decoding order."""
+
+    @abstractmethod
+    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+        """Per-frame arrays once every frame was consumed."""
+
+    def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
+        from extractors.decode import open_video
+
+        state: dict[str, Any] = {}
+        stream = open_video(video.path)
+        for frames in stream:
+            self.consume(state, frames)
+        if stream.n_decoded != video.n_frames:
+            raise ExtractionError(f"decoded {stream.n_decoded} frames, expected "
+                                  f"{video.n_frames}", path=video.path, video=video.video_id)
+        return self.finish(state, video)
+
+
 REGISTRY: dict[str, type[Extractor]] = {}
 E = TypeVar("E", bound=type[Extractor])
 

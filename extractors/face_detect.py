@@ -23,8 +23,7 @@ import numpy as np
 
 from bahfs.errors import ConfigError
 from bahfs.features import ArraySpec
-from extractors.base import DecodedVideo, Extractor, register
-from extractors.decode import open_video
+from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.runtime import check_model, providers, session
 
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
@@ -105,7 +104,7 @@ def align(frame: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarr
 
 
 @register
-class FaceDetector(Extractor):
+class FaceDetector(FrameExtractor):
     """Top face per frame: box, 5 landmarks, score, has_face (CenterFace, ONNX)."""
 
     name = "face_detect"
@@ -153,13 +152,12 @@ class FaceDetector(Extractor):
         marks[~found] = 0
         return boxes, marks, np.where(found, score, 0).astype(np.float32), found
 
-    def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
-        parts: list[tuple[np.ndarray, ...]] = []
-        stream = open_video(video.path, batch=self.config.batch)
-        for frames in stream:
-            parts.append(self.detect(frames))
-        if stream.n_decoded != video.n_frames:
-            raise ConfigError(f"decoded {stream.n_decoded} frames, expected {video.n_frames}",
-                              path=video.path, video=video.video_id)
-        return {name: np.concatenate([p[i] for p in parts])
-                for i, name in enumerate(("box", "landmarks", "score", "has_face"))}
+    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+        for start in range(0, frames.shape[0], self.config.batch):
+            state.setdefault("parts", []).append(
+                self.detect(frames[start:start + self.config.batch]))
+
+    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+        parts = state.get("parts", [])
+        names = ("box", "landmarks", "score", "has_face")
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}

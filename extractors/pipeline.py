@@ -1,0 +1,63 @@
+"""Run several extractors on one video with a single decode, and the standalone
+``bahfs extract-video`` output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from bahfs.errors import ExtractionError
+from bahfs.features import VideoFeatures
+from extractors.base import DecodedVideo, Extractor, FrameExtractor
+from extractors.decode import decode_audio, open_video
+
+
+def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
+                participant_id: str = "", batch: int = 32) -> list[VideoFeatures]:
+    """Decode ``path`` once; return each extractor's validated output."""
+    path = Path(path)
+    stream = open_video(path, batch=batch)
+    framers = [e for e in extractors if isinstance(e, FrameExtractor)]
+    states: list[dict[str, Any]] = [{} for _ in framers]
+    for frames in stream:
+        for fx, st in zip(framers, states, strict=True):
+            fx.consume(st, frames)
+    video = DecodedVideo(path, video_id or path.stem, participant_id or "unknown",
+                         stream.info, np.asarray(stream.timestamps, np.float64),
+                         decode_audio(path, stream.info))
+    finished = {id(fx): fx.finish(st, video) for fx, st in zip(framers, states, strict=True)}
+    out = []
+    for e in extractors:
+        try:
+            arrays = finished[id(e)] if id(e) in finished else e.compute(video)
+        except (ValueError, RuntimeError) as exc:
+            raise ExtractionError(f"{e.name} failed: {exc}", path=path, video=video.video_id
+                                  ) from exc
+        out.append(VideoFeatures(e.spec(), video.video_id, video.participant_id,
+                                 video.timestamps, arrays))
+    return out
+
+
+def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> Path:
+    """One Zarr group for one video: ``<extractor>/<array>``, every array with the
+    decoded frame count as first dimension; provenance in the attributes."""
+    root = zarr.open_group(str(out), mode="w", zarr_format=3)
+    n = features[0].n_frames
+    root.create_array("timestamps", data=features[0].timestamps, dimension_names=("frame",))
+    for f in features:
+        g = root.create_group(f.spec.extractor, attributes=f.spec.to_attrs())
+        for name, arr in f.arrays.items():
+            dims = ("frame", *(f"{name}_{i}" for i in range(1, arr.ndim)))
+            g.create_array(name, data=arr, dimension_names=dims)
+    root.attrs.update({"source": str(source), "n_frames": n,
+                       "extractors": [f.spec.id for f in features],
+                       **{k: v for f in features for k, v in f.attrs.items()}})
+    (Path(out).with_suffix(".json")).write_text(json.dumps(
+        {"source": str(source), "n_frames": n,
+         "feature_sets": {f.spec.extractor: f.spec.to_attrs() for f in features}},
+        indent=2, default=str))
+    return out
