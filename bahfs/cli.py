@@ -245,14 +245,14 @@ def extract_video(
     video: Annotated[Path, typer.Argument(help="Any video file ffmpeg reads.")],
     out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
-                                                 "(default: all registered).")] = "",
+                                                 "(default: face,logmel).")] = "",
 ) -> None:
     """Run the extractors on one video; write a standalone Zarr group (frames first)."""
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
 
-    names = [n.strip() for n in extractors.split(",") if n.strip()] or sorted(
-        registry.REGISTRY)
+    names = [n.strip() for n in extractors.split(",") if n.strip()] or list(
+        registry.DEFAULT_EXTRACTORS)
     chosen = [registry.get_extractor(n)() for n in names]
     t0 = time.perf_counter()
     feats = extract_all(video, chosen)

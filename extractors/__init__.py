@@ -5,7 +5,12 @@ Importing this package registers the extractors it holds.
 """
 
 from extractors import audio as _audio  # noqa: F401 - registers "logmel"
+from extractors import face as _face  # noqa: F401 - registers "face"
 from extractors import face_detect as _face_detect  # noqa: F401 - registers "face_detect"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register
 
-__all__ = ["REGISTRY", "DecodedVideo", "Extractor", "get_extractor", "register"]
+#: What `bahfs extract-video` runs unless told otherwise (face includes detection).
+DEFAULT_EXTRACTORS = ("face", "logmel")
+
+__all__ = ["DEFAULT_EXTRACTORS", "REGISTRY", "DecodedVideo", "Extractor", "get_extractor",
+           "register"]

@@ -1,0 +1,1 @@
+"""Model conversions run once by the install step (in a throwaway environment)."""
