@@ -44,7 +44,9 @@ def main(out_dir: Path) -> None:
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(tmp))
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (16, 64, 64, 1)).astype(np.float32)
-    emb, emo = (np.asarray(t) for t in model(x, training=False))
+    emb, emo = model(x, training=False)  # the second output arrives wrapped in a list
+    emb = np.asarray(emb).reshape(len(x), 128)
+    emo = np.asarray(emo).reshape(len(x), 7)
     np.savez(out_dir / "fer_emotion.reference.npz", face=x, embedding=emb, emotions=emo)
     tmp.replace(onnx_path)
     (out_dir / "fer_emotion.json").write_text(json.dumps({
