@@ -51,4 +51,9 @@ if [ ! -s "$models/fer_emotion.onnx" ] || [ ! -s "$models/fer_emotion.json" ]; t
   rm -rf "$(dirname "$tfenv")"
 fi
 
+if [ ! -s "$models/minilm_tokens.onnx" ] || [ ! -s "$models/minilm_tokens.json" ]; then
+  echo "[setup] exporting MiniLM (word embeddings) to ONNX into $models"
+  .venv/bin/python -m extractors.convert.minilm_to_onnx "$models" >/dev/null 2>&1
+fi
+
 echo "[setup] ready: $(.venv/bin/bahfs --help >/dev/null && echo .venv/bin/bahfs)"

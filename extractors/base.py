@@ -74,6 +74,16 @@ class Extractor(ABC):
     def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
         """Per-frame arrays for ``video`` (validated against :meth:`outputs`)."""
 
+    def attributes(self, video: DecodedVideo) -> dict[str, Any]:
+        """Per-video results that are not per-frame arrays (e.g. a transcript)."""
+        return {}
+
+    def features(self, video: DecodedVideo, arrays: dict[str, np.ndarray]) -> VideoFeatures:
+        """The validated output for ``video`` from computed ``arrays``."""
+        return VideoFeatures(self.spec(), video.video_id, video.participant_id,
+                             video.timestamps.astype(np.float64), arrays,
+                             self.attributes(video))
+
     def extract(self, video: DecodedVideo) -> VideoFeatures:
         try:
             arrays = self.compute(video)
@@ -83,8 +93,7 @@ class Extractor(ABC):
             raise ExtractionError(f"{self.name} failed: {exc}", path=video.path,
                                   participant=video.participant_id, video=video.video_id
                                   ) from exc
-        return VideoFeatures(self.spec(), video.video_id, video.participant_id,
-                             video.timestamps.astype(np.float64), arrays)
+        return self.features(video, arrays)
 
 
 class FrameExtractor(Extractor):

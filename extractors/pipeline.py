@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import zarr
 
-from bahfs.errors import ExtractionError
 from bahfs.features import VideoFeatures
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
@@ -32,13 +31,10 @@ def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
     finished = {id(fx): fx.finish(st, video) for fx, st in zip(framers, states, strict=True)}
     out = []
     for e in extractors:
-        try:
-            arrays = finished[id(e)] if id(e) in finished else e.compute(video)
-        except (ValueError, RuntimeError) as exc:
-            raise ExtractionError(f"{e.name} failed: {exc}", path=path, video=video.video_id
-                                  ) from exc
-        out.append(VideoFeatures(e.spec(), video.video_id, video.participant_id,
-                                 video.timestamps, arrays))
+        if id(e) in finished:
+            out.append(e.features(video, finished[id(e)]))
+        else:
+            out.append(e.extract(video))
     return out
 
 
