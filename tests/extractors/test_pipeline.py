@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def test_extract_video_cli_writes_frames_first_arrays(media: Media, tmp_path: Pa
                                                for _, a in g.arrays()]
     assert len(arrays) >= 8
     assert all(a.shape[0] == plan.n_frames for a in arrays)
-    assert root["face_detect"].attrs["model_sha256"]
+    assert set(dict(root.groups())) == {"face", "logmel", "audio", "words"}
+    assert root["face"].attrs["model_sha256"]
+    assert "words" in json.loads(root.attrs["transcript"])  # no audio: an empty transcript
     assert out.with_suffix(".json").is_file()
 
 
