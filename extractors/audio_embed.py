@@ -15,16 +15,13 @@ PANNs, CLAP and wav2vec2 all download at run time); CTranslate2 runs it instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bahfs.errors import ConfigError
 from bahfs.features import ArraySpec
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
-from extractors.runtime import check_model
 
 _CHUNK_S, _ENC_HZ = 30, 50
 
@@ -46,17 +43,9 @@ class WhisperEncoderExtractor(Extractor):
 
     def __init__(self, config: AudioEmbedConfig | None = None) -> None:
         super().__init__(config)
-        from faster_whisper import WhisperModel
+        from extractors.speech import load_whisper
 
-        from extractors.speech import default_asr_dir
-
-        d = Path(self.config.model_dir) if self.config.model_dir else default_asr_dir()
-        if not (d / "model.bin").is_file():
-            raise ConfigError("no CTranslate2 Whisper model there", path=d,
-                              expected="a directory with model.bin and config.json")
-        self._sha = check_model(d / "model.bin", None)
-        self.model = WhisperModel(str(d), device="cpu", compute_type=self.config.compute_type,
-                                  cpu_threads=2)
+        self.model, self._sha = load_whisper(self.config.model_dir, self.config.compute_type)
         probe = self._encode(np.zeros(AUDIO_RATE, np.float32))
         self.dim = int(probe.shape[1])
 

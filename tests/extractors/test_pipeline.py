@@ -43,7 +43,8 @@ def test_extract_video_cli_writes_frames_first_arrays(media: Media, tmp_path: Pa
     assert set(dict(root.groups())) == {"face", "logmel", "audio", "words"}
     assert root["face"].attrs["model_sha256"]
     assert "words" in json.loads(root.attrs["transcript"])  # no audio: an empty transcript
-    assert out.with_suffix(".json").is_file()
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["n_frames"] == plan.n_frames and side["transcript"]["words"] == []
 
 
 def test_extract_video_cli_names_a_broken_file(media: Media, tmp_path: Path) -> None:
