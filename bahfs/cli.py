@@ -221,6 +221,9 @@ def train(
     results = json.loads((run / "results.json").read_text())
     _print_table(f"{model} on {modalities}: official BAH metrics", _metrics_table(
         results["splits"]))
+    for split, r in results["splits"].items():
+        if "error" in r:
+            typer.secho(f"{split}: not evaluated ({r['error']})", fg=typer.colors.YELLOW)
     typer.echo(f"run: {run}")
 
 
