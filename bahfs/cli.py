@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -306,9 +305,5 @@ def demo(
                 f"plots: {store / 'plots'}\nruns: {out / 'runs'}", fg=typer.colors.GREEN)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
-
-
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    app()

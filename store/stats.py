@@ -41,7 +41,7 @@ def _video_facts(store: Path) -> pl.DataFrame:
                        maintain_order="left")
 
 
-def _rates(group: list[str]) -> list[pl.Expr]:
+def _rates() -> list[pl.Expr]:
     return [
         pl.col("participant_id").n_unique().alias("participants"),
         pl.len().alias("videos"),
@@ -63,11 +63,11 @@ def split_summary(store: Path) -> pl.DataFrame:
                           .alias("seconds")))
     seg_stats = segs.group_by("split").agg(
         pl.len().alias("segments"), pl.col("seconds").mean().round(2).alias("mean_segment_s"))
-    per_split = (facts.group_by("split").agg(*_rates(["split"]),
+    per_split = (facts.group_by("split").agg(*_rates(),
                                              (pl.col("duration_s").sum() / 3600).round(3)
                                              .alias("hours"))
                  .join(seg_stats, on="split", how="left"))
-    total = (facts.select(pl.lit("all").alias("split"), *_rates([]),
+    total = (facts.select(pl.lit("all").alias("split"), *_rates(),
                           (pl.col("duration_s").sum() / 3600).round(3).alias("hours"))
              .with_columns(pl.lit(segs.height, pl.UInt32).alias("segments"),
                            pl.lit(round(float(segs["seconds"].mean() or 0.0), 2))  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ def inconsistency_codes(store: Path) -> pl.DataFrame:
 
 def ah_by_question(store: Path) -> pl.DataFrame:
     """A/H rates per question (1..7)."""
-    return _video_facts(store).group_by("question").agg(*_rates(["question"])).sort("question")
+    return _video_facts(store).group_by("question").agg(*_rates()).sort("question")
 
 
 def ah_by_group(store: Path, field: str) -> pl.DataFrame:
@@ -142,7 +142,7 @@ def ah_by_group(store: Path, field: str) -> pl.DataFrame:
                           expected=f"one of {list(DEMOGRAPHIC_FIELDS)}")
     people = read_table(store, "participants").select("participant_id", field)
     facts = _video_facts(store).join(people, on="participant_id", how="left")
-    return facts.group_by(field).agg(*_rates([field])).sort(field, nulls_last=True)
+    return facts.group_by(field).agg(*_rates()).sort(field, nulls_last=True)
 
 
 def all_stats(store: Path) -> dict[str, pl.DataFrame]:

@@ -125,7 +125,6 @@ def _build(cfg: TrainConfig, sources: list[Source]) -> torch.nn.Module:
 def train(cfg: TrainConfig, log: Any = print) -> Path:
     """Train ``cfg.model`` on the train split; evaluate val and test; return the run dir."""
     seed_everything(cfg.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     sources = resolve_sources(cfg.store, list(cfg.modalities))
     keys = [s.modality for s in sources]
     train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train")
