@@ -23,7 +23,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.bahfs-install-stamp
-want="$(cat pyproject.toml .ci/setup.sh | sha256sum | cut -d' ' -f1)"
+# reinstall when the project's requirements, this script, or its top-level packages
+# change (an editable install maps top-level packages when it is made)
+want="$( (cat pyproject.toml .ci/setup.sh; ls -d */__init__.py 2>/dev/null) | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "[setup] installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
