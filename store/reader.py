@@ -25,7 +25,7 @@ import zarr
 from bahfs.errors import StoreError
 from bahfs.features import FeatureSetSpec
 from store.layout import features_root, read_attrs, video_dir
-from store.tables import tables_dir
+from store.tables import table_path
 
 
 def _fd_budget() -> int:
@@ -40,7 +40,7 @@ _MAX_FDS = _fd_budget()  # each map holds a file descriptor
 
 
 @dataclass(frozen=True)
-class _ArrayMeta:
+class ArrayMeta:
     path: Path
     dtype: np.dtype[Any]
     shape: tuple[int, ...]
@@ -51,7 +51,9 @@ class _ArrayMeta:
         return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
 
-def _array_meta(path: Path) -> _ArrayMeta:
+def array_meta(path: Path) -> ArrayMeta:
+    """Shape, dtype and, for a single uncompressed little-endian chunk (the layout the
+    writer makes), the chunk file: the one place that rule is decided."""
     try:
         meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -65,7 +67,7 @@ def _array_meta(path: Path) -> _ArrayMeta:
            and meta["chunk_key_encoding"]["name"] == "default"
            and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/")
     chunk_file = path.joinpath("c", *(["0"] * len(shape))) if raw else None
-    return _ArrayMeta(path, dtype, shape, chunk_file)
+    return ArrayMeta(path, dtype, shape, chunk_file)
 
 
 def _read_columns(store: Path, table: str, columns: list[str]) -> dict[str, list[Any]]:
@@ -76,10 +78,7 @@ def _read_columns(store: Path, table: str, columns: list[str]) -> dict[str, list
     """
     import pyarrow.parquet as pq
 
-    path = tables_dir(store) / f"{table}.parquet"
-    if not path.is_file():
-        raise StoreError(f"table {table!r} is missing; run `bahfs ingest` first", path=path)
-    t = pq.read_table(path, columns=columns, use_threads=False)
+    t = pq.read_table(table_path(store, table), columns=columns, use_threads=False)
     return {c: t.column(c).to_pylist() for c in columns}
 
 
@@ -95,7 +94,7 @@ class FeatureReader:
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._sources: dict[tuple[str, str, str], tuple[_ArrayMeta, Any]] = {}
+        self._sources: dict[tuple[str, str, str], tuple[ArrayMeta, Any]] = {}
         self._videos: dict[str, tuple[str, int]] | None = None
         self._labels: dict[str, np.ndarray] | None = None
 
@@ -160,7 +159,7 @@ class FeatureReader:
                       for v in p.iterdir() if (v / "zarr.json").is_file())
 
     # -- reads -----------------------------------------------------------------------
-    def _source(self, fs_id: str, video_id: str, name: str) -> tuple[_ArrayMeta, Any]:
+    def _source(self, fs_id: str, video_id: str, name: str) -> tuple[ArrayMeta, Any]:
         """(metadata, readable array) of one stored array; opened once per process.
 
         Raw chunks are memory-mapped with MAP_POPULATE (pages pre-faulted, so window
@@ -176,7 +175,7 @@ class FeatureReader:
             raise StoreError(f"video {video_id!r} has no features in {fs_id!r}",
                              video=video_id, participant=pid,
                              expected="a video extracted into this feature set")
-        meta = _array_meta(path)
+        meta = array_meta(path)
         data: Any
         if meta.raw_chunk is None:
             data = zarr.open_array(str(path), mode="r")
@@ -196,7 +195,7 @@ class FeatureReader:
         return meta, data
 
     @staticmethod
-    def _read_into(src: tuple[_ArrayMeta, Any], start: int, stop: int, out: np.ndarray
+    def _read_into(src: tuple[ArrayMeta, Any], start: int, stop: int, out: np.ndarray
                    ) -> None:
         """Rows ``[start, stop)`` of ``src`` into ``out`` (right shape and dtype)."""
         meta, data = src
@@ -218,10 +217,7 @@ class FeatureReader:
     def video(self, fs_id: str, video_id: str, names: list[str] | None = None
               ) -> dict[str, np.ndarray]:
         """Every (or the named) array of one video, plus ``timestamps``."""
-        spec = self.featuresets()[fs_id]
-        wanted = names or ["timestamps", *(a.name for a in spec.arrays)]
-        n = self.n_frames(video_id)
-        return {k: self.read_rows(fs_id, video_id, k, 0, n) for k in wanted}
+        return self.frames(fs_id, video_id, 0, self.n_frames(video_id), names)
 
     def frames(self, fs_id: str, video_id: str, start: int, stop: int,
                names: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -45,22 +45,24 @@ def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
     return path
 
 
-def read_table(store: Path, name: str) -> pl.DataFrame:
-    """Read table ``name`` with its declared schema; clear error when missing."""
+def table_path(store: Path, name: str) -> Path:
+    """The Parquet file of table ``name``; a clear error when it is missing."""
     path = tables_dir(store) / f"{name}.parquet"
     if not path.is_file():
         raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path,
                          expected=f"{TABLES_DIR}/{name}.parquet")
-    df = pl.read_parquet(path)
+    return path
+
+
+def read_table(store: Path, name: str) -> pl.DataFrame:
+    """Read table ``name`` with its declared schema; clear error when missing."""
+    df = pl.read_parquet(table_path(store, name))
     return df.cast(dict(schema(name).items()), strict=True)
 
 
 def scan_table(store: Path, name: str) -> pl.LazyFrame:
     """Lazy scan of table ``name`` (for large tables such as frame_labels)."""
-    path = tables_dir(store) / f"{name}.parquet"
-    if not path.is_file():
-        raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path)
-    return pl.scan_parquet(path)
+    return pl.scan_parquet(table_path(store, name))
 
 
 def write_manifest(store: Path, manifest: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ frame labels not one per frame. Warnings: staging left by a crashed writer.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from bahfs.errors import BahfsError
 from bahfs.features import FeatureSetSpec
 from store.layout import STAGING, features_root, read_attrs
 from store.purge import subject_hash, withdrawn
+from store.reader import array_meta
 from store.schema import INGEST_TABLES
 from store.tables import read_table
 
@@ -36,17 +36,16 @@ class Problem:
 def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: str
                  ) -> list[Problem]:
     try:
-        meta = json.loads((path / "zarr.json").read_text())
-    except (FileNotFoundError, ValueError):
+        meta = array_meta(path)
+    except (BahfsError, ValueError, KeyError, TypeError):
         return [Problem("error", where, f"array {path.name!r} missing or unreadable")]
-    want = [n, *shape]
-    if meta["shape"] != want or np.dtype(meta["data_type"]) != np.dtype(dtype):
-        return [Problem("error", where, f"array {path.name!r} is {meta['data_type']}"
-                        f"{meta['shape']}, expected {dtype}{want}")]
-    chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
-    if chunk == want and [c["name"] for c in meta.get("codecs", [])] == ["bytes"]:
-        f = path.joinpath("c", *(["0"] * len(want)))
-        size = int(np.prod(want)) * np.dtype(dtype).itemsize
+    want = (n, *shape)
+    if meta.shape != want or meta.dtype != np.dtype(dtype):
+        return [Problem("error", where, f"array {path.name!r} is {meta.dtype}"
+                        f"{list(meta.shape)}, expected {dtype}{list(want)}")]
+    if meta.raw_chunk is not None:
+        f = meta.raw_chunk
+        size = meta.shape[0] * meta.row_bytes
         if not f.is_file() or f.stat().st_size != size:
             got = f.stat().st_size if f.is_file() else "no"
             return [Problem("error", where,
