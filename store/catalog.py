@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from store.layout import features_root, read_attrs
+from store.layout import features_root, published_videos, read_attrs
 from store.schema import empty
 from store.tables import write_table
 
@@ -23,12 +23,11 @@ def extracted_table(store: Path) -> pl.DataFrame:
     rows = []
     if root.is_dir():
         for fs in sorted(d for d in root.iterdir() if (d / "zarr.json").is_file()):
-            for pdir in sorted(d for d in fs.iterdir() if d.is_dir()):
-                for vdir in sorted(d for d in pdir.iterdir() if (d / "zarr.json").is_file()):
-                    a = read_attrs(vdir)
-                    rows.append({"feature_set": fs.name, "video_id": vdir.name,
-                                 "participant_id": pdir.name, "n_frames": a.get("n_frames"),
-                                 "written_at": a.get("written_at")})
+            for vdir in published_videos(store, fs.name):
+                a = read_attrs(vdir)
+                rows.append({"feature_set": fs.name, "video_id": vdir.name,
+                             "participant_id": vdir.parent.name, "n_frames": a.get("n_frames"),
+                             "written_at": a.get("written_at")})
     return pl.DataFrame(rows, schema=empty("extracted").schema)
 
 

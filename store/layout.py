@@ -52,6 +52,15 @@ def video_dir(store: Path, fs_id: str, participant_id: str, video_id: str) -> Pa
             / check_name("participant", participant_id) / check_name("video", video_id))
 
 
+def published_videos(store: Path, fs_id: str) -> list[Path]:
+    """Video groups published in feature set ``fs_id`` (sorted by participant, video)."""
+    root = features_root(store) / fs_id
+    if not root.is_dir():
+        return []
+    return [v for p in sorted(d for d in root.iterdir() if d.is_dir())
+            for v in sorted(p.iterdir()) if (v / "zarr.json").is_file()]
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import zarr
 
 from bahfs.errors import StoreError
 from bahfs.features import FeatureSetSpec
-from store.layout import features_root, read_attrs, video_dir
+from store.layout import features_root, published_videos, read_attrs, video_dir
 from store.tables import table_path
 
 
@@ -154,9 +154,7 @@ class FeatureReader:
 
     def extracted(self, fs_id: str) -> list[str]:
         """Video ids present in feature set ``fs_id``."""
-        root = features_root(self.store) / fs_id
-        return sorted(v.name for p in root.iterdir() if p.is_dir()
-                      for v in p.iterdir() if (v / "zarr.json").is_file())
+        return sorted(v.name for v in published_videos(self.store, fs_id))
 
     # -- reads -----------------------------------------------------------------------
     def _source(self, fs_id: str, video_id: str, name: str) -> tuple[ArrayMeta, Any]:
