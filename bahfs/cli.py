@@ -47,6 +47,9 @@ def _print_table(title: str, df: Any) -> None:
 def sample_data(
     out: Annotated[Path, typer.Argument(help="Directory to write the dataset into.")],
     participants: Annotated[int, typer.Option(help="Number of participants.")] = 6,
+    first_participant: Annotated[int, typer.Option(
+        help="Number of the first participant id (P001 by default); use distinct ranges "
+             "for separate inbox batches.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same annotations.")] = 0,
     max_questions: Annotated[int, typer.Option(help="Questions answered (1-7).")] = 7,
     max_seconds: Annotated[float, typer.Option(help="Longest video, seconds (>= 14).")] = 30.0,
@@ -55,7 +58,8 @@ def sample_data(
     """Generate a sample dataset in the BAH release layout (real H.264/AAC videos)."""
     from bahfs.sample.generate import SampleConfig, generate
 
-    cfg = SampleConfig(participants=participants, seed=seed, max_questions=max_questions,
+    cfg = SampleConfig(participants=participants, first_participant=first_participant,
+                       seed=seed, max_questions=max_questions,
                        max_seconds=max_seconds, workers=workers)
     t0 = time.perf_counter()
     summary = generate(out, cfg)

@@ -80,3 +80,7 @@ class StoreError(BahfsError):
 
 class ConfigError(BahfsError):
     """A configuration value is invalid."""
+
+
+class OrchestrationError(BahfsError):
+    """The Prefect server, a worker, a deployment or a flow run failed."""

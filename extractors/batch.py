@@ -1,79 +1,224 @@
-"""Extract every ingested (consented) video of a release into the store, one video at
-a time: the per-video job that the Prefect flow of issue 5 will schedule as tasks.
+"""Extract the store's pending videos, one video per job: the body of the Prefect
+``extract`` flow's per-video task (``flows/extract.py``), also usable without Prefect
+(:func:`extract_release`).
 
-A video already present in every chosen feature set is skipped; a video that
-fails to decode or extract is quarantined (``quarantine`` table, stage
-``extract``) and the rest still land. Features are written atomically per video.
+* :func:`pending_jobs` lists consented (ingested) videos not yet in every chosen
+  feature set and not quarantined.
+* :func:`run_video` claims the video (``store.locks.video_lock``: a second run that
+  meets it moves on, so no video is processed twice), decodes it once, runs every
+  extractor, checks the frame count, re-checks consent and publishes atomically.
+  A video that fails its checks comes back ``quarantined`` with the reason; other
+  exceptions (transient faults) propagate, for the caller to retry.
+* :func:`record_run` appends the quarantine rows and an ``extract_runs`` row and
+  refreshes the catalog, under the store lock.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import socket
+import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 
-from bahfs.errors import BahfsError
+from bahfs.errors import BahfsError, ConsentError
 from bahfs.release import codebook as cb
 from extractors.base import Extractor
-from extractors.pipeline import extract_all
+from extractors.pipeline import extract_all, shared_extractors
 from store.catalog import refresh_catalog
-from store.tables import read_table, write_table
+from store.layout import video_dir
+from store.locks import store_lock, video_lock
+from store.purge import subject_hash, withdrawn
+from store.schema import empty
+from store.tables import read_table, read_table_or_empty, write_table
 from store.writer import FeatureWriter
+
+Status = Literal["extracted", "skipped", "busy", "quarantined", "failed"]
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to extract (plain values, so it travels to any Dask worker)."""
+
+    video_id: str
+    participant_id: str
+    source: str  # release folder holding Videos/
+    path: str  # relative to Videos/
+    n_frames: int
+
+    @property
+    def file(self) -> Path:
+        return Path(self.source) / cb.VIDEOS_DIR / self.path
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    video_id: str
+    participant_id: str
+    status: Status
+    frames: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+    worker: str = ""  # host:pid that ran it
+    model_loads: int = 0  # times that worker process has loaded the models so far
 
 
 @dataclass
 class ExtractReport:
+    run_id: str = ""
+    feature_sets: list[str] = field(default_factory=list)
     extracted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
+    batches: int = 0
+    model_loads: dict[str, int] = field(default_factory=dict)  # worker -> loads
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def extract_one(dataset: Path, writer: FeatureWriter, extractors: list[Extractor],
-                video_id: str, participant_id: str, rel_path: str, n_frames: int) -> int:
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def feature_set_ids(names: tuple[str, ...]) -> list[str]:
+    return [e.spec().id for e in shared_extractors(names)]
+
+
+def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
+    return all((video_dir(store, fs, job.participant_id, job.video_id) / "zarr.json").exists()
+               for fs in fs_ids)
+
+
+def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[str]]:
+    """Videos still to extract, and those already in every feature set."""
+    store = Path(store)
+    videos = read_table(store, "videos")
+    bad = set(read_table_or_empty(store, "quarantine")["video_id"].to_list())
+    todo, done = [], []
+    for vid, pid, src, rel, n in videos.select("video_id", "participant_id", "source", "path",
+                                               "n_frames").iter_rows():
+        if vid in bad:
+            continue
+        job = VideoJob(vid, pid, src, rel, int(n))
+        (done if _done(store, fs_ids, job) else todo).append(job)
+    return todo, [j.video_id for j in done]
+
+
+def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor, ...],
+                job: VideoJob) -> int:
     """Decode once, run every extractor, check the frame count against the videos
-    table, then publish each feature set; return the frames."""
-    path = Path(dataset) / cb.VIDEOS_DIR / rel_path
-    feats = extract_all(path, extractors, video_id=video_id, participant_id=participant_id)
-    if feats[0].n_frames != n_frames:
+    table and consent, then publish each feature set; return the frames."""
+    feats = extract_all(job.file, list(extractors), video_id=job.video_id,
+                        participant_id=job.participant_id)
+    if feats[0].n_frames != job.n_frames:
         raise BahfsError(f"decoded {feats[0].n_frames} frames, the videos table says "
-                         f"{n_frames}", path=path, participant=participant_id,
-                         video=video_id, expected=f"{n_frames} frames")
+                         f"{job.n_frames}", path=job.file, participant=job.participant_id,
+                         video=job.video_id, expected=f"{job.n_frames} frames")
+    if subject_hash(job.participant_id) in withdrawn(store):
+        raise ConsentError("participant withdrew while the video was extracted; not stored",
+                           participant=job.participant_id, video=job.video_id)
     for f in feats:
         writer.write(f)
     return feats[0].n_frames
 
 
-def extract_release(dataset: Path, store: Path, extractors: list[Extractor],
-                    progress: Callable[[str], None] | None = None) -> ExtractReport:
-    """Extract every video of the store's ``videos`` table not yet fully extracted."""
-    writer = FeatureWriter(store)
-    specs = [e.spec().id for e in extractors]
-    videos = read_table(store, "videos")
-    report = ExtractReport()
-    for vid, pid, rel, n in videos.select("video_id", "participant_id", "path",
-                                          "n_frames").iter_rows():
-        if all(writer.exists(fs, pid, vid) for fs in specs):
-            report.skipped.append(vid)
-            continue
+def run_video(store: str | Path, job: VideoJob, names: tuple[str, ...]) -> VideoOutcome:
+    """Extract one video into ``store`` unless done, claimed elsewhere or broken."""
+    store = Path(store)
+    t0 = time.perf_counter()
+    extractors = shared_extractors(names)
+    who = f"{socket.gethostname()}:{os.getpid()}"
+    loads = shared_extractors.cache_info().misses
+
+    def outcome(status: Status, frames: int = 0, reason: str = "") -> VideoOutcome:
+        return VideoOutcome(job.video_id, job.participant_id, status, frames, reason,
+                            round(time.perf_counter() - t0, 3), who, loads)
+
+    with video_lock(store, job.video_id) as mine:
+        if not mine:
+            return outcome("busy", reason="another run is extracting it")
+        if _done(store, [e.spec().id for e in extractors], job):
+            return outcome("skipped")
         try:
-            frames = extract_one(dataset, writer, extractors, vid, pid, rel, n)
-            report.extracted.append(vid)
-            report.frames += frames
+            return outcome("extracted", extract_one(store, FeatureWriter(store), extractors, job))
         except BahfsError as exc:
-            report.quarantined[vid] = exc.message
-        if progress:
-            done = len(report.extracted) + len(report.skipped) + len(report.quarantined)
-            progress(f"[{done}/{videos.height}] {vid}")
-    if report.quarantined:
-        q = read_table(store, "quarantine")
-        new = videos.filter(pl.col("video_id").is_in(list(report.quarantined))).select(
-            "video_id", "participant_id", "path", pl.lit("extract").alias("stage"),
-            pl.col("video_id").replace_strict(report.quarantined, return_dtype=pl.String)
-            .alias("reason"))
-        write_table(store, "quarantine", pl.concat([q, new]).unique(["video_id", "stage"],
-                                                                    keep="last"))
-    refresh_catalog(store)
+            return outcome("quarantined", reason=exc.message)
+
+
+def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractReport:
+    for o in outcomes:
+        if o.status == "extracted":
+            report.extracted.append(o.video_id)
+            report.frames += o.frames
+        elif o.status == "skipped":
+            report.skipped.append(o.video_id)
+        elif o.status == "busy":
+            report.busy.append(o.video_id)
+        elif o.status == "quarantined":
+            report.quarantined[o.video_id] = o.reason
+        else:
+            report.failed[o.video_id] = o.reason
+        if o.worker:
+            report.model_loads[o.worker] = max(report.model_loads.get(o.worker, 0),
+                                               o.model_loads)
     return report
+
+
+def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
+    """Quarantine rows for failed videos, an ``extract_runs`` row, a fresh catalog."""
+    store = Path(store)
+    with store_lock(store):
+        if report.quarantined:
+            videos = read_table(store, "videos")
+            q = read_table_or_empty(store, "quarantine")
+            new = videos.filter(pl.col("video_id").is_in(list(report.quarantined))).select(
+                "video_id", "participant_id", "path", pl.lit("extract").alias("stage"),
+                pl.col("video_id").replace_strict(report.quarantined, return_dtype=pl.String)
+                .alias("reason"))
+            write_table(store, "quarantine", pl.concat([q, new]).unique(
+                ["video_id", "stage"], keep="last", maintain_order=True))
+        detail = {"quarantined": report.quarantined, "failed": report.failed,
+                  "busy": report.busy, "model_loads_per_worker": report.model_loads}
+        row = pl.DataFrame([{
+            "run_id": report.run_id, "started_at": started_at, "finished_at": _now(),
+            "feature_sets": json.dumps(report.feature_sets), "batches": report.batches,
+            "extracted": len(report.extracted), "skipped": len(report.skipped),
+            "busy": len(report.busy), "quarantined": len(report.quarantined),
+            "frames": report.frames, "detail": json.dumps(detail, sort_keys=True)}],
+            schema=empty("extract_runs").schema)
+        write_table(store, "extract_runs",
+                    pl.concat([read_table_or_empty(store, "extract_runs"), row]))
+        refresh_catalog(store)
+
+
+def extract_release(store: Path, names: tuple[str, ...],
+                    progress: Callable[[str], None] | None = None) -> ExtractReport:
+    """Extract every pending video of ``store`` in this process, one after another."""
+    started = _now()
+    fs_ids = feature_set_ids(names)
+    todo, done = pending_jobs(store, fs_ids)
+    report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
+    outcomes = []
+    for i, job in enumerate(todo, 1):
+        outcomes.append(run_video(store, job, names))
+        if progress:
+            progress(f"[{i}/{len(todo)}] {job.video_id}: {outcomes[-1].status}")
+    summarise(outcomes, report)
+    record_run(store, report, started)
+    return report
+
+
+def status_counts(outcomes: list[VideoOutcome]) -> dict[str, int]:
+    return dict(Counter(o.status for o in outcomes))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,16 @@ import numpy as np
 import zarr
 
 from bahfs.features import VideoFeatures
-from extractors.base import DecodedVideo, Extractor, FrameExtractor
+from extractors.base import DecodedVideo, Extractor, FrameExtractor, get_extractor
 from extractors.decode import decode_audio, open_video
+
+
+@lru_cache(maxsize=8)
+def shared_extractors(names: tuple[str, ...]) -> tuple[Extractor, ...]:
+    """The extractors ``names`` with default configs, built (models loaded and
+    checked) once per process: a Dask worker reuses them for every video it runs.
+    ``shared_extractors.cache_info().misses`` counts the loads."""
+    return tuple(get_extractor(n)() for n in names)
 
 
 def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",

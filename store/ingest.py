@@ -25,7 +25,9 @@ from bahfs.release import codebook as cb
 from bahfs.release import read_release
 from bahfs.release.reader import safe_relative
 from store.purge import subject_hash, withdrawn
-from store.tables import write_manifest, write_table
+from store.locks import store_lock
+from store.schema import conform
+from store.tables import read_table, write_manifest, write_table
 
 CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
 
@@ -88,9 +90,20 @@ def _probe_all(root: Path, videos: pl.DataFrame, workers: int
     return infos, failed
 
 
-def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
-           workers: int = 8) -> IngestReport:
-    """Read the release at ``dataset`` and (re)write every table under ``store``."""
+@dataclass(frozen=True)
+class ReleaseTables:
+    """Every ingest table of one release (or batch), consent and probing applied."""
+
+    tables: dict[str, pl.DataFrame]
+    quarantined: dict[str, str]  # video id -> reason
+    frame_base: list[int]
+    participant_ids: list[str]  # every participant of the release, consented or not
+    video_ids: list[str]  # every video of the release, consented or not
+
+
+def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
+                 workers: int = 8) -> ReleaseTables:
+    """Read, check, consent-filter and probe the release at ``dataset``."""
     policy = policy or ConsentPolicy()
     rel = read_release(Path(dataset))
     excl = consent_exclusions(rel.participants, policy, withdrawn(Path(store)))
@@ -121,6 +134,7 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
                                  "fps": pl.Float64, "n_frames": pl.Int32,
                                  "has_audio": pl.Boolean})
     videos = videos.join(probe, on="video_id", how="inner", maintain_order="left")
+    videos = videos.with_columns(pl.lit(str(Path(rel.root).resolve())).alias("source"))
     tables = {
         "participants": rel.participants.filter(keep),
         "exclusions": exclusions,
@@ -133,20 +147,46 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
         "splits": rel.splits.filter(keep & ok),
         "quarantine": quarantine,
     }
-    for name, df in tables.items():
-        write_table(store, name, df)
+    return ReleaseTables({k: conform(k, v) for k, v in tables.items()}, failed,
+                         sorted(set(rel.frame_base.values())),
+                         rel.participants["participant_id"].to_list(),
+                         rel.videos["video_id"].to_list())
+
+
+def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentPolicy,
+                          frame_base: list[int]) -> IngestReport:
+    """Summarise the tables now in ``store`` into its manifest; return the report."""
+    videos = read_table(store, "videos")
+    exclusions = read_table(store, "exclusions")
+    quarantine = read_table(store, "quarantine").filter(pl.col("stage") == "ingest")
     frames = int(videos["n_frames"].sum()) if videos.height else 0
     report = IngestReport(
-        store=str(store), participants=tables["participants"].height, videos=videos.height,
-        frames=frames, segments=tables["segments"].height,
+        store=str(store), participants=read_table(store, "participants").height,
+        videos=videos.height, frames=frames, segments=read_table(store, "segments").height,
         excluded=dict(exclusions.select("participant_id", "reason").iter_rows()),
-        quarantined=failed)
+        quarantined=dict(quarantine.select("video_id", "reason").iter_rows()))
     write_manifest(store, {
-        "bahfs_version": __version__, "dataset": str(Path(dataset).resolve()),
+        "bahfs_version": __version__, "dataset": source,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "consent_required": list(policy.require), "participants": report.participants,
         "videos": report.videos, "frames": frames, "segments": report.segments,
         "excluded": report.excluded, "quarantined": report.quarantined,
-        "frame_numbering_base": sorted(set(rel.frame_base.values())),
+        "frame_numbering_base": frame_base,
     })
     return report
+
+
+def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
+           workers: int = 8) -> IngestReport:
+    """Read the release at ``dataset`` and (re)write every ingest table under ``store``.
+
+    The tables are replaced whole; :func:`store.batches.ingest_batch` merges a batch
+    into what is there instead.
+    """
+    policy = policy or ConsentPolicy()
+    built = build_tables(dataset, store, policy, workers)
+    with store_lock(store):
+        for name, df in built.tables.items():
+            write_table(store, name, df)
+        return write_ingest_manifest(store, str(Path(dataset).resolve()), policy,
+                                     built.frame_base)

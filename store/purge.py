@@ -22,7 +22,8 @@ import polars as pl
 
 from store.layout import check_name, features_root, remove_tree
 from store.schema import TABLES
-from store.tables import read_table, tables_dir, write_table
+from store.locks import store_lock
+from store.tables import read_table, read_table_or_empty, tables_dir, write_table
 
 
 def subject_hash(participant_id: str) -> str:
@@ -43,15 +44,12 @@ def _table_exists(store: Path, name: str) -> bool:
 
 def withdrawn(store: Path) -> set[str]:
     """Subject hashes of every participant who withdrew."""
-    if not _table_exists(store, "withdrawals"):
-        return set()
-    return set(read_table(store, "withdrawals")["subject_sha256"].to_list())
+    return set(read_table_or_empty(store, "withdrawals")["subject_sha256"].to_list())
 
 
 def _append(store: Path, name: str, row: dict[str, str]) -> None:
-    old = read_table(store, name) if _table_exists(store, name) else None
     new = pl.DataFrame([row], schema=pl.Schema(TABLES[name]))
-    write_table(store, name, new if old is None else pl.concat([old, new]))
+    write_table(store, name, pl.concat([read_table_or_empty(store, name), new]))
 
 
 def purge_participant(store: Path, participant_id: str, *, operator: str | None = None,
@@ -59,30 +57,31 @@ def purge_participant(store: Path, participant_id: str, *, operator: str | None 
     """Remove ``participant_id`` everywhere in ``store``; record and audit it."""
     check_name("participant", participant_id)
     store = Path(store)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    subject = subject_hash(participant_id)
-    if subject not in withdrawn(store):
-        _append(store, "withdrawals", {"subject_sha256": subject, "withdrawn_at": now})
-    removed_videos = 0
-    root = features_root(store)
-    if root.is_dir():
-        for fs in root.iterdir():
-            pdir = fs / participant_id
-            if pdir.is_dir():
-                removed_videos += sum(1 for v in pdir.iterdir() if (v / "zarr.json").is_file())
-                remove_tree(store, pdir)
-    rows_removed: dict[str, int] = {}
-    for name, cols in TABLES.items():
-        if "participant_id" not in cols or not _table_exists(store, name):
-            continue
-        df = read_table(store, name)
-        kept = df.filter(pl.col("participant_id") != participant_id)
-        if kept.height != df.height:
-            write_table(store, name, kept)
-        rows_removed[name] = df.height - kept.height
-    _append(store, "audit", {
-        "event_id": uuid.uuid4().hex, "at": now, "operator": operator or getpass.getuser(),
-        "action": "purge", "subject_sha256": subject,
-        "detail": json.dumps({"reason": reason, "feature_videos_removed": removed_videos,
-                              "rows_removed": rows_removed}, sort_keys=True)})
+    with store_lock(store):
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        subject = subject_hash(participant_id)
+        if subject not in withdrawn(store):
+            _append(store, "withdrawals", {"subject_sha256": subject, "withdrawn_at": now})
+        removed_videos = 0
+        root = features_root(store)
+        if root.is_dir():
+            for fs in root.iterdir():
+                pdir = fs / participant_id
+                if pdir.is_dir():
+                    removed_videos += sum(1 for v in pdir.iterdir() if (v / "zarr.json").is_file())
+                    remove_tree(store, pdir)
+        rows_removed: dict[str, int] = {}
+        for name, cols in TABLES.items():
+            if "participant_id" not in cols or not _table_exists(store, name):
+                continue
+            df = read_table(store, name)
+            kept = df.filter(pl.col("participant_id") != participant_id)
+            if kept.height != df.height:
+                write_table(store, name, kept)
+            rows_removed[name] = df.height - kept.height
+        _append(store, "audit", {
+            "event_id": uuid.uuid4().hex, "at": now, "operator": operator or getpass.getuser(),
+            "action": "purge", "subject_sha256": subject,
+            "detail": json.dumps({"reason": reason, "feature_videos_removed": removed_videos,
+                                  "rows_removed": rows_removed}, sort_keys=True)})
     return PurgeReport(subject, removed_videos, rows_removed)

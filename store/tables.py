@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from bahfs.errors import StoreError
-from store.schema import conform, schema
+from store.schema import conform, empty, schema
 
 TABLES_DIR = "tables"
 MANIFEST = "_manifest.json"
@@ -58,6 +58,13 @@ def read_table(store: Path, name: str) -> pl.DataFrame:
     """Read table ``name`` with its declared schema; clear error when missing."""
     df = pl.read_parquet(table_path(store, name))
     return df.cast(dict(schema(name).items()), strict=True)
+
+
+def read_table_or_empty(store: Path, name: str) -> pl.DataFrame:
+    """Like :func:`read_table`, but an empty frame when the table was never written."""
+    if not (tables_dir(store) / f"{name}.parquet").is_file():
+        return empty(name)
+    return read_table(store, name)
 
 
 def scan_table(store: Path, name: str) -> pl.LazyFrame:

@@ -45,6 +45,7 @@ class SampleConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     participants: int = Field(ge=1, le=1000)
+    first_participant: int = Field(default=1, ge=1, le=9000)  # ids P<first>.. (batches)
     seed: int = 0
     max_questions: int = Field(default=7, ge=1, le=7)
     max_seconds: float = Field(default=30.0, ge=MIN_SECONDS, le=120.0)
@@ -77,12 +78,13 @@ def _hms(seconds: float) -> str:
     return f"{int(h):02d}:{int(m):02d}:{s:06.3f}"
 
 
-def _participants(rng: np.random.Generator, n: int) -> dict[str, dict[str, Any]]:
+def _participants(rng: np.random.Generator, n: int, first: int = 1
+                  ) -> dict[str, dict[str, Any]]:
     meta: dict[str, dict[str, Any]] = {}
     for i in range(n):
         lo, hi = _AGE_RANGES[int(rng.integers(len(_AGE_RANGES)))]
         eth, eth_s = _ETHNICITY[int(rng.integers(len(_ETHNICITY)))]
-        meta[f"P{i + 1:03d}"] = {
+        meta[f"P{first + i:03d}"] = {
             "Age": int(rng.integers(lo, hi + 1)), "Age range": f"{lo}-{hi}",
             "Birth country": _COUNTRIES[int(rng.integers(len(_COUNTRIES)))],
             "Canada province": _PROVINCES[int(rng.integers(len(_PROVINCES)))],
@@ -94,7 +96,7 @@ def _participants(rng: np.random.Generator, n: int) -> dict[str, dict[str, Any]]
         }
     if n >= 3 and all(m["Use in challenges"] == m["Use in publications"] == "Yes"
                       for m in meta.values()):
-        meta[f"P{n:03d}"]["Use in challenges"] = "No"  # always show a declined consent
+        meta[f"P{first + n - 1:03d}"]["Use in challenges"] = "No"  # always show a decline
     return meta
 
 
@@ -111,7 +113,7 @@ def plan_dataset(cfg: SampleConfig) -> tuple[dict[str, dict[str, Any]], dict[str
                                              list[VideoJob]]:
     """Draw participants, splits and every video plan from ``cfg.seed``."""
     rng = np.random.default_rng(cfg.seed)
-    meta = _participants(rng, cfg.participants)
+    meta = _participants(rng, cfg.participants, cfg.first_participant)
     splits = _splits(rng, list(meta))
     jobs: list[VideoJob] = []
     for pid in meta:

@@ -23,7 +23,7 @@ def _participant(pid: str, gender: str, split: str) -> dict[str, object]:
 
 def _video(vid: str, pid: str, q: int, split: str, label: int, n: int) -> dict[str, object]:
     return {"video_id": vid, "participant_id": pid, "visit": "Visite_1", "question": q,
-            "path": f"{vid}.mp4", "duration_s": n / 24, "fps": 24.0, "n_frames": n,
+            "path": f"{vid}.mp4", "source": "", "duration_s": n / 24, "fps": 24.0, "n_frames": n,
             "has_audio": True, "global_label": label, "split": split, "annotator_id": "A1",
             "transcript": ""}
 

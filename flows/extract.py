@@ -1,0 +1,139 @@
+"""The ``extract`` flow: pick up new consented batches, ingest them, extract every
+pending video (one Prefect task per video, on Dask), write the store, report.
+
+Run it as a deployment (``prefect deployment run extract/extract``, see
+``prefect.yaml`` and ``docs/operations.md``), through ``bahfs extract``, or by
+calling :func:`extract` in Python. The flow only orchestrates: the work is in
+``store.batches`` (finding and merging batches), ``extractors.batch`` (one video)
+and ``store`` (tables, locks, catalog).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from bahfs.errors import ExtractionError
+from extractors import DEFAULT_EXTRACTORS
+from extractors.batch import (
+    ExtractReport,
+    VideoJob,
+    VideoOutcome,
+    feature_set_ids,
+    pending_jobs,
+    record_run,
+    run_video,
+    summarise,
+)
+from flows.common import Progress, consent_policy, dask_runner, summary_markdown
+from store.batches import Batch, find_batches, ingest_batch, pending_batches
+
+
+@task(name="ingest-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
+      task_run_name="ingest-{batch.name}")
+def ingest_batch_task(batch: Batch, store: str, consent: list[str]) -> dict[str, Any]:
+    report = ingest_batch(batch, Path(store), consent_policy(consent))
+    get_run_logger().info("batch %s: %d videos ingested, %d participants excluded, "
+                          "%d videos quarantined", batch.name, report.videos,
+                          len(report.excluded), len(report.quarantined))
+    return asdict(report)
+
+
+def ingest_new_batches(source: str, store: str, consent: list[str],
+                       settle_seconds: float) -> list[Batch]:
+    """Ingest every batch under ``source`` that the store has not seen (as tasks)."""
+    logger = get_run_logger()
+    Path(store).mkdir(parents=True, exist_ok=True)
+    found = find_batches(Path(source), settle_seconds)
+    new = pending_batches(Path(store), found)
+    logger.info("%d batches under %s, %d new or changed", len(found), source, len(new))
+    for batch in new:  # one at a time: each merges into the same tables
+        ingest_batch_task(batch, store, consent)
+    return new
+
+
+@task(name="extract-video", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE,
+      task_run_name="extract-{job[video_id]}")
+def extract_video_task(store: str, job: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """One video, end to end (decode, every extractor, publish). Models are loaded
+    once per worker process and reused. Checks that fail quarantine the video;
+    other errors are retried."""
+    return asdict(run_video(store, VideoJob(**job), tuple(names)))
+
+
+@flow(name="extract-videos", description="One task per video, on the flow's task runner.")
+def extract_videos(store: str, jobs: list[dict[str, Any]], names: list[str],
+                   progress: bool = False) -> list[dict[str, Any]]:
+    futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
+        extract_video_task.submit(store, job, names): job for job in jobs}
+    outcomes: list[dict[str, Any]] = []
+    with Progress(len(jobs), show=progress) as bar:
+        for fut in as_completed(list(futures)):
+            job = futures[fut]
+            try:
+                outcomes.append(fut.result())
+            except Exception as exc:  # retries exhausted: report, keep the batch going
+                outcomes.append(asdict(VideoOutcome(job["video_id"], job["participant_id"],
+                                                    "failed", reason=repr(exc))))
+            bar.advance(outcomes[-1]["video_id"], outcomes[-1]["status"])
+    return outcomes
+
+
+@flow(name="extract", description="Ingest new consented batches, extract every pending "
+      "video into the feature store, and report.")
+def extract(
+    source: str = "data/inbox",
+    store: str = "data/store",
+    extractors: list[str] | None = None,
+    consent: list[str] | None = None,
+    dask_address: str | None = None,
+    dask_workers: Annotated[int, Field(ge=1, le=256)] = 2,
+    settle_seconds: Annotated[float, Field(ge=0)] = 0.0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``source``: a release folder or an inbox of batch folders; ``store``: the store
+    directory; ``extractors``: registered names (default: face, logmel, audio, words);
+    ``consent``: consents required (default: challenges and publications);
+    ``dask_address``: an existing scheduler (``tcp://host:8786``), else a LocalCluster
+    of ``dask_workers`` processes; ``settle_seconds``: ignore batches changed more
+    recently (still being copied); ``progress``: draw a progress bar on stderr."""
+    logger = get_run_logger()
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    names = list(extractors or DEFAULT_EXTRACTORS)
+    new = ingest_new_batches(source, store, list(consent or ()) or ["challenges",
+                                                                    "publications"],
+                             settle_seconds)
+    fs_ids = feature_set_ids(tuple(names))
+    todo, done = pending_jobs(Path(store), fs_ids)
+    logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
+    outcomes: list[dict[str, Any]] = []
+    if todo:
+        runner = dask_runner(dask_address, dask_workers)
+        outcomes = extract_videos.with_options(task_runner=runner)(
+            store, [asdict(j) for j in todo], names, progress)
+    report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
+                           skipped=done, batches=len(new))
+    summarise([VideoOutcome(**o) for o in outcomes], report)
+    record_run(Path(store), report, started)
+    create_markdown_artifact(summary_markdown(report), key="extract-summary",
+                             description="What this extract run did")
+    logger.info("extracted %d videos (%d frames), skipped %d, busy elsewhere %d, "
+                "quarantined %d, failed %d", len(report.extracted), report.frames,
+                len(report.skipped), len(report.busy), len(report.quarantined),
+                len(report.failed))
+    for vid, why in report.quarantined.items():
+        logger.warning("quarantined %s: %s", vid, why)
+    if report.failed:
+        raise ExtractionError(f"{len(report.failed)} videos failed after retries: "
+                              + "; ".join(f"{v}: {r}" for v, r in report.failed.items()),
+                              path=store)
+    return report.as_dict()

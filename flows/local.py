@@ -1,0 +1,138 @@
+"""A local Prefect stack for the demo, ``bahfs extract`` and the end-to-end test:
+a real ``prefect server start`` (SQLite under ``PREFECT_HOME``), a process work
+pool, ``prefect deploy`` from ``prefect.yaml``, and a ``prefect worker``, all as
+subprocesses with their own environment; :meth:`LocalPrefect.stop` ends what it
+started. The settings that matter offline (see the README's gotchas) are set here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from bahfs.errors import OrchestrationError, ToolMissingError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+POOL = "bahfs-local"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """Environment for every Prefect process of this stack."""
+    env = dict(os.environ)
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline: no telemetry errors
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up within a second
+        "PREFECT_CLI_PROMPT": "false",
+        "PROJECT_DIR": str(PROJECT_DIR),  # the pull step of prefect.yaml
+        "PYTHONUNBUFFERED": "1",
+    })
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+class LocalPrefect:
+    """``with LocalPrefect(home) as p: p.deploy(); p.start_worker(); p.run(...)``."""
+
+    def __init__(self, home: Path, port: int | None = None) -> None:
+        self.home = Path(home).resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.env = prefect_env(self.home, self.api_url)
+        self.exe = str(Path(sys.executable).with_name("prefect"))
+        if not Path(self.exe).is_file():
+            raise ToolMissingError("the prefect command is not installed next to Python",
+                                   path=self.exe, expected="`make setup` (installs Prefect)")
+        self._procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+
+    # -- processes ---------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen([self.exe, *args], env=self.env, cwd=PROJECT_DIR, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs.append((proc, log))
+        return proc
+
+    def start_server(self, timeout_s: float = 90.0) -> None:
+        proc = self._spawn("server", ["server", "start", "--host", "127.0.0.1",
+                                      "--port", str(self.port)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise OrchestrationError("the Prefect server did not become healthy",
+                               path=self.home / "server.log",
+                               expected=f"{self.api_url}/health to answer in {timeout_s:.0f} s")
+
+    def start_worker(self, *, run_once: bool = False) -> subprocess.Popen[bytes]:
+        args = ["worker", "start", "--pool", POOL, "--type", "process"]
+        return self._spawn("worker", [*args, "--run-once"] if run_once else args)
+
+    def cli(self, *args: str, timeout_s: float = 600.0) -> str:
+        """Run ``prefect ARGS`` against this server; its output, or an error with it."""
+        res = subprocess.run([self.exe, *args], env=self.env, cwd=PROJECT_DIR,
+                             capture_output=True, text=True, timeout=timeout_s)
+        if res.returncode != 0:
+            raise OrchestrationError(f"`prefect {' '.join(args)}` failed: "
+                                   f"{(res.stdout + res.stderr)[-2000:]}",
+                                   path=PROJECT_DIR / "prefect.yaml")
+        return res.stdout
+
+    # -- the steps of docs/operations.md ---------------------------------------------
+    def deploy(self, *names: str) -> None:
+        """Create the process work pool, then ``prefect deploy`` from prefect.yaml."""
+        self.cli("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        targets = [a for n in names for a in ("--name", n)] or ["--all"]
+        self.cli("deploy", *targets)
+
+    def run(self, deployment: str, params: dict[str, Any], *,
+            watch: bool = True, timeout_s: float = 1800.0) -> str:
+        """``prefect deployment run DEPLOYMENT --params JSON [--watch]``; its output."""
+        args = ["deployment", "run", deployment, "--params", json.dumps(params)]
+        if watch:
+            args += ["--watch", "--watch-timeout", str(int(timeout_s))]
+        return self.cli(*args, timeout_s=timeout_s + 60)
+
+    def stop(self) -> None:
+        for proc, log in reversed(self._procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            log.close()
+        self._procs.clear()
+
+    def __enter__(self) -> LocalPrefect:
+        self.start_server()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

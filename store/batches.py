@@ -1,0 +1,132 @@
+"""Batches: consented deliveries that arrive as folders under a watched inbox.
+
+A batch is a folder in the BAH release layout (its own ``meta_data.yml``,
+``video_annotation_transcript.yaml``, ``Videos/``...) holding some participants. The
+inbox is either one such folder or a folder of them. :func:`find_batches` lists the
+batches that are complete (annotation files present, nothing changed for
+``settle_s`` seconds, so a copy still in progress is not picked up);
+:func:`pending_batches` keeps those whose fingerprint the store has not ingested;
+:func:`ingest_batch` merges one into the tables:
+
+* rows of the batch's videos (and participants) replace earlier rows of the same
+  ids, everything else stays: a re-delivered batch replaces itself, never duplicates;
+* a participant the batch marks as not consenting is excluded, and one who had
+  data from an earlier batch is purged everywhere (:mod:`store.purge`);
+* the ``batches`` table records the fingerprint, so an unchanged batch is not
+  ingested again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from bahfs.errors import DatasetLayoutError
+from bahfs.release import codebook as cb
+from store.ingest import ConsentPolicy, IngestReport, build_tables, write_ingest_manifest
+from store.locks import store_lock
+from store.purge import purge_participant
+from store.schema import INGEST_TABLES, empty
+from store.tables import read_table_or_empty, write_table
+
+#: The files whose presence marks a folder as a release (batch).
+MARKERS = (cb.ANNOTATIONS_YAML, cb.META_YML)
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    root: Path
+    fingerprint: str
+
+
+def _is_release(folder: Path) -> bool:
+    return all((folder / m).is_file() for m in MARKERS)
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def fingerprint(root: Path) -> str:
+    """SHA-256 over the annotation files' bytes and every file's name, size, mtime."""
+    h = hashlib.sha256()
+    for m in MARKERS:
+        h.update((root / m).read_bytes())
+    for p in _files(root):
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _settled(root: Path, settle_s: float, now: float) -> bool:
+    if settle_s <= 0:
+        return True
+    return all(now - p.stat().st_mtime >= settle_s for p in _files(root))
+
+
+def find_batches(inbox: Path, settle_s: float = 0.0) -> list[Batch]:
+    """Complete batches under ``inbox`` (or ``inbox`` itself when it is a release)."""
+    inbox = Path(inbox)
+    if not inbox.is_dir():
+        raise DatasetLayoutError("inbox folder not found", path=inbox,
+                                 expected="a release folder, or a folder of release folders")
+    if _is_release(inbox):
+        folders = [inbox]
+    else:
+        folders = sorted(d for d in inbox.iterdir() if d.is_dir() and _is_release(d))
+    now = time.time()
+    return [Batch(f.name, f.resolve(), fingerprint(f)) for f in folders
+            if _settled(f, settle_s, now)]
+
+
+def pending_batches(store: Path, batches: list[Batch]) -> list[Batch]:
+    """The batches whose current fingerprint the store has not ingested yet."""
+    done = read_table_or_empty(store, "batches")
+    seen = set(zip(done["source"].to_list(), done["fingerprint"].to_list(), strict=True))
+    return [b for b in batches if (str(b.root), b.fingerprint) not in seen]
+
+
+def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
+                 workers: int = 8) -> IngestReport:
+    """Merge ``batch`` into the store's tables (see the module docstring)."""
+    policy = policy or ConsentPolicy()
+    store = Path(store)
+    built = build_tables(batch.root, store, policy, workers)
+    excluded = set(built.tables["exclusions"]["participant_id"].to_list())
+    pids, vids = set(built.participant_ids), set(built.video_ids)
+    with store_lock(store):
+        had_data = set(read_table_or_empty(store, "participants")["participant_id"].to_list())
+        for name in INGEST_TABLES:
+            old = read_table_or_empty(store, name)
+            if name in ("participants", "exclusions"):
+                drop = pl.col("participant_id").is_in(list(pids))
+            else:
+                drop = (pl.col("video_id").is_in(list(vids))
+                        | pl.col("participant_id").is_in(list(excluded)))
+            write_table(store, name, pl.concat([old.filter(~drop), built.tables[name]]))
+        row = pl.DataFrame([{
+            "batch": batch.name, "source": str(batch.root), "fingerprint": batch.fingerprint,
+            "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "participants": built.tables["participants"].height,
+            "videos": built.tables["videos"].height, "excluded": len(excluded),
+            "quarantined": len(built.quarantined)}], schema=empty("batches").schema)
+        done = read_table_or_empty(store, "batches").filter(pl.col("source") != str(batch.root))
+        write_table(store, "batches", pl.concat([done, row]))
+        sources = sorted(set(done["source"].to_list()) | {str(batch.root)})
+    for pid in sorted(excluded & had_data):  # consent gone: remove what earlier batches left
+        purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
+    with store_lock(store):
+        write_ingest_manifest(store, sources, policy, built.frame_base)
+    videos = built.tables["videos"]
+    return IngestReport(
+        store=str(store), participants=built.tables["participants"].height,
+        videos=videos.height, frames=int(videos["n_frames"].sum()) if videos.height else 0,
+        segments=built.tables["segments"].height,
+        excluded=dict(built.tables["exclusions"].select("participant_id", "reason").iter_rows()),
+        quarantined=built.quarantined)
