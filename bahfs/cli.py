@@ -269,45 +269,8 @@ def extract_video(
                f"{dt:.1f} s ({n / dt:.0f} frames/s) -> {out}")
 
 
-@app.command()
-@_friendly
-def demo(
-    out: Annotated[Path, typer.Option(help="Working directory for the demo.")] = Path("demo"),
-    participants: Annotated[int, typer.Option(help="Participants in the sample.")] = 6,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Training epochs for the baseline.")] = 5,
-) -> None:
-    """The main job end to end on a generated sample: data -> ingest -> statistics ->
-    extraction into the store -> a TCN baseline trained from the store -> metrics."""
-    import extractors as registry
-    from extractors.batch import extract_release
-
-    dataset, store = out / "dataset", out / "store"
-    if not (dataset / "bahfs_truth.json").exists():
-        typer.secho(f"[1/5] generating sample dataset in {dataset}", bold=True)
-        sample_data(dataset, participants=participants, seed=seed)
-    else:
-        typer.secho(f"[1/5] sample dataset already in {dataset}", bold=True)
-    typer.secho(f"[2/5] ingesting into {store}", bold=True)
-    ingest(dataset, store=store)
-    typer.secho("[3/5] statistics", bold=True)
-    stats(store)
-    typer.secho(f"[4/5] extracting {', '.join(registry.DEFAULT_EXTRACTORS)} into {store}",
-                bold=True)
-    t0 = time.perf_counter()
-    chosen = [registry.get_extractor(n)() for n in registry.DEFAULT_EXTRACTORS]
-    report = extract_release(dataset, store, chosen, progress=typer.echo)
-    dt = time.perf_counter() - t0
-    typer.echo(f"extracted {len(report.extracted)} videos ({report.frames} frames, "
-               f"{report.frames / max(dt, 1e-9):.0f} frames/s), skipped "
-               f"{len(report.skipped)}, quarantined {len(report.quarantined)}")
-    typer.secho("[5/5] training a TCN on face, audio and words features from the store",
-                bold=True)
-    train(store, model="tcn", modalities="face,audio,words", epochs=epochs,
-          out=out / "runs")
-    typer.secho(f"\ndataset: {dataset}\nstore: {store} (tables/, features.zarr/)\n"
-                f"plots: {store / 'plots'}\nruns: {out / 'runs'}", fg=typer.colors.GREEN)
-
+# `bahfs extract` and `bahfs demo` (Prefect) live in their own module
+from bahfs import cli_ops as _cli_ops  # noqa: E402, F401 - registers its commands
 
 if __name__ == "__main__":  # pragma: no cover
     app()

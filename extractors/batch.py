@@ -106,7 +106,8 @@ def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[s
     store = Path(store)
     videos = read_table(store, "videos")
     bad = set(read_table_or_empty(store, "quarantine")["video_id"].to_list())
-    todo, done = [], []
+    todo: list[VideoJob] = []
+    done: list[VideoJob] = []
     for vid, pid, src, rel, n in videos.select("video_id", "participant_id", "source", "path",
                                                "n_frames").iter_rows():
         if vid in bad:

@@ -8,11 +8,12 @@ import logging
 import os
 import sys
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect_dask import DaskTaskRunner
+from prefect.task_runners import TaskRunner
+from prefect_dask.task_runners import DaskTaskRunner
 
 from bahfs.errors import ConfigError
 from extractors.batch import ExtractReport
@@ -28,7 +29,7 @@ def consent_policy(consent: list[str]) -> ConsentPolicy:
     return ConsentPolicy(require=tuple(consent))
 
 
-def dask_runner(address: str | None, workers: int) -> DaskTaskRunner:
+def dask_runner(address: str | None, workers: int) -> TaskRunner[Any]:
     """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``), else
     on a LocalCluster of ``workers`` single-threaded processes (each process loads
     the models once and extracts one video at a time)."""
@@ -37,11 +38,11 @@ def dask_runner(address: str | None, workers: int) -> DaskTaskRunner:
         if "://" not in address:
             raise ConfigError(f"dask address {address!r} has no scheme",
                               expected="tcp://host:8786")
-        return DaskTaskRunner(address=address)
+        return cast(TaskRunner[Any], DaskTaskRunner(address=address))
     env = {"PREFECT_API_URL": url} if (url := _api_url()) else {}
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                          "processes": True, "dashboard_address": None,
-                                          "env": env})
+    return cast(TaskRunner[Any], DaskTaskRunner(cluster_kwargs={
+        "n_workers": workers, "threads_per_worker": 1, "processes": True,
+        "dashboard_address": None, "env": env}))
 
 
 def _api_url() -> str | None:
@@ -72,8 +73,8 @@ class Progress:
 
     def __enter__(self) -> Progress:
         try:
-            self._artifact = create_progress_artifact(0.0, key="extract-progress",
-                                                      description="videos extracted")
+            self._artifact = cast(UUID, create_progress_artifact(
+                0.0, key="extract-progress", description="videos extracted"))
         except Exception as exc:  # the UI artifact is a nicety, never a failure
             log.debug("no progress artifact: %s", exc)
         if self.show:

@@ -64,7 +64,7 @@ class LocalPrefect:
 
     # -- processes ---------------------------------------------------------------
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        log = open(self.home / f"{name}.log", "ab")
         proc = subprocess.Popen([self.exe, *args], env=self.env, cwd=PROJECT_DIR, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self._procs.append((proc, log))
@@ -92,15 +92,16 @@ class LocalPrefect:
         args = ["worker", "start", "--pool", POOL, "--type", "process"]
         return self._spawn("worker", [*args, "--run-once"] if run_once else args)
 
-    def cli(self, *args: str, timeout_s: float = 600.0) -> str:
-        """Run ``prefect ARGS`` against this server; its output, or an error with it."""
+    def cli(self, *args: str, timeout_s: float = 600.0, stream: bool = False) -> str:
+        """Run ``prefect ARGS`` against this server; its output (or, with ``stream``,
+        straight to this terminal), or an error that quotes it."""
         res = subprocess.run([self.exe, *args], env=self.env, cwd=PROJECT_DIR,
-                             capture_output=True, text=True, timeout=timeout_s)
+                             capture_output=not stream, text=True, timeout=timeout_s)
         if res.returncode != 0:
-            raise OrchestrationError(f"`prefect {' '.join(args)}` failed: "
-                                   f"{(res.stdout + res.stderr)[-2000:]}",
-                                   path=PROJECT_DIR / "prefect.yaml")
-        return res.stdout
+            said = "" if stream else f": {(res.stdout + res.stderr)[-2000:]}"
+            raise OrchestrationError(f"`prefect {' '.join(args)}` failed{said}",
+                                     path=self.home, expected="see server.log and worker.log")
+        return res.stdout or ""
 
     # -- the steps of docs/operations.md ---------------------------------------------
     def deploy(self, *names: str) -> None:
@@ -109,13 +110,13 @@ class LocalPrefect:
         targets = [a for n in names for a in ("--name", n)] or ["--all"]
         self.cli("deploy", *targets)
 
-    def run(self, deployment: str, params: dict[str, Any], *,
-            watch: bool = True, timeout_s: float = 1800.0) -> str:
+    def run(self, deployment: str, params: dict[str, Any], *, watch: bool = True,
+            timeout_s: float = 1800.0, stream: bool = False) -> str:
         """``prefect deployment run DEPLOYMENT --params JSON [--watch]``; its output."""
         args = ["deployment", "run", deployment, "--params", json.dumps(params)]
         if watch:
             args += ["--watch", "--watch-timeout", str(int(timeout_s))]
-        return self.cli(*args, timeout_s=timeout_s + 60)
+        return self.cli(*args, timeout_s=timeout_s + 60, stream=stream)
 
     def stop(self) -> None:
         for proc, log in reversed(self._procs):

@@ -24,8 +24,8 @@ from bahfs.media import VideoInfo, probe_video
 from bahfs.release import codebook as cb
 from bahfs.release import read_release
 from bahfs.release.reader import safe_relative
-from store.purge import subject_hash, withdrawn
 from store.locks import store_lock
+from store.purge import subject_hash, withdrawn
 from store.schema import conform
 from store.tables import read_table, write_manifest, write_table
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import polars as pl
 
 from store.layout import check_name, features_root, remove_tree
-from store.schema import TABLES
 from store.locks import store_lock
+from store.schema import TABLES
 from store.tables import read_table, read_table_or_empty, tables_dir, write_table
 
 

@@ -3,13 +3,20 @@ what fails, land the rest."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing as mp
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bahfs.release import codebook as cb
 from extractors.audio import LogMelExtractor
-from extractors.batch import extract_release
+from extractors.batch import VideoJob, extract_release, run_video
 from store.ingest import ingest
+from store.layout import features_root
+from store.locks import video_lock
+from store.purge import purge_participant
 from store.tables import read_table
 from store.verify import verify_store
 
@@ -25,7 +32,7 @@ def test_release_lands_skips_and_quarantines(sample_release: Path, mutable_relea
     table = read_table(store, "videos")
     broken_id, broken_rel = table.select("video_id", "path").row(0)
     shutil.copy(media["fps30"][0], videos_dir / broken_rel)  # another video, other length
-    report = extract_release(mutable_release, store, [LogMelExtractor()])
+    report = extract_release(store, ("logmel",))
     assert list(report.quarantined) == [broken_id]
     assert "frames" in report.quarantined[broken_id]
     from store.reader import FeatureReader
@@ -33,8 +40,69 @@ def test_release_lands_skips_and_quarantines(sample_release: Path, mutable_relea
     assert len(report.extracted) == table.height - 1
     q = read_table(store, "quarantine")
     assert q.filter(q["stage"] == "extract")["video_id"].to_list() == [broken_id]
-    again = extract_release(mutable_release, store, [LogMelExtractor()])
+    again = extract_release(store, ("logmel",))
     assert sorted(again.skipped) == sorted(report.extracted) and not again.extracted
     assert read_table(store, "quarantine").height == 1  # no duplicate rows
     assert read_table(store, "extracted").height == table.height - 1
     assert [p for p in verify_store(store) if p.severity == "error"] == []
+    runs = read_table(store, "extract_runs")
+    assert runs["extracted"].to_list() == [table.height - 1, 0]
+    assert runs["quarantined"].to_list() == [1, 0]
+
+
+def _job(store: Path) -> VideoJob:
+    vid, pid, src, rel, n = read_table(store, "videos").select(
+        "video_id", "participant_id", "source", "path", "n_frames").row(0)
+    return VideoJob(vid, pid, src, rel, n)
+
+
+def test_a_claimed_video_is_left_to_its_claimant(sample_release: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    job = _job(store)
+    with video_lock(store, job.video_id) as mine:
+        assert mine
+        busy = run_video(store, job, ("logmel",))
+    assert busy.status == "busy" and busy.frames == 0
+    done = run_video(store, job, ("logmel",))
+    assert done.status == "extracted" and done.frames == job.n_frames
+    assert run_video(store, job, ("logmel",)).status == "skipped"
+    assert done.model_loads == busy.model_loads  # built once in this process, reused
+
+
+def _extract_in_child(store: str, out: str) -> None:
+    report = extract_release(Path(store), ("logmel",))
+    Path(out).write_text(json.dumps(report.as_dict()))
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_never_extract_a_video_twice(sample_release: Path,
+                                                      tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    ctx = mp.get_context("spawn")
+    outs = [tmp_path / f"r{i}.json" for i in range(2)]
+    procs = [ctx.Process(target=_extract_in_child, args=(str(store), str(o))) for o in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+        assert p.exitcode == 0
+    a, b = (json.loads(o.read_text()) for o in outs)
+    assert not set(a["extracted"]) & set(b["extracted"])  # nobody did a video twice
+    everything = set(read_table(store, "videos")["video_id"].to_list())
+    assert set(a["extracted"]) | set(b["extracted"]) == everything
+    assert read_table(store, "extracted").height == len(everything)
+    assert read_table(store, "extract_runs").height == 2
+
+
+def test_withdrawal_during_extraction_stores_nothing(sample_release: Path,
+                                                     tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    job = _job(store)
+    purge_participant(store, job.participant_id)  # withdrawn after the job was planned
+    out = run_video(store, job, ("logmel",))
+    assert out.status == "quarantined" and "withdrew" in out.reason
+    assert not (features_root(store)).exists() or not any(
+        features_root(store).glob(f"*/{job.participant_id}/*/zarr.json"))

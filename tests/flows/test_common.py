@@ -1,0 +1,33 @@
+"""The flows' helpers: Dask runner choice and the run summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from bahfs.errors import ConfigError
+from extractors.batch import ExtractReport
+from flows.common import dask_runner, summary_markdown
+
+
+def test_dask_address_needs_a_scheme() -> None:
+    with pytest.raises(ConfigError, match="tcp://host:8786"):
+        dask_runner("scheduler-host:8786", 2)
+
+
+def test_local_cluster_by_default_and_address_when_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BAHFS_DASK_ADDRESS", raising=False)
+    local = dask_runner(None, 3)
+    assert local.cluster_kwargs["n_workers"] == 3  # type: ignore[attr-defined]
+    assert local.cluster_kwargs["threads_per_worker"] == 1  # type: ignore[attr-defined]
+    monkeypatch.setenv("BAHFS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
+    assert dask_runner(None, 3).address == "tcp://10.0.0.5:8786"  # type: ignore[attr-defined]
+
+
+def test_summary_names_quarantined_videos_and_reasons() -> None:
+    report = ExtractReport(feature_sets=["face-abc"], extracted=["a", "b"], skipped=["c"],
+                           quarantined={"d": "decoded 10 frames, the videos table says 12"},
+                           frames=500, model_loads={"host:1": 1})
+    text = summary_markdown(report)
+    assert "| extracted | 2 (500 frames) |" in text
+    assert "| d | decoded 10 frames, the videos table says 12 |" in text
+    assert "host:1: 1" in text

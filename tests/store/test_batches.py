@@ -1,0 +1,125 @@
+"""Inbox batches: which are ready, which are new, and how they merge into the tables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bahfs.errors import DatasetLayoutError
+from bahfs.release import codebook as cb
+from bahfs.sample.generate import SampleConfig, generate
+from extractors.batch import extract_release
+from store.batches import find_batches, ingest_batch, pending_batches
+from store.layout import features_root
+from store.purge import subject_hash, withdrawn
+from store.schema import INGEST_TABLES
+from store.tables import read_table
+
+pytestmark = pytest.mark.slow  # renders two small batches of real videos
+
+
+@pytest.fixture(scope="module")
+def inbox_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """batch-001: P001-P003 (P003 declines), batch-002: P004-P005."""
+    root = tmp_path_factory.mktemp("inbox")
+    generate(root / "batch-001", SampleConfig(participants=3, seed=3, max_questions=1,
+                                              max_seconds=14.0, workers=2))
+    generate(root / "batch-002", SampleConfig(participants=2, first_participant=4, seed=5,
+                                              max_questions=1, max_seconds=14.0, workers=2))
+    return root
+
+
+@pytest.fixture
+def inbox(inbox_src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "inbox"
+    shutil.copytree(inbox_src, dst)
+    return dst
+
+
+def _pids(store: Path, table: str) -> set[str]:
+    return set(read_table(store, table)["participant_id"].to_list())
+
+
+def test_batches_merge_and_only_new_ones_are_pending(inbox: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    found = find_batches(inbox)
+    assert [b.name for b in found] == ["batch-001", "batch-002"]
+    ingest_batch(found[0], store)
+    assert [b.name for b in pending_batches(store, found)] == ["batch-002"]
+    report = ingest_batch(found[1], store)
+    assert report.videos == 2 and not report.excluded
+    assert pending_batches(store, find_batches(inbox)) == []
+    assert _pids(store, "participants") == {"P001", "P002", "P004", "P005"}
+    assert _pids(store, "exclusions") == {"P003"}
+    for table in ("videos", "segments", "frame_labels", "splits"):
+        assert "P003" not in _pids(store, table)
+    sources = set(read_table(store, "videos")["source"].to_list())
+    assert sources == {str((inbox / "batch-001").resolve()), str((inbox / "batch-002").resolve())}
+    assert read_table(store, "batches")["batch"].to_list() == ["batch-001", "batch-002"]
+
+
+def test_a_redelivered_batch_replaces_itself(inbox: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for b in find_batches(inbox):
+        ingest_batch(b, store)
+    before = {t: read_table(store, t).height for t in INGEST_TABLES}
+    ann = inbox / "batch-001" / cb.ANNOTATIONS_YAML
+    ann.write_text(ann.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # re-delivery
+    again = pending_batches(store, find_batches(inbox))
+    assert [b.name for b in again] == ["batch-001"]
+    ingest_batch(again[0], store)
+    assert {t: read_table(store, t).height for t in INGEST_TABLES} == before  # no duplicates
+    assert read_table(store, "batches").height == 2
+
+
+def test_a_batch_still_being_copied_waits(inbox: Path) -> None:
+    old = time.time() - 3600
+    for p in (inbox / "batch-002").rglob("*"):
+        os.utime(p, (old, old))
+    (inbox / "batch-001" / cb.META_YML).touch()  # batch-001 changed just now
+    assert [b.name for b in find_batches(inbox, settle_s=60)] == ["batch-002"]
+    assert len(find_batches(inbox, settle_s=0)) == 2
+
+
+def test_a_release_folder_is_its_own_single_batch(inbox: Path) -> None:
+    assert [b.name for b in find_batches(inbox / "batch-002")] == ["batch-002"]
+
+
+def test_missing_inbox_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetLayoutError, match="inbox folder not found") as exc:
+        find_batches(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(exc.value)
+
+
+def test_consent_removed_by_a_later_delivery_purges_everywhere(inbox: Path,
+                                                               tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for b in find_batches(inbox):
+        ingest_batch(b, store)
+    extract_release(store, ("logmel",))
+    assert any(features_root(store).glob("*/P001/*/zarr.json"))
+    meta = inbox / "batch-001" / cb.META_YML
+    text = meta.read_text(encoding="utf-8")
+    head, tail = text.split("P002:", 1)
+    meta.write_text(head.replace("Use in publications: 'Yes'", "Use in publications: 'No'")
+                    + "P002:" + tail, encoding="utf-8")
+    (redelivered,) = pending_batches(store, find_batches(inbox))
+    report = ingest_batch(redelivered, store)
+    assert "P001" in report.excluded
+    assert not any(features_root(store).glob("*/P001/*"))
+    for table in ("participants", "videos", "segments", "cues", "frame_labels", "splits",
+                  "extracted"):
+        assert "P001" not in _pids(store, table)
+    assert subject_hash("P001") in withdrawn(store)
+    assert _pids(store, "participants") == {"P002", "P004", "P005"}
+    # a later re-ingest of the same folder cannot bring P001 back
+    meta.write_text(text, encoding="utf-8")
+    (again,) = pending_batches(store, find_batches(inbox))
+    ingest_batch(again, store)
+    assert "P001" not in _pids(store, "participants")
+    assert read_table(store, "exclusions").filter(pl.col("participant_id") == "P001").height
