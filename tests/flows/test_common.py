@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bahfs.errors import ConfigError
 from extractors.batch import ExtractReport
-from flows.common import dask_runner, summary_markdown
+from flows.common import dask_runner, local_workers, summary_markdown
 
 
 def test_dask_address_needs_a_scheme() -> None:
@@ -19,6 +21,9 @@ def test_local_cluster_by_default_and_address_when_given(monkeypatch: pytest.Mon
     local = dask_runner(None, 3)
     assert local.cluster_kwargs["n_workers"] == 3  # type: ignore[attr-defined]
     assert local.cluster_kwargs["threads_per_worker"] == 1  # type: ignore[attr-defined]
+    assert local.cluster_kwargs["env"]["BAHFS_THREADS"] == str(  # type: ignore[attr-defined]
+        max(1, (os.cpu_count() or 1) // 3))
+    assert local_workers(None) == max(1, (os.cpu_count() or 1) // 2)
     monkeypatch.setenv("BAHFS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
     assert dask_runner(None, 3).address == "tcp://10.0.0.5:8786"  # type: ignore[attr-defined]
 
@@ -31,3 +36,13 @@ def test_summary_names_quarantined_videos_and_reasons() -> None:
     assert "| extracted | 2 (500 frames) |" in text
     assert "| d | decoded 10 frames, the videos table says 12 |" in text
     assert "host:1: 1" in text
+
+
+def test_threads_per_process_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from extractors.runtime import threads_per_process
+
+    monkeypatch.setenv("BAHFS_THREADS", "3")
+    assert threads_per_process() == 3
+    monkeypatch.setenv("BAHFS_THREADS", "many")
+    with pytest.raises(ConfigError, match="BAHFS_THREADS"):
+        threads_per_process()
