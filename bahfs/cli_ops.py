@@ -31,7 +31,7 @@ def extract(
     dask_address: Annotated[str, typer.Option(
         help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
     workers: Annotated[int, typer.Option(
-        help="Local Dask worker processes (0: one per two cores).")] = 0,
+        help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
 ) -> None:
     """Ingest new batches and extract every pending video into the store (runs the
     Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary

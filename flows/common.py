@@ -31,9 +31,10 @@ def consent_policy(consent: list[str]) -> ConsentPolicy:
 
 
 def local_workers(requested: int | None) -> int:
-    """Local Dask worker processes: as asked, else one per two cores (one video
-    already keeps about two cores busy: ONNX Runtime, CTranslate2, ffmpeg)."""
-    return requested or max(1, (os.cpu_count() or 1) // 2)
+    """Local Dask worker processes: as asked, else one per core, at most 8 (each
+    holds its own copy of the models). Measured on 2 cores (benchmarks/flow.py):
+    two single-threaded workers beat one worker with two threads."""
+    return requested or max(1, min(8, os.cpu_count() or 1))
 
 
 def dask_runner(address: str | None, workers: int | None) -> TaskRunner[Any]:

@@ -104,7 +104,7 @@ def extract(
     directory; ``extractors``: registered names (default: face, logmel, audio, words);
     ``consent``: consents required (default: challenges and publications);
     ``dask_address``: an existing scheduler (``tcp://host:8786``), else a LocalCluster
-    of ``dask_workers`` processes (default: one per two cores); ``settle_seconds``:
+    of ``dask_workers`` processes (default: one per core, at most 8); ``settle_seconds``:
     ignore batches changed more recently (still being copied); ``progress``: draw a
     progress bar on stderr."""
     logger = get_run_logger()
