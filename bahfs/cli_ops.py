@@ -87,7 +87,12 @@ def demo(
         typer.secho(f"[4/6] prefect deployment run extract/extract --params "
                     f"'{json.dumps(params)}' --watch", bold=True)
         t1 = time.perf_counter()
-        prefect.run("extract/extract", params, stream=True)
+        done = prefect.follow_worker("Task run 'extract-", lambda line: typer.echo(
+            f"  [{time.perf_counter() - t1:5.0f} s] {line.split(' - ', 1)[-1]}"))
+        try:
+            prefect.run("extract/extract", params, stream=True)
+        finally:
+            done.set()
         typer.echo(f"flow run completed in {time.perf_counter() - t1:.0f} s")
     from store.tables import read_table
 

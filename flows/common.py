@@ -24,6 +24,16 @@ log = logging.getLogger("bahfs.flows")
 
 #: An existing Dask scheduler to use instead of starting a LocalCluster.
 DASK_ADDRESS_ENV = "BAHFS_DASK_ADDRESS"
+#: Where the flows look when a run names no source or store (set them in the
+#: worker's environment; relative paths are taken from the project directory).
+INBOX_ENV, STORE_ENV = "BAHFS_INBOX", "BAHFS_STORE"
+
+
+def source_and_store(source: str | None, store: str | None) -> tuple[str, str]:
+    """The run's parameters, else ``$BAHFS_INBOX``/``$BAHFS_STORE``, else
+    ``data/inbox`` and ``data/store``."""
+    return (source or os.environ.get(INBOX_ENV) or "data/inbox",
+            store or os.environ.get(STORE_ENV) or "data/store")
 
 
 def consent_policy(consent: list[str]) -> ConsentPolicy:

@@ -34,7 +34,13 @@ from extractors.batch import (
     run_video,
     summarise,
 )
-from flows.common import Progress, consent_policy, dask_runner, summary_markdown
+from flows.common import (
+    Progress,
+    consent_policy,
+    dask_runner,
+    source_and_store,
+    summary_markdown,
+)
 from store.batches import Batch, find_batches, ingest_batch, pending_batches
 
 
@@ -91,8 +97,8 @@ def extract_videos(store: str, jobs: list[dict[str, Any]], names: list[str],
 @flow(name="extract", description="Ingest new consented batches, extract every pending "
       "video into the feature store, and report.")
 def extract(
-    source: str = "data/inbox",
-    store: str = "data/store",
+    source: str | None = None,
+    store: str | None = None,
     extractors: list[str] | None = None,
     consent: list[str] | None = None,
     dask_address: str | None = None,
@@ -101,7 +107,8 @@ def extract(
     progress: bool = False,
 ) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
-    directory; ``extractors``: registered names (default: face, logmel, audio, words);
+    directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
+    ``data/store``); ``extractors``: registered names (default: face, logmel, audio, words);
     ``consent``: consents required (default: challenges and publications);
     ``dask_address``: an existing scheduler (``tcp://host:8786``), else a LocalCluster
     of ``dask_workers`` processes (default: one per core, at most 8); ``settle_seconds``:
@@ -110,6 +117,7 @@ def extract(
     logger = get_run_logger()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     names = list(extractors or DEFAULT_EXTRACTORS)
+    source, store = source_and_store(source, store)
     new = ingest_new_batches(source, store, list(consent or ()) or ["challenges",
                                                                     "publications"],
                              settle_seconds)

@@ -8,15 +8,19 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
+from flows.common import source_and_store
 from flows.extract import ingest_new_batches
 
 
 @flow(name="ingest", description="Ingest new or changed consented batches into the tables.")
-def ingest(source: str = "data/inbox", store: str = "data/store",
+def ingest(source: str | None = None, store: str | None = None,
            consent: list[str] | None = None,
            settle_seconds: Annotated[float, Field(ge=0)] = 0.0) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
-    directory; ``consent``: consents required (default: challenges and publications)."""
+    directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
+    ``data/store``); ``consent``: consents required (default: challenges and
+    publications)."""
+    source, store = source_and_store(source, store)
     new = ingest_new_batches(source, store, list(consent or ()) or ["challenges",
                                                                     "publications"],
                              settle_seconds)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -48,14 +49,16 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
 
 
 class LocalPrefect:
-    """``with LocalPrefect(home) as p: p.deploy(); p.start_worker(); p.run(...)``."""
+    """``with LocalPrefect(home) as p: p.deploy(); p.start_worker(); p.run(...)``;
+    ``env`` adds to (or overrides) the environment of every process it starts."""
 
-    def __init__(self, home: Path, port: int | None = None) -> None:
+    def __init__(self, home: Path, port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.home = Path(home).resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.env = prefect_env(self.home, self.api_url)
+        self.env = {**prefect_env(self.home, self.api_url), **(env or {})}
         self.exe = str(Path(sys.executable).with_name("prefect"))
         if not Path(self.exe).is_file():
             raise ToolMissingError("the prefect command is not installed next to Python",
@@ -117,6 +120,28 @@ class LocalPrefect:
         if watch:
             args += ["--watch", "--watch-timeout", str(int(timeout_s))]
         return self.cli(*args, timeout_s=timeout_s + 60, stream=stream)
+
+    def follow_worker(self, pattern: str, say: Any) -> threading.Event:
+        """Call ``say(line)`` for each new line of the worker's log containing
+        ``pattern`` (progress for the demo) until the returned event is set."""
+        stop = threading.Event()
+        path = self.home / "worker.log"
+
+        def tail() -> None:
+            pos = path.stat().st_size if path.exists() else 0
+            while not stop.wait(1.0):
+                if not path.exists():
+                    continue
+                with open(path, "rb") as fh:
+                    fh.seek(pos)
+                    chunk = fh.read()
+                pos += len(chunk)
+                for line in chunk.decode("utf-8", "replace").splitlines():
+                    if pattern in line:
+                        say(line.strip())
+
+        threading.Thread(target=tail, daemon=True).start()
+        return stop
 
     def stop(self) -> None:
         for proc, log in reversed(self._procs):
