@@ -88,7 +88,8 @@ def demo(
                     f"'{json.dumps(params)}' --watch", bold=True)
         t1 = time.perf_counter()
         done = prefect.follow_worker("Task run 'extract-", lambda line: typer.echo(
-            f"  [{time.perf_counter() - t1:5.0f} s] {line.split(' - ', 1)[-1]}"))
+            f"  [{time.perf_counter() - t1:5.0f} s] "
+            + line.split("Task run '", 1)[-1].replace("' - ", ": ", 1)))
         try:
             prefect.run("extract/extract", params, stream=True)
         finally:

@@ -11,6 +11,7 @@ STORE/
           <array>               (n_frames, *shape), one uncompressed chunk
   .staging/                     videos being written (invisible to readers)
   .trash/                       removed trees waiting to be deleted
+  .locks/                       flock files: the table lock, one per video being extracted
 ```
 """
 
