@@ -75,22 +75,39 @@ def ingest(
     require_consent: Annotated[str, typer.Option(
         help="Consents a participant must have given, comma separated: "
              "challenges,publications.")] = "challenges,publications",
+    merge: Annotated[bool, typer.Option(
+        help="Merge DATASET (a batch, or an inbox of batches) into the tables instead of "
+             "replacing them; unchanged batches are skipped.")] = False,
 ) -> None:
     """Read a release and write its Parquet tables (consent applied, videos probed)."""
+    from bahfs.errors import StoreError
+    from store.batches import find_batches, ingest_batch, pending_batches
     from store.ingest import ConsentPolicy
     from store.ingest import ingest as run_ingest
+    from store.tables import read_table_or_empty
 
     policy = ConsentPolicy(require=tuple(c.strip() for c in require_consent.split(",")
                                          if c.strip()))
     t0 = time.perf_counter()
-    report = run_ingest(dataset, store, policy)
-    typer.echo(f"ingested {report.participants} participants, {report.videos} videos, "
-               f"{report.frames} frames, {report.segments} A/H segments into {store} "
-               f"in {time.perf_counter() - t0:.1f} s")
-    for pid, reason in report.excluded.items():
-        typer.echo(f"  excluded {pid}: {reason}")
-    for vid, reason in report.quarantined.items():
-        typer.secho(f"  quarantined {vid}: {reason}", fg=typer.colors.YELLOW)
+    if merge:
+        new = pending_batches(store, find_batches(dataset))
+        reports = [(b.name, ingest_batch(b, store, policy)) for b in new]
+        if not reports:
+            typer.echo(f"nothing new under {dataset}")
+    elif read_table_or_empty(store, "batches").height:
+        raise StoreError("this store holds merged batches; replacing its tables with one "
+                         "release would drop them", path=store,
+                         expected="`bahfs ingest --merge`, or a new store")
+    else:
+        reports = [(str(dataset), run_ingest(dataset, store, policy))]
+    for name, report in reports:
+        typer.echo(f"ingested {report.participants} participants, {report.videos} videos, "
+                   f"{report.frames} frames, {report.segments} A/H segments from {name} "
+                   f"into {store} in {time.perf_counter() - t0:.1f} s")
+        for pid, reason in report.excluded.items():
+            typer.echo(f"  excluded {pid}: {reason}")
+        for vid, reason in report.quarantined.items():
+            typer.secho(f"  quarantined {vid}: {reason}", fg=typer.colors.YELLOW)
 
 
 @app.command()

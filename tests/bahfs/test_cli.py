@@ -110,3 +110,15 @@ def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> 
                               str(store)], env=env, capture_output=True, text=True,
                              timeout=400)
     assert missing.returncode == 2 and "inbox folder not found" in missing.stderr
+
+
+def test_ingest_merge_and_the_guard_against_replacing_batches(sample_release: Path,
+                                                              tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = ["ingest", str(sample_release), "--store", str(store)]
+    first = runner.invoke(app, [*args, "--merge"])
+    assert first.exit_code == 0 and f"from {sample_release.name}" in first.output
+    again = runner.invoke(app, [*args, "--merge"])
+    assert again.exit_code == 0 and "nothing new" in again.output
+    replace = runner.invoke(app, args)
+    assert replace.exit_code == 2 and "merged batches" in replace.output
