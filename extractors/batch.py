@@ -21,7 +21,6 @@ import os
 import socket
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -219,7 +218,3 @@ def extract_release(store: Path, names: tuple[str, ...],
     summarise(outcomes, report)
     record_run(store, report, started)
     return report
-
-
-def status_counts(outcomes: list[VideoOutcome]) -> dict[str, int]:
-    return dict(Counter(o.status for o in outcomes))
