@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import socket
@@ -37,7 +36,7 @@ from store.layout import video_dir
 from store.locks import store_lock, video_lock
 from store.purge import subject_hash, withdrawn
 from store.schema import empty
-from store.tables import read_table, read_table_or_empty, write_table
+from store.tables import read_table, read_table_or_empty, utc_now, write_table
 from store.writer import FeatureWriter
 
 Status = Literal["extracted", "skipped", "busy", "quarantined", "failed"]
@@ -85,10 +84,6 @@ class ExtractReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def feature_set_ids(names: tuple[str, ...]) -> list[str]:
@@ -192,7 +187,7 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
         detail = {"quarantined": report.quarantined, "failed": report.failed,
                   "busy": report.busy, "model_loads_per_worker": report.model_loads}
         row = pl.DataFrame([{
-            "run_id": report.run_id, "started_at": started_at, "finished_at": _now(),
+            "run_id": report.run_id, "started_at": started_at, "finished_at": utc_now(),
             "feature_sets": json.dumps(report.feature_sets), "batches": report.batches,
             "extracted": len(report.extracted), "skipped": len(report.skipped),
             "busy": len(report.busy), "quarantined": len(report.quarantined),
@@ -206,7 +201,7 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
 def extract_release(store: Path, names: tuple[str, ...],
                     progress: Callable[[str], None] | None = None) -> ExtractReport:
     """Extract every pending video of ``store`` in this process, one after another."""
-    started = _now()
+    started = utc_now()
     fs_ids = feature_set_ids(names)
     todo, done = pending_jobs(store, fs_ids)
     report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)

@@ -10,7 +10,6 @@ and ``store`` (tables, locks, catalog).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +41,7 @@ from flows.common import (
     summary_markdown,
 )
 from store.batches import Batch, find_batches, ingest_batch, pending_batches
+from store.tables import utc_now
 
 
 @task(name="ingest-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
@@ -115,7 +115,7 @@ def extract(
     ignore batches changed more recently (still being copied); ``progress``: draw a
     progress bar on stderr."""
     logger = get_run_logger()
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = utc_now()
     names = list(extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
     new = ingest_new_batches(source, store, list(consent or ()) or ["challenges",

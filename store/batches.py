@@ -18,7 +18,6 @@ batches that are complete (annotation files present, nothing changed for
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from store.ingest import ConsentPolicy, IngestReport, build_tables, write_ingest
 from store.locks import store_lock
 from store.purge import purge_participant
 from store.schema import INGEST_TABLES, empty
-from store.tables import read_table_or_empty, write_table
+from store.tables import read_table_or_empty, utc_now, write_table
 
 #: The files whose presence marks a folder as a release (batch).
 MARKERS = (cb.ANNOTATIONS_YAML, cb.META_YML)
@@ -112,7 +111,7 @@ def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
             write_table(store, name, pl.concat([old.filter(~drop), built.tables[name]]))
         row = pl.DataFrame([{
             "batch": batch.name, "source": str(batch.root), "fingerprint": batch.fingerprint,
-            "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "ingested_at": utc_now(),
             "participants": built.tables["participants"].height,
             "videos": built.tables["videos"].height, "excluded": len(excluded),
             "quarantined": len(built.quarantined)}], schema=empty("batches").schema)

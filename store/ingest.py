@@ -9,7 +9,6 @@ quarantined (``quarantine`` table) and the rest of the release still lands.
 
 from __future__ import annotations
 
-import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from bahfs.release.reader import safe_relative
 from store.locks import store_lock
 from store.purge import subject_hash, withdrawn
 from store.schema import conform
-from store.tables import read_table, write_manifest, write_table
+from store.tables import read_table, utc_now, write_manifest, write_table
 
 CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
 
@@ -167,7 +166,7 @@ def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentP
         quarantined=dict(quarantine.select("video_id", "reason").iter_rows()))
     write_manifest(store, {
         "bahfs_version": __version__, "dataset": source,
-        "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "ingested_at": utc_now(),
         "consent_required": list(policy.require), "participants": report.participants,
         "videos": report.videos, "frames": frames, "segments": report.segments,
         "excluded": report.excluded, "quarantined": report.quarantined,

@@ -10,7 +10,6 @@ never the id or any personal data.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import hashlib
 import json
@@ -23,7 +22,7 @@ import polars as pl
 from store.layout import check_name, features_root, remove_tree
 from store.locks import store_lock
 from store.schema import TABLES
-from store.tables import read_table, read_table_or_empty, tables_dir, write_table
+from store.tables import read_table, read_table_or_empty, table_exists, utc_now, write_table
 
 
 def subject_hash(participant_id: str) -> str:
@@ -36,10 +35,6 @@ class PurgeReport:
     subject_sha256: str
     feature_videos_removed: int
     rows_removed: dict[str, int]
-
-
-def _table_exists(store: Path, name: str) -> bool:
-    return (tables_dir(store) / f"{name}.parquet").is_file()
 
 
 def withdrawn(store: Path) -> set[str]:
@@ -58,7 +53,7 @@ def purge_participant(store: Path, participant_id: str, *, operator: str | None 
     check_name("participant", participant_id)
     store = Path(store)
     with store_lock(store):
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = utc_now()
         subject = subject_hash(participant_id)
         if subject not in withdrawn(store):
             _append(store, "withdrawals", {"subject_sha256": subject, "withdrawn_at": now})
@@ -72,7 +67,7 @@ def purge_participant(store: Path, participant_id: str, *, operator: str | None 
                     remove_tree(store, pdir)
         rows_removed: dict[str, int] = {}
         for name, cols in TABLES.items():
-            if "participant_id" not in cols or not _table_exists(store, name):
+            if "participant_id" not in cols or not table_exists(store, name):
                 continue
             df = read_table(store, name)
             kept = df.filter(pl.col("participant_id") != participant_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -19,6 +20,15 @@ MANIFEST = "_manifest.json"
 
 def tables_dir(store: Path) -> Path:
     return Path(store) / TABLES_DIR
+
+
+def _file(store: Path, name: str) -> Path:
+    return tables_dir(store) / f"{name}.parquet"
+
+
+def utc_now() -> str:
+    """The timestamp format of every table and attribute: UTC, ISO 8601, seconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _atomic_write_bytes(path: Path, write: Any) -> None:
@@ -39,15 +49,19 @@ def _atomic_write_bytes(path: Path, write: Any) -> None:
 def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
     """Conform ``df`` to the declared schema of ``name`` and publish it atomically."""
     df = conform(name, df)
-    path = tables_dir(store) / f"{name}.parquet"
+    path = _file(store, name)
     _atomic_write_bytes(path, lambda tmp: df.write_parquet(tmp, compression="zstd",
                                                            statistics=True))
     return path
 
 
+def table_exists(store: Path, name: str) -> bool:
+    return _file(store, name).is_file()
+
+
 def table_path(store: Path, name: str) -> Path:
     """The Parquet file of table ``name``; a clear error when it is missing."""
-    path = tables_dir(store) / f"{name}.parquet"
+    path = _file(store, name)
     if not path.is_file():
         raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path,
                          expected=f"{TABLES_DIR}/{name}.parquet")
@@ -62,7 +76,7 @@ def read_table(store: Path, name: str) -> pl.DataFrame:
 
 def read_table_or_empty(store: Path, name: str) -> pl.DataFrame:
     """Like :func:`read_table`, but an empty frame when the table was never written."""
-    if not (tables_dir(store) / f"{name}.parquet").is_file():
+    if not table_exists(store, name):
         return empty(name)
     return read_table(store, name)
 

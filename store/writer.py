@@ -14,7 +14,6 @@ zstd while reads get ~2x slower, and a whole-video chunk lets a window be one re
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import os
 import shutil
@@ -37,6 +36,7 @@ from store.layout import (
     staging_dir,
     video_dir,
 )
+from store.tables import utc_now
 
 Outcome = Literal["written", "skipped", "overwritten"]
 
@@ -47,10 +47,6 @@ class WriteResult:
     video_id: str
     outcome: Outcome
     n_frames: int
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class FeatureWriter:
@@ -70,7 +66,7 @@ class FeatureWriter:
                 raise StoreError("feature set metadata does not match its id", path=path,
                                  expected=f"provenance of {spec.id}")
             return path
-        ensure_group(path, {**spec.to_attrs(), "created": _now()})
+        ensure_group(path, {**spec.to_attrs(), "created": utc_now()})
         return path
 
     def exists(self, fs_id: str, participant_id: str, video_id: str) -> bool:
@@ -107,7 +103,7 @@ class FeatureWriter:
     def _build(path: Path, features: VideoFeatures) -> None:
         attrs = {"video_id": features.video_id, "participant_id": features.participant_id,
                  "feature_set": features.spec.id, "n_frames": features.n_frames,
-                 "written_at": _now(), **features.attrs}
+                 "written_at": utc_now(), **features.attrs}
         group = zarr.create_group(str(path), zarr_format=3, attributes=attrs)
         items = {"timestamps": features.timestamps.astype(np.float64), **features.arrays}
         for name, arr in items.items():
