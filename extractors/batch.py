@@ -32,6 +32,7 @@ from bahfs.release import codebook as cb
 from extractors.base import Extractor
 from extractors.pipeline import extract_all, shared_extractors
 from store.catalog import refresh_catalog
+from store.ingest import quarantine_rows
 from store.layout import video_dir
 from store.locks import store_lock, video_lock
 from store.purge import subject_hash, withdrawn
@@ -176,12 +177,8 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
     store = Path(store)
     with store_lock(store):
         if report.quarantined:
-            videos = read_table(store, "videos")
             q = read_table_or_empty(store, "quarantine")
-            new = videos.filter(pl.col("video_id").is_in(list(report.quarantined))).select(
-                "video_id", "participant_id", "path", pl.lit("extract").alias("stage"),
-                pl.col("video_id").replace_strict(report.quarantined, return_dtype=pl.String)
-                .alias("reason"))
+            new = quarantine_rows(read_table(store, "videos"), report.quarantined, "extract")
             write_table(store, "quarantine", pl.concat([q, new]).unique(
                 ["video_id", "stage"], keep="last", maintain_order=True))
         detail = {"quarantined": report.quarantined, "failed": report.failed,

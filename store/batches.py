@@ -19,6 +19,7 @@ batches that are complete (annotation files present, nothing changed for
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,13 @@ import polars as pl
 
 from bahfs.errors import DatasetLayoutError
 from bahfs.release import codebook as cb
-from store.ingest import ConsentPolicy, IngestReport, build_tables, write_ingest_manifest
+from store.ingest import (
+    ConsentPolicy,
+    IngestReport,
+    build_tables,
+    report_of,
+    write_ingest_manifest,
+)
 from store.locks import store_lock
 from store.purge import purge_participant
 from store.schema import INGEST_TABLES, empty
@@ -48,25 +55,20 @@ def _is_release(folder: Path) -> bool:
     return all((folder / m).is_file() for m in MARKERS)
 
 
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+def _files(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Every file under ``root`` (hidden ones aside): relative name and stat, sorted."""
+    return sorted((p.relative_to(root).as_posix(), p.stat()) for p in root.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
 
 
-def fingerprint(root: Path) -> str:
+def fingerprint(root: Path, files: list[tuple[str, os.stat_result]] | None = None) -> str:
     """SHA-256 over the annotation files' bytes and every file's name, size, mtime."""
     h = hashlib.sha256()
     for m in MARKERS:
         h.update((root / m).read_bytes())
-    for p in _files(root):
-        st = p.stat()
-        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for name, st in _files(root) if files is None else files:
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-def _settled(root: Path, settle_s: float, now: float) -> bool:
-    if settle_s <= 0:
-        return True
-    return all(now - p.stat().st_mtime >= settle_s for p in _files(root))
 
 
 def find_batches(inbox: Path, settle_s: float = 0.0) -> list[Batch]:
@@ -80,8 +82,12 @@ def find_batches(inbox: Path, settle_s: float = 0.0) -> list[Batch]:
     else:
         folders = sorted(d for d in inbox.iterdir() if d.is_dir() and _is_release(d))
     now = time.time()
-    return [Batch(f.name, f.resolve(), fingerprint(f)) for f in folders
-            if _settled(f, settle_s, now)]
+    batches = []
+    for folder in folders:
+        files = _files(folder)
+        if settle_s <= 0 or all(now - st.st_mtime >= settle_s for _, st in files):
+            batches.append(Batch(folder.name, folder.resolve(), fingerprint(folder, files)))
+    return batches
 
 
 def pending_batches(store: Path, batches: list[Batch]) -> list[Batch]:
@@ -122,10 +128,4 @@ def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
         purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
     with store_lock(store):
         write_ingest_manifest(store, sources, policy, built.frame_base)
-    videos = built.tables["videos"]
-    return IngestReport(
-        store=str(store), participants=built.tables["participants"].height,
-        videos=videos.height, frames=int(videos["n_frames"].sum()) if videos.height else 0,
-        segments=built.tables["segments"].height,
-        excluded=dict(built.tables["exclusions"].select("participant_id", "reason").iter_rows()),
-        quarantined=built.quarantined)
+    return report_of(store, built.tables, built.quarantined)

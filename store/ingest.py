@@ -89,6 +89,26 @@ def _probe_all(root: Path, videos: pl.DataFrame, workers: int
     return infos, failed
 
 
+def quarantine_rows(videos: pl.DataFrame, reasons: dict[str, str], stage: str
+                    ) -> pl.DataFrame:
+    """Rows of the ``quarantine`` table for the ``videos`` named in ``reasons``."""
+    return videos.filter(pl.col("video_id").is_in(list(reasons))).select(
+        "video_id", "participant_id", "path", pl.lit(stage).alias("stage"),
+        pl.col("video_id").replace_strict(reasons, return_dtype=pl.String).alias("reason"))
+
+
+def report_of(store: Path, tables: dict[str, pl.DataFrame], quarantined: dict[str, str]
+              ) -> IngestReport:
+    """What the ingest ``tables`` hold, as a report."""
+    videos = tables["videos"]
+    return IngestReport(
+        store=str(store), participants=tables["participants"].height, videos=videos.height,
+        frames=int(videos["n_frames"].sum()) if videos.height else 0,
+        segments=tables["segments"].height,
+        excluded=dict(tables["exclusions"].select("participant_id", "reason").iter_rows()),
+        quarantined=quarantined)
+
+
 @dataclass(frozen=True)
 class ReleaseTables:
     """Every ingest table of one release (or batch), consent and probing applied."""
@@ -121,10 +141,7 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
             failed[vid] = (f"video has {info.n_frames} frames but its annotation labels "
                            f"{frame_counts.get(vid)}")
             del infos[vid]
-    quarantine = videos.filter(pl.col("video_id").is_in(list(failed))).select(
-        "video_id", "participant_id", "path",
-        pl.lit("ingest").alias("stage"),
-        pl.col("video_id").replace_strict(failed, return_dtype=pl.String).alias("reason"))
+    quarantine = quarantine_rows(videos, failed, "ingest")
     ok = pl.col("video_id").is_in(list(infos))
     probe = pl.DataFrame([{"video_id": v, "duration_s": i.duration_s, "fps": i.fps,
                            "n_frames": i.n_frames, "has_audio": i.has_audio}
@@ -155,20 +172,15 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
 def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentPolicy,
                           frame_base: list[int]) -> IngestReport:
     """Summarise the tables now in ``store`` into its manifest; return the report."""
-    videos = read_table(store, "videos")
-    exclusions = read_table(store, "exclusions")
-    quarantine = read_table(store, "quarantine").filter(pl.col("stage") == "ingest")
-    frames = int(videos["n_frames"].sum()) if videos.height else 0
-    report = IngestReport(
-        store=str(store), participants=read_table(store, "participants").height,
-        videos=videos.height, frames=frames, segments=read_table(store, "segments").height,
-        excluded=dict(exclusions.select("participant_id", "reason").iter_rows()),
-        quarantined=dict(quarantine.select("video_id", "reason").iter_rows()))
+    tables = {n: read_table(store, n)
+              for n in ("videos", "participants", "segments", "exclusions", "quarantine")}
+    quarantine = tables["quarantine"].filter(pl.col("stage") == "ingest")
+    report = report_of(store, tables, dict(quarantine.select("video_id", "reason").iter_rows()))
     write_manifest(store, {
         "bahfs_version": __version__, "dataset": source,
         "ingested_at": utc_now(),
         "consent_required": list(policy.require), "participants": report.participants,
-        "videos": report.videos, "frames": frames, "segments": report.segments,
+        "videos": report.videos, "frames": report.frames, "segments": report.segments,
         "excluded": report.excluded, "quarantined": report.quarantined,
         "frame_numbering_base": frame_base,
     })
