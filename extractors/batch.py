@@ -33,7 +33,7 @@ from extractors.base import Extractor
 from extractors.pipeline import extract_all, shared_extractors
 from store.catalog import refresh_catalog
 from store.ingest import quarantine_rows
-from store.layout import video_dir
+from store.layout import is_published
 from store.locks import store_lock, video_lock
 from store.purge import subject_hash, withdrawn
 from store.schema import empty
@@ -92,8 +92,7 @@ def feature_set_ids(names: tuple[str, ...]) -> list[str]:
 
 
 def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
-    return all((video_dir(store, fs, job.participant_id, job.video_id) / "zarr.json").exists()
-               for fs in fs_ids)
+    return all(is_published(store, fs, job.participant_id, job.video_id) for fs in fs_ids)
 
 
 def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[str]]:
@@ -145,7 +144,7 @@ def run_video(store: str | Path, job: VideoJob, names: tuple[str, ...]) -> Video
     with video_lock(store, job.video_id) as mine:
         if not mine:
             return outcome("busy", reason="another run is extracting it")
-        if _done(store, [e.spec().id for e in extractors], job):
+        if _done(store, feature_set_ids(names), job):
             return outcome("skipped")
         try:
             return outcome("extracted", extract_one(store, FeatureWriter(store), extractors, job))

@@ -24,6 +24,7 @@ import shutil
 import socket
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,30 @@ def published_videos(store: Path, fs_id: str) -> list[Path]:
             for v in sorted(p.iterdir()) if (v / "zarr.json").is_file()]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def is_published(store: Path, fs_id: str, participant_id: str, video_id: str) -> bool:
+    """Whether the video's group in feature set ``fs_id`` is published."""
+    return (video_dir(store, fs_id, participant_id, video_id) / "zarr.json").is_file()
+
+
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, sync it, rename it over ``path``:
+    readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def ensure_group(path: Path, attrs: dict[str, Any] | None = None) -> None:

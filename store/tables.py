@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from bahfs.errors import StoreError
+from store.layout import atomic_write, atomic_write_text
 from store.schema import conform, empty, schema
 
 TABLES_DIR = "tables"
@@ -31,27 +30,11 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same directory, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
     """Conform ``df`` to the declared schema of ``name`` and publish it atomically."""
     df = conform(name, df)
     path = _file(store, name)
-    _atomic_write_bytes(path, lambda tmp: df.write_parquet(tmp, compression="zstd",
-                                                           statistics=True))
+    atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True))
     return path
 
 
@@ -89,7 +72,7 @@ def scan_table(store: Path, name: str) -> pl.LazyFrame:
 def write_manifest(store: Path, manifest: dict[str, Any]) -> None:
     path = tables_dir(store) / MANIFEST
     text = json.dumps(manifest, indent=2, sort_keys=True)
-    _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(path, text)
 
 
 def read_manifest(store: Path) -> dict[str, Any]:

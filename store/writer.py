@@ -31,6 +31,7 @@ from store.layout import (
     clean_stale_staging,
     ensure_group,
     features_root,
+    is_published,
     read_attrs,
     remove_tree,
     staging_dir,
@@ -70,7 +71,7 @@ class FeatureWriter:
         return path
 
     def exists(self, fs_id: str, participant_id: str, video_id: str) -> bool:
-        return (video_dir(self.store, fs_id, participant_id, video_id) / "zarr.json").exists()
+        return is_published(self.store, fs_id, participant_id, video_id)
 
     def write(self, features: VideoFeatures, *, overwrite: bool = False) -> WriteResult:
         """Publish ``features`` atomically; a present video is skipped unless overwrite."""
