@@ -33,6 +33,11 @@ def _friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def csv_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (comma separated option values)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def _print_table(title: str, df: Any) -> None:
     import polars as pl
 
@@ -86,8 +91,7 @@ def ingest(
     from store.ingest import ingest as run_ingest
     from store.tables import read_table_or_empty
 
-    policy = ConsentPolicy(require=tuple(c.strip() for c in require_consent.split(",")
-                                         if c.strip()))
+    policy = ConsentPolicy(require=tuple(csv_names(require_consent)))
     t0 = time.perf_counter()
     if merge:
         new = pending_batches(store, find_batches(dataset))
@@ -274,7 +278,7 @@ def extract_video(
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
 
-    names = [n.strip() for n in extractors.split(",") if n.strip()] or list(
+    names = csv_names(extractors) or list(
         registry.DEFAULT_EXTRACTORS)
     chosen = [registry.get_extractor(n)() for n in names]
     t0 = time.perf_counter()

@@ -11,11 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli import _friendly, _print_table, app, sample_data, stats, train
-
-
-def _names(csv: str) -> list[str] | None:
-    return [n.strip() for n in csv.split(",") if n.strip()] or None
+from bahfs.cli import _friendly, _print_table, app, csv_names, sample_data, stats, train
 
 
 @app.command()
@@ -40,9 +36,10 @@ def extract(
     from flows.extract import extract as extract_flow
 
     t0 = time.perf_counter()
-    report = extract_flow(source=str(source), store=str(store), extractors=_names(extractors),
-                          consent=_names(require_consent), dask_address=dask_address or None,
-                          dask_workers=workers or None, progress=True)
+    report = extract_flow(source=str(source), store=str(store),
+                          extractors=csv_names(extractors), consent=csv_names(require_consent),
+                          dask_address=dask_address or None, dask_workers=workers or None,
+                          progress=True)
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "

@@ -36,8 +36,9 @@ def source_and_store(source: str | None, store: str | None) -> tuple[str, str]:
             store or os.environ.get(STORE_ENV) or "data/store")
 
 
-def consent_policy(consent: list[str]) -> ConsentPolicy:
-    return ConsentPolicy(require=tuple(consent))
+def consent_policy(consent: list[str] | None) -> ConsentPolicy:
+    """The consents asked for, else the policy's default (challenges and publications)."""
+    return ConsentPolicy(require=tuple(consent)) if consent else ConsentPolicy()
 
 
 def local_workers(requested: int | None) -> int:

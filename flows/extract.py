@@ -46,7 +46,8 @@ from store.tables import utc_now
 
 @task(name="ingest-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
       task_run_name="ingest-{batch.name}")
-def ingest_batch_task(batch: Batch, store: str, consent: list[str]) -> dict[str, Any]:
+def ingest_batch_task(batch: Batch, store: str, consent: list[str] | None
+                      ) -> dict[str, Any]:
     report = ingest_batch(batch, Path(store), consent_policy(consent))
     get_run_logger().info("batch %s: %d videos ingested, %d participants excluded, "
                           "%d videos quarantined", batch.name, report.videos,
@@ -54,7 +55,7 @@ def ingest_batch_task(batch: Batch, store: str, consent: list[str]) -> dict[str,
     return asdict(report)
 
 
-def ingest_new_batches(source: str, store: str, consent: list[str],
+def ingest_new_batches(source: str, store: str, consent: list[str] | None,
                        settle_seconds: float) -> list[Batch]:
     """Ingest every batch under ``source`` that the store has not seen (as tasks)."""
     logger = get_run_logger()
@@ -118,9 +119,7 @@ def extract(
     started = utc_now()
     names = list(extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
-    new = ingest_new_batches(source, store, list(consent or ()) or ["challenges",
-                                                                    "publications"],
-                             settle_seconds)
+    new = ingest_new_batches(source, store, consent, settle_seconds)
     fs_ids = feature_set_ids(tuple(names))
     todo, done = pending_jobs(Path(store), fs_ids)
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
