@@ -53,19 +53,31 @@ def sample_data(
     out: Annotated[Path, typer.Argument(help="Directory to write the dataset into.")],
     participants: Annotated[int, typer.Option(help="Number of participants.")] = 6,
     first_participant: Annotated[int, typer.Option(
-        help="Number of the first participant id (P001 by default); use distinct ranges "
+        help="Number of the first participant (1 is id 82553); use distinct ranges "
              "for separate inbox batches.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same annotations.")] = 0,
     max_questions: Annotated[int, typer.Option(help="Questions answered (1-7).")] = 7,
     max_seconds: Annotated[float, typer.Option(help="Longest video, seconds (>= 14).")] = 30.0,
     workers: Annotated[int, typer.Option(help="Parallel render processes.")] = 2,
+    variant: Annotated[str, typer.Option(
+        help="Layout: release (the BAH release as it ships), official (the official "
+             "code's video_annotation.yaml and dataset-splits/), challenge-2025 (four-key "
+             "annotation.yml, ids without Videos/).")] = "release",
 ) -> None:
     """Generate a sample dataset in the BAH release layout (real H.264/AAC videos)."""
-    from bahfs.sample.generate import SampleConfig, generate
+    from pydantic import ValidationError
 
-    cfg = SampleConfig(participants=participants, first_participant=first_participant,
-                       seed=seed, max_questions=max_questions,
-                       max_seconds=max_seconds, workers=workers)
+    from bahfs.errors import ConfigError
+    from bahfs.sample.generate import SampleConfig, generate
+    from bahfs.sample.release_files import VARIANTS
+
+    try:
+        cfg = SampleConfig(participants=participants, first_participant=first_participant,
+                           seed=seed, max_questions=max_questions, max_seconds=max_seconds,
+                           workers=workers, variant=variant)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"bad option: {exc.errors()[0]['msg']}",
+                          expected=f"variant one of {list(VARIANTS)}") from exc
     t0 = time.perf_counter()
     summary = generate(out, cfg)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -108,6 +120,8 @@ def ingest(
         typer.echo(f"ingested {report.participants} participants, {report.videos} videos, "
                    f"{report.frames} frames, {report.segments} A/H segments from {name} "
                    f"into {store} in {time.perf_counter() - t0:.1f} s")
+        for note in report.notes:
+            typer.echo(f"  {note}")
         for pid, reason in report.excluded.items():
             typer.echo(f"  excluded {pid}: {reason}")
         for vid, reason in report.quarantined.items():
@@ -292,6 +306,7 @@ def extract_video(
 
 # `bahfs extract` and `bahfs demo` (Prefect) live in their own module
 from bahfs import cli_ops as _cli_ops  # noqa: E402, F401 - registers its commands
+from bahfs import cli_release as _cli_release  # noqa: E402, F401 - registers check-release
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -28,7 +28,6 @@ from typing import Any, Literal
 import polars as pl
 
 from bahfs.errors import BahfsError, ConsentError
-from bahfs.release import codebook as cb
 from extractors.base import Extractor
 from extractors.pipeline import extract_all, shared_extractors
 from store.catalog import refresh_catalog
@@ -49,13 +48,13 @@ class VideoJob:
 
     video_id: str
     participant_id: str
-    source: str  # release folder holding Videos/
-    path: str  # relative to Videos/
+    source: str  # release (or batch) folder
+    path: str  # the video file, relative to source
     n_frames: int
 
     @property
     def file(self) -> Path:
-        return Path(self.source) / cb.VIDEOS_DIR / self.path
+        return Path(self.source) / self.path
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Batches: consented deliveries that arrive as folders under a watched inbox.
 
-A batch is a folder in the BAH release layout (its own ``meta_data.yml``,
-``video_annotation_transcript.yaml``, ``Videos/``...) holding some participants. The
+A batch is a folder in the BAH release layout, any variant (its own
+``meta_data.yml``, annotation file, ``Videos/``...) holding some participants. The
 inbox is either one such folder or a folder of them. :func:`find_batches` lists the
 batches that are complete (annotation files present, nothing changed for
 ``settle_s`` seconds, so a copy still in progress is not picked up);
@@ -28,6 +28,7 @@ import polars as pl
 
 from bahfs.errors import DatasetLayoutError
 from bahfs.release import codebook as cb
+from bahfs.release.layout import ANNOTATION_VARIANTS
 from store.ingest import (
     ConsentPolicy,
     IngestReport,
@@ -40,8 +41,9 @@ from store.purge import purge_participant
 from store.schema import INGEST_TABLES, empty
 from store.tables import read_table_or_empty, utc_now, write_table
 
-#: The files whose presence marks a folder as a release (batch).
-MARKERS = (cb.ANNOTATIONS_YAML, cb.META_YML)
+#: A folder is a release (batch) when it holds the participants file and one of the
+#: annotation files in circulation.
+ANNOTATION_FILES = tuple(ANNOTATION_VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,13 @@ class Batch:
     fingerprint: str
 
 
+def _markers(folder: Path) -> list[Path]:
+    """The files whose bytes identify a release: meta data and its annotation file(s)."""
+    return [folder / m for m in (cb.META_YML, *ANNOTATION_FILES) if (folder / m).is_file()]
+
+
 def _is_release(folder: Path) -> bool:
-    return all((folder / m).is_file() for m in MARKERS)
+    return (folder / cb.META_YML).is_file() and len(_markers(folder)) > 1
 
 
 def _files(root: Path) -> list[tuple[str, os.stat_result]]:
@@ -64,8 +71,8 @@ def _files(root: Path) -> list[tuple[str, os.stat_result]]:
 def fingerprint(root: Path, files: list[tuple[str, os.stat_result]] | None = None) -> str:
     """SHA-256 over the annotation files' bytes and every file's name, size, mtime."""
     h = hashlib.sha256()
-    for m in MARKERS:
-        h.update((root / m).read_bytes())
+    for m in _markers(root):
+        h.update(m.read_bytes())
     for name, st in _files(root) if files is None else files:
         h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
@@ -128,4 +135,4 @@ def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
         purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
     with store_lock(store):
         write_ingest_manifest(store, sources, policy, built.frame_base)
-    return report_of(store, built.tables, built.quarantined)
+    return report_of(store, built.tables, built.quarantined, built.notes)

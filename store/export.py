@@ -4,13 +4,13 @@ For each chosen (feature set, array) and each video, one ``.npy`` file of
 ``n_frames`` rows, plus one label array per video:
 
 ```
-OUT/<modality>/<participant>/<visit>/<video stem>.npy   (n_frames, dim) features
-OUT/labels/<participant>/<visit>/<video stem>.npy        (n_frames,) int64 0/1
-OUT/<split>.txt                                          <video path>,<label>,<transcript>
-OUT/export.json                                          feature sets and provenance
+OUT/<modality>/Videos/<participant>/<visit>/<video stem>.npy   (n_frames, dim) features
+OUT/labels/Videos/<participant>/<visit>/<video stem>.npy        (n_frames,) int64 0/1
+OUT/<split>.txt                                  <video id>,<label>,<transcript>
+OUT/export.json                                  feature sets and provenance
 ```
-The paths mirror the release's ``Videos/`` tree, so the baseline's loaders can be
-pointed at ``OUT`` instead of its own feature folders.
+The paths mirror the release's video ids (``release_id``, ``Videos/`` included), so
+the baseline's loaders can be pointed at ``OUT`` instead of its own feature folders.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
         vid = row["video_id"]
         if vid not in complete:
             continue
-        stem = str(PurePosixPath(row["path"]).with_suffix(""))
+        stem = str(PurePosixPath(row["release_id"]).with_suffix(""))
         for modality, (fs, array) in chosen.items():
             target = out / modality / f"{stem}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
         target.parent.mkdir(parents=True, exist_ok=True)
         np.save(target, reader.labels(vid).astype(np.int64))
         split_lines.setdefault(row["split"], []).append(
-            f"{row['path']},{row['global_label']},{row['transcript'] or ''}")
+            f"{row['release_id']},{row['global_label']},{row['transcript'] or ''}")
         n_done += 1
     for split, lines in split_lines.items():
         (out / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

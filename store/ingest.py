@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict
 from bahfs import __version__
 from bahfs.errors import BahfsError, ConfigError
 from bahfs.media import VideoInfo, probe_video
-from bahfs.release import codebook as cb
 from bahfs.release import read_release
 from bahfs.release.reader import safe_relative
 from store.locks import store_lock
@@ -55,6 +54,7 @@ class IngestReport:
     segments: int
     excluded: dict[str, str]  # participant id -> reason
     quarantined: dict[str, str]  # video id -> reason
+    notes: tuple[str, ...] = ()  # what the reader found and reported (variant, unread keys)
 
 
 def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy,
@@ -77,8 +77,7 @@ def _probe_all(root: Path, videos: pl.DataFrame, workers: int
                ) -> tuple[dict[str, VideoInfo], dict[str, str]]:
     def one(row: dict[str, Any]) -> tuple[str, VideoInfo | str]:
         try:
-            path = safe_relative(root / cb.VIDEOS_DIR, row["path"], path=root / cb.ANNOTATIONS_YAML,
-                                 entry=row["path"])
+            path = safe_relative(root, row["path"], path=root, entry=row["release_id"])
             return row["video_id"], probe_video(path)
         except BahfsError as exc:
             return row["video_id"], exc.message
@@ -97,8 +96,8 @@ def quarantine_rows(videos: pl.DataFrame, reasons: dict[str, str], stage: str
         pl.col("video_id").replace_strict(reasons, return_dtype=pl.String).alias("reason"))
 
 
-def report_of(store: Path, tables: dict[str, pl.DataFrame], quarantined: dict[str, str]
-              ) -> IngestReport:
+def report_of(store: Path, tables: dict[str, pl.DataFrame], quarantined: dict[str, str],
+              notes: tuple[str, ...] = ()) -> IngestReport:
     """What the ingest ``tables`` hold, as a report."""
     videos = tables["videos"]
     return IngestReport(
@@ -106,7 +105,7 @@ def report_of(store: Path, tables: dict[str, pl.DataFrame], quarantined: dict[st
         frames=int(videos["n_frames"].sum()) if videos.height else 0,
         segments=tables["segments"].height,
         excluded=dict(tables["exclusions"].select("participant_id", "reason").iter_rows()),
-        quarantined=quarantined)
+        quarantined=quarantined, notes=notes)
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,7 @@ class ReleaseTables:
     frame_base: list[int]
     participant_ids: list[str]  # every participant of the release, consented or not
     video_ids: list[str]  # every video of the release, consented or not
+    notes: tuple[str, ...]  # the variant found, keys not read, unlabelled videos
 
 
 def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
@@ -150,6 +150,12 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
                                  "fps": pl.Float64, "n_frames": pl.Int32,
                                  "has_audio": pl.Boolean})
     videos = videos.join(probe, on="video_id", how="inner", maintain_order="left")
+    transcripts = rel.transcripts
+    if transcripts.width:  # the last chunk's missing end: the end of the video
+        transcripts = transcripts.filter(keep & ok).join(
+            videos.select("video_id", "duration_s"), on="video_id", how="left",
+            maintain_order="left").with_columns(
+            pl.coalesce("end_s", pl.max_horizontal("start_s", "duration_s")).alias("end_s"))
     videos = videos.with_columns(pl.lit(str(Path(rel.root).resolve())).alias("source"))
     tables = {
         "participants": rel.participants.filter(keep),
@@ -158,31 +164,33 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
         "segments": rel.segments.filter(keep & ok) if rel.segments.width else rel.segments,
         "cues": rel.cues.filter(keep & ok) if rel.cues.width else rel.cues,
         "frame_labels": rel.frame_labels.filter(keep & ok),
-        "transcripts": rel.transcripts.filter(keep & ok)
-        if rel.transcripts.width else rel.transcripts,
+        "transcripts": transcripts,
         "splits": rel.splits.filter(keep & ok),
         "quarantine": quarantine,
     }
     return ReleaseTables({k: conform(k, v) for k, v in tables.items()}, failed,
                          sorted(set(rel.frame_base.values())),
                          rel.participants["participant_id"].to_list(),
-                         rel.videos["video_id"].to_list())
+                         rel.videos["video_id"].to_list(),
+                         (f"variant: {rel.layout.variant}; {'; '.join(rel.id_styles)}",
+                          *rel.notes))
 
 
 def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentPolicy,
-                          frame_base: list[int]) -> IngestReport:
+                          frame_base: list[int], notes: tuple[str, ...] = ()) -> IngestReport:
     """Summarise the tables now in ``store`` into its manifest; return the report."""
     tables = {n: read_table(store, n)
               for n in ("videos", "participants", "segments", "exclusions", "quarantine")}
     quarantine = tables["quarantine"].filter(pl.col("stage") == "ingest")
-    report = report_of(store, tables, dict(quarantine.select("video_id", "reason").iter_rows()))
+    report = report_of(store, tables, dict(quarantine.select("video_id", "reason").iter_rows()),
+                       notes)
     write_manifest(store, {
         "bahfs_version": __version__, "dataset": source,
         "ingested_at": utc_now(),
         "consent_required": list(policy.require), "participants": report.participants,
         "videos": report.videos, "frames": report.frames, "segments": report.segments,
         "excluded": report.excluded, "quarantined": report.quarantined,
-        "frame_numbering_base": frame_base,
+        "frame_numbering_base": frame_base, "notes": list(notes),
     })
     return report
 
@@ -200,4 +208,4 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
         for name, df in built.tables.items():
             write_table(store, name, df)
         return write_ingest_manifest(store, str(Path(dataset).resolve()), policy,
-                                     built.frame_base)
+                                     built.frame_base, built.notes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 VIDEOS_DIR: Final = "Videos"
@@ -13,6 +12,14 @@ FACES_DIR: Final = "cropped-aligned-faces"
 VIDEO_LABELS_CSV: Final = "bah-video.csv"
 META_YML: Final = "meta_data.yml"
 ANNOTATIONS_YAML: Final = "video_annotation_transcript.yaml"
+#: earlier spellings still in circulation
+OFFICIAL_ANNOTATIONS_YAML: Final = "video_annotation.yaml"  # the official code reads this
+CHALLENGE_ANNOTATIONS_YAML: Final = "annotation.yml"  # the 2025 challenge, four keys
+OFFICIAL_SPLIT_DIR: Final = "dataset-splits/video-level/BAH_DB/split-0"
+OFFICIAL_FRAME_SPLIT_DIR: Final = "dataset-splits/frame-level/BAH_DB/split-0"
+CLASS_ID_YAML: Final = "class_id.yaml"
+#: class names of class_id.yaml -> label
+CLASS_IDS: Final = {"With A-H": 1, "No A-H": 0}
 
 #: split file stem -> canonical split name
 SPLIT_FILES: Final = {"train": "train", "val": "val", "valid": "val", "validation": "val",
@@ -24,6 +31,9 @@ META_KEYS: Final = (
     "Use in publications",
 )
 
+#: the keys every variant of the annotation file carries
+CORE_KEYS: Final = ("global_ah", "fr_detailed_ah", "time_detailed_ah", "frame_annotation")
+#: the keys of video_annotation_transcript.yaml
 ANNOTATION_KEYS: Final = (
     "global_ah", "annotator_id", "certainty_ah", "fr_detailed_ah", "time_detailed_ah",
     "all_cues", "frame_annotation", "transcript",
@@ -55,10 +65,3 @@ QUESTIONS: Final = (
     "What would help you to change?",
     "What will you do in the next week?",
 )
-
-VIDEO_NAME_RE: Final = re.compile(
-    r"^(?P<pid>[^/]+)/(?P<visit>[^/]+)/(?P=pid)_Question_(?P<q>[1-7])_(?P<rest>[^/]+)"
-    r"\.(?P<ext>mp4|webm|mov|avi|mkv)$"
-)
-VIDEO_NAME_PATTERN: Final = "<pid>/<visit>/<pid>_Question_<1-7>_<date...>.mp4"
-FRAME_ID_RE: Final = re.compile(r"^(?P<video>.+)/frame-(?P<n>\d+)\.(jpg|jpeg|png)$")

@@ -25,9 +25,12 @@ def parse_bool(value: Any) -> bool:
 
 
 class ParticipantMeta(BaseModel):
-    """One participant's entry of ``meta_data.yml`` (keys spelled as in the release)."""
+    """One participant's entry of ``meta_data.yml`` (keys spelled as in the release).
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    Keys it does not know are kept in ``model_extra`` for the reader to report.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     age: int | None = Field(alias="Age")
     age_range: str | None = Field(alias="Age range")
@@ -53,23 +56,30 @@ class ParticipantMeta(BaseModel):
 
 
 class VideoAnnotation(BaseModel):
-    """One video's entry of ``video_annotation_transcript.yaml``."""
+    """One video's entry of the annotation file, in any variant.
 
-    model_config = ConfigDict(extra="ignore")
+    The four-key 2025 file carries only ``global_ah``, ``fr_detailed_ah``,
+    ``time_detailed_ah`` and ``frame_annotation``; which keys must be present is the
+    reader's check (per variant), so the others default to None here. Frame
+    annotations are checked by the reader (one fast pass over every frame id).
+    Unknown keys are kept in ``model_extra`` for the reader to report.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     global_ah: int = Field(ge=0, le=1)
-    annotator_id: str
-    certainty_ah: list[str | None] | str | None
+    annotator_id: str | None = None
+    certainty_ah: list[str | None] | str | None = None
     fr_detailed_ah: list[tuple[int, int]]
     time_detailed_ah: list[tuple[str, str]]
-    all_cues: list[dict[str, list[str] | str | None]]
-    frame_annotation: list[tuple[str, int]]
-    transcript: str | None
+    all_cues: list[dict[str, list[str] | str | None]] | None = None
+    frame_annotation: list[Any]
+    transcript: str | None = None
 
     @field_validator("annotator_id", mode="before")
     @classmethod
-    def _ann(cls, v: Any) -> str:
-        return str(v)
+    def _ann(cls, v: Any) -> str | None:
+        return None if v is None else str(v)
 
     @field_validator("certainty_ah", mode="before")
     @classmethod
@@ -85,9 +95,9 @@ class VideoAnnotation(BaseModel):
 
 
 class TranscriptChunk(BaseModel):
-    """One chunk of a Whisper transcription file."""
+    """One chunk of a Whisper transcription file (times relative to Whisper's window)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     language: str | None = None
     text: str
@@ -97,7 +107,7 @@ class TranscriptChunk(BaseModel):
 class TranscriptFile(BaseModel):
     """A Whisper transcription file: full text plus timed chunks."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     text: str
     chunks: list[TranscriptChunk]

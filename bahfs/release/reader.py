@@ -1,15 +1,18 @@
 """Read a BAH release directory into typed polars frames, validating as we go.
 
-Every mismatch with the expected layout raises :class:`DatasetLayoutError` (or a
-subclass) naming the file, the entry and the key or form it expected. Nothing is
-guessed silently. Videos are not opened here: probing is the ingest step's job.
+The variant is recognised first (:mod:`bahfs.release.layout`), then every file is
+read and cross-checked. Every mismatch raises :class:`DatasetLayoutError` (or a
+subclass) naming the file, the entry and the key or form it expected; nothing is
+guessed silently. With ``collect=True`` (``bahfs check-release``) problems that
+concern one video or one line are gathered instead, and the rest is still read.
+Keys the reader does not know are reported in :attr:`Release.unknown_keys`.
+Videos are not opened here: probing is the ingest step's job.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,26 +20,27 @@ import polars as pl
 
 from bahfs.errors import DatasetLayoutError, PathEscapeError
 from bahfs.release import codebook as cb
-from bahfs.release.models import (
-    ParticipantMeta,
-    TranscriptFile,
-    VideoAnnotation,
-    validate,
-)
+from bahfs.release.ids import VideoKey, frame_number, frame_prefix, parse_video_ref, video_file
+from bahfs.release.layout import ReleaseLayout, detect_layout
+from bahfs.release.models import ParticipantMeta, VideoAnnotation, validate
+from bahfs.release.splits import check_class_ids, read_splits, read_video_labels
+from bahfs.release.transcripts import read_transcription, transcription_file
 from bahfs.release.yamlio import load_yaml
 
 _TIME_RE = re.compile(r"^(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)$")
 
 
-@dataclass(frozen=True)
-class VideoKey:
-    """Identity of one video, parsed from its release path."""
+@dataclass
+class Problems:
+    """Problems found while reading: raised at once, or gathered (``collect``)."""
 
-    video_id: str
-    participant_id: str
-    visit: str
-    question: int
-    path: str  # relative to Videos/
+    collect: bool
+    found: list[DatasetLayoutError] = field(default_factory=list)
+
+    def __call__(self, exc: DatasetLayoutError) -> None:
+        if not self.collect:
+            raise exc
+        self.found.append(exc)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Release:
     """A parsed release: one frame per table (before consent filtering and probing)."""
 
     root: Path
+    layout: ReleaseLayout
     participants: pl.DataFrame
     videos: pl.DataFrame  # without duration/fps/n_frames (ingest probes those)
     segments: pl.DataFrame
@@ -51,7 +56,26 @@ class Release:
     frame_labels: pl.DataFrame
     transcripts: pl.DataFrame
     splits: pl.DataFrame
-    frame_base: dict[str, int]  # video_id -> 0 or 1 (numbering of frame images)
+    unlabelled: pl.DataFrame  # split lines with labels withheld and no annotation
+    frame_base: dict[str, int]  # video_id -> 0 or 1 (numbering of frame ids)
+    id_styles: tuple[str, ...]  # how the release spells its video ids
+    unknown_keys: dict[str, list[str]]  # file -> keys bahfs does not read
+    absent_keys: dict[str, int]  # optional annotation key -> entries without it
+    problems: tuple[DatasetLayoutError, ...] = ()  # gathered with collect=True
+
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know about this copy, one line each (not errors)."""
+        out = [f"{where}: keys not read by bahfs: {', '.join(keys)}"
+               for where, keys in self.unknown_keys.items()]
+        if self.absent_keys:
+            out.append(f"{self.layout.annotations.name}: entries without "
+                       + ", ".join(f"{k} ({n})" for k, n in self.absent_keys.items())
+                       + ": those columns are empty for them")
+        if self.unlabelled.height:
+            out.append(f"{self.unlabelled.height} videos in the split files have their labels "
+                       "withheld and no annotation: they are not ingested")
+        return list(self.layout.notes) + out
 
 
 def safe_relative(root: Path, rel: str, *, path: Path, entry: str) -> Path:
@@ -67,19 +91,6 @@ def safe_relative(root: Path, rel: str, *, path: Path, entry: str) -> Path:
     return resolved
 
 
-def parse_video_path(rel: str, *, path: Path) -> VideoKey:
-    """Parse ``<pid>/<visit>/<pid>_Question_<q>_<date>...`` into a :class:`VideoKey`."""
-    if ".." in PurePosixPath(rel).parts:
-        raise PathEscapeError(f"video path {rel!r} contains '..'", path=path,
-                              expected="a path inside Videos/")
-    m = cb.VIDEO_NAME_RE.match(rel)
-    if m is None:
-        raise DatasetLayoutError(f"video path {rel!r} does not follow the release naming",
-                                 path=path, expected=cb.VIDEO_NAME_PATTERN)
-    pid, visit, q = m["pid"], m["visit"], int(m["q"])
-    return VideoKey(f"{pid}__{visit}__Q{q}", pid, visit, q, rel)
-
-
 def parse_time(text: str, *, path: Path, entry: str) -> float:
     """``hh:mm:ss`` or ``hh:mm:ss.fff`` to seconds."""
     m = _TIME_RE.match(str(text).strip())
@@ -89,16 +100,16 @@ def parse_time(text: str, *, path: Path, entry: str) -> float:
     return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
 
 
-def _require(root: Path, name: str) -> Path:
-    p = root / name
-    if not p.exists():
-        raise DatasetLayoutError(f"missing {name}", path=p,
-                                 expected=f"{name} at the release root")
-    return p
+def _note_extra(unknown: dict[str, set[str]], where: str, extra: dict[str, Any] | None) -> None:
+    if extra:
+        unknown.setdefault(where, set()).update(str(k) for k in extra)
 
 
-def read_meta(root: Path) -> pl.DataFrame:
-    path = _require(root, cb.META_YML)
+def read_meta(root: Path, unknown: dict[str, set[str]]) -> pl.DataFrame:
+    path = root / cb.META_YML
+    if not path.is_file():
+        raise DatasetLayoutError(f"missing {cb.META_YML} (consent flags are read from it)",
+                                 path=path, expected=f"{cb.META_YML} at the release root")
     data = load_yaml(path)
     if not isinstance(data, dict) or not data:
         raise DatasetLayoutError("not a mapping of participants", path=path,
@@ -106,61 +117,10 @@ def read_meta(root: Path) -> pl.DataFrame:
     rows = []
     for pid, entry in data.items():
         meta = validate(ParticipantMeta, entry, path=path, entry=str(pid), participant=str(pid))
-        rows.append({"participant_id": str(pid), **meta.model_dump()})
+        _note_extra(unknown, cb.META_YML, meta.model_extra)
+        rows.append({"participant_id": str(pid),
+                     **meta.model_dump(include=set(ParticipantMeta.model_fields))})
     return pl.DataFrame(rows, schema_overrides={"age": pl.Int16}, infer_schema_length=None)
-
-
-def read_video_labels(root: Path) -> dict[str, int]:
-    path = _require(root, cb.VIDEO_LABELS_CSV)
-    labels: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            if not row:
-                continue
-            if len(row) < 2 or row[1].strip() not in ("0", "1"):
-                if lineno == 1:  # a header row
-                    continue
-                raise DatasetLayoutError(f"line {lineno}: {row!r}", path=path,
-                                         expected="<video path>,<0|1>")
-            labels[row[0].strip()] = int(row[1])
-    return labels
-
-
-def read_splits(root: Path) -> pl.DataFrame:
-    """Video-level split files: ``<video path>,<0|1>,<transcript with commas>``."""
-    split_dir = _require(root, cb.SPLIT_DIR)
-    rows: list[dict[str, Any]] = []
-    files = sorted(p for p in split_dir.iterdir() if p.is_file())
-    if not files:
-        raise DatasetLayoutError("split/ holds no split files", path=split_dir,
-                                 expected="train.txt, val.txt, test.txt")
-    for f in files:
-        split = cb.SPLIT_FILES.get(f.stem.lower())
-        if split is None:
-            raise DatasetLayoutError(f"unknown split file {f.name!r}", path=f,
-                                     expected=f"one of {sorted(cb.SPLIT_FILES)} (.txt)")
-        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            parts = line.split(",", 2)
-            if len(parts) < 2 or parts[1].strip() not in ("0", "1"):
-                raise DatasetLayoutError(f"line {lineno}: {line[:80]!r}", path=f,
-                                         expected="<video path>,<0|1>,<transcript>")
-            key = parse_video_path(parts[0].strip(), path=f)
-            rows.append({"video_id": key.video_id, "participant_id": key.participant_id,
-                         "split": split, "label": int(parts[1]), "path": key.path})
-    df = pl.DataFrame(rows, schema_overrides={"label": pl.Int8})
-    dup = df.filter(pl.col("video_id").is_duplicated())
-    if dup.height:
-        raise DatasetLayoutError(f"video listed twice in split files: {dup['path'][0]!r}",
-                                 path=split_dir, expected="each video in exactly one split")
-    per_pid = df.group_by("participant_id").agg(pl.col("split").n_unique().alias("n"))
-    bad = per_pid.filter(pl.col("n") > 1)
-    if bad.height:
-        raise DatasetLayoutError(
-            "participant's videos are in several splits", path=split_dir,
-            participant=bad["participant_id"][0], expected="splits by participant")
-    return df
 
 
 def _cue_rows(cues: dict[str, Any], key: VideoKey, seg: int, path: Path) -> list[dict[str, Any]]:
@@ -168,7 +128,7 @@ def _cue_rows(cues: dict[str, Any], key: VideoKey, seg: int, path: Path) -> list
     for modality_key, names in cues.items():
         if modality_key not in cb.CUE_MODALITY_KEYS:
             raise DatasetLayoutError(
-                f"entry {key.path!r}: unknown cue modality {modality_key!r} in segment {seg}",
+                f"entry {key.ref!r}: unknown cue modality {modality_key!r} in segment {seg}",
                 path=path, participant=key.participant_id, video=key.video_id,
                 expected=f"cue modality keys {list(cb.CUE_MODALITY_KEYS)}")
         modality = "inconsistency" if modality_key == "inconsistencies" else modality_key
@@ -182,7 +142,7 @@ def _cue_rows(cues: dict[str, Any], key: VideoKey, seg: int, path: Path) -> list
             canon = known.get(str(name).strip().lower())
             if canon is None:
                 raise DatasetLayoutError(
-                    f"entry {key.path!r}: unknown {modality} cue {name!r} in segment {seg}",
+                    f"entry {key.ref!r}: unknown {modality} cue {name!r} in segment {seg}",
                     path=path, participant=key.participant_id, video=key.video_id,
                     expected=f"one of {list(cb.CODEBOOK[modality])}")
             rows.append({"video_id": key.video_id, "participant_id": key.participant_id,
@@ -190,198 +150,239 @@ def _cue_rows(cues: dict[str, Any], key: VideoKey, seg: int, path: Path) -> list
     return rows
 
 
-def _frame_rows(ann: VideoAnnotation, key: VideoKey, path: Path) -> tuple[list[int], list[int]]:
-    stem = str(PurePosixPath(key.path).with_suffix(""))
-    frames: list[int] = []
-    labels: list[int] = []
-    for frame_id, label in ann.frame_annotation:
-        m = cb.FRAME_ID_RE.match(frame_id)
-        if m is None or not m["video"].endswith(stem) or ".." in frame_id.split("/"):
+def _frame_labels(ann: VideoAnnotation, key: VideoKey, path: Path) -> tuple[list[int], int]:
+    """Frame labels in frame order (from 0), and the numbering base of the frame ids."""
+    items = ann.frame_annotation
+    if not items:
+        raise DatasetLayoutError(f"entry {key.ref!r}: empty frame_annotation", path=path,
+                                 video=key.video_id, expected="one label per frame")
+    first = items[0]
+    prefix = frame_prefix(first[0] if isinstance(first, list | tuple) and first else first,
+                          key, path=path)
+    by_frame: dict[int, int] = {}
+    for item in items:
+        n = frame_number(item[0], prefix) if isinstance(item, list | tuple) and len(item) == 2 \
+            else None
+        if n is None or item[1] not in (0, 1) or isinstance(item[1], bool) or n in by_frame:
             raise DatasetLayoutError(
-                f"entry {key.path!r}: bad frame id {frame_id!r}", path=path,
+                f"entry {key.ref!r}: bad frame annotation {item!r}", path=path,
                 participant=key.participant_id, video=key.video_id,
-                expected=f"{cb.FACES_DIR}/{stem}/frame-<n>.jpg")
-        if label not in (0, 1):
-            raise DatasetLayoutError(f"entry {key.path!r}: frame label {label!r}", path=path,
-                                     video=key.video_id, expected="0 or 1")
-        frames.append(int(m["n"]))
-        labels.append(label)
-    return frames, labels
+                expected=f"[{prefix}frame-<n>.jpg, 0|1], each frame once")
+        by_frame[n] = item[1]
+    base, n_frames = min(by_frame), len(by_frame)
+    if base not in (0, 1) or max(by_frame) != base + n_frames - 1:
+        raise DatasetLayoutError(
+            f"entry {key.ref!r}: frame numbers are not contiguous from 0 or 1 "
+            f"(min {base}, max {max(by_frame)}, count {n_frames})", path=path,
+            participant=key.participant_id, video=key.video_id,
+            expected="frame-<n> for every frame, n contiguous")
+    return [by_frame[base + i] for i in range(n_frames)], base
 
 
-def read_annotations(root: Path) -> tuple[dict[str, tuple[VideoKey, VideoAnnotation]], Path]:
-    path = _require(root, cb.ANNOTATIONS_YAML)
+def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str, set[str]],
+                     absent: dict[str, int]) -> dict[str, tuple[VideoKey, VideoAnnotation]]:
+    """Annotation entries by store video id, each checked against its variant's keys
+    (optional keys an entry lacks are counted in ``absent``)."""
+    path = layout.annotations
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise DatasetLayoutError("not a mapping of videos", path=path,
-                                 expected="video path -> annotation entry")
+                                 expected="video id -> annotation entry")
     out: dict[str, tuple[VideoKey, VideoAnnotation]] = {}
-    for rel, entry in data.items():
-        key = parse_video_path(str(rel), path=path)
-        safe_relative(root / cb.VIDEOS_DIR, key.path, path=path, entry=key.path)
-        ann = validate(VideoAnnotation, entry, path=path, entry=key.path,
-                       participant=key.participant_id, video=key.video_id)
-        n_seg = len(ann.fr_detailed_ah)
-        if len(ann.time_detailed_ah) != n_seg or len(ann.all_cues) != n_seg:
-            raise DatasetLayoutError(
-                f"entry {key.path!r}: {n_seg} frame segments, {len(ann.time_detailed_ah)} "
-                f"time segments, {len(ann.all_cues)} cue sets", path=path,
-                participant=key.participant_id, video=key.video_id,
-                expected="fr_detailed_ah, time_detailed_ah and all_cues of equal length")
-        if isinstance(ann.certainty_ah, list) and len(ann.certainty_ah) != n_seg:
-            raise DatasetLayoutError(
-                f"entry {key.path!r}: certainty_ah has {len(ann.certainty_ah)} values for "
-                f"{n_seg} segments", path=path, video=key.video_id,
-                expected="one certainty per segment (or one for the video)")
-        if ann.global_ah != int(n_seg > 0):
-            raise DatasetLayoutError(
-                f"entry {key.path!r}: global_ah={ann.global_ah} with {n_seg} segments",
-                path=path, participant=key.participant_id, video=key.video_id,
-                expected="global_ah = 1 exactly when the video has A/H segments")
-        if key.video_id in {k.video_id for k, _ in out.values()}:
-            raise DatasetLayoutError(f"two entries map to video id {key.video_id!r}",
-                                     path=path, expected="one video per participant/visit/q")
-        out[key.path] = (key, ann)
-    return out, path
+    for ref, entry in data.items():
+        try:
+            key = parse_video_ref(str(ref), path=path)
+            missing = [k for k in layout.required_keys
+                       if not isinstance(entry, dict) or k not in entry]
+            if isinstance(entry, dict) and missing:
+                raise DatasetLayoutError(f"entry {key.ref!r}: missing key {missing[0]!r}",
+                                         path=path, participant=key.participant_id,
+                                         video=key.video_id,
+                                         expected=f"keys {', '.join(layout.required_keys)}")
+            ann = validate(VideoAnnotation, entry, path=path, entry=key.ref,
+                           participant=key.participant_id, video=key.video_id)
+            _check_segments(ann, key, path)
+            if key.video_id in out:
+                raise DatasetLayoutError(
+                    f"entries {out[key.video_id][0].ref!r} and {key.ref!r} are the same video "
+                    "(participant, visit and question)", path=path, video=key.video_id,
+                    expected="one video per participant, visit and question")
+        except DatasetLayoutError as exc:
+            report(exc)
+            continue
+        _note_extra(unknown, path.name, ann.model_extra)
+        for k in cb.ANNOTATION_KEYS:
+            if k not in entry:
+                absent[k] = absent.get(k, 0) + 1
+        out[key.video_id] = (key, ann)
+    return out
 
 
-def read_transcription(root: Path, key: VideoKey) -> list[dict[str, Any]]:
-    """Chunks of the Whisper transcription files of one video (none if absent)."""
-    stem = str(PurePosixPath(key.path).with_suffix(""))
-    folder = safe_relative(root / cb.TRANSCRIPTION_DIR, stem, path=root / cb.TRANSCRIPTION_DIR,
-                           entry=key.path)
-    if not folder.is_dir():
-        return []
-    rows: list[dict[str, Any]] = []
-    for f in sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml")):
-        tf = validate(TranscriptFile, load_yaml(f), path=f, entry=f.name,
-                      participant=key.participant_id, video=key.video_id)
-        for chunk in tf.chunks:
-            start, end = chunk.timestamp
-            rows.append({"video_id": key.video_id, "participant_id": key.participant_id,
-                         "chunk": len(rows), "start_s": start, "end_s": end,
-                         "language": chunk.language, "text": chunk.text.strip()})
-    return rows
-
-
-def _frames_to_zero_based(frames: list[int], key: VideoKey, path: Path) -> int:
-    """Check frame numbering is contiguous from 0 or 1; return the base."""
-    if not frames:
-        raise DatasetLayoutError(f"entry {key.path!r}: empty frame_annotation", path=path,
-                                 video=key.video_id, expected="one label per frame")
-    base = min(frames)
-    ordered = sorted(frames)
-    if base not in (0, 1) or ordered != list(range(base, base + len(frames))):
+def _check_segments(ann: VideoAnnotation, key: VideoKey, path: Path) -> None:
+    n_seg = len(ann.fr_detailed_ah)
+    lengths = {"time_detailed_ah": len(ann.time_detailed_ah)}
+    if ann.all_cues is not None:
+        lengths["all_cues"] = len(ann.all_cues)
+    if isinstance(ann.certainty_ah, list):
+        lengths["certainty_ah"] = len(ann.certainty_ah)
+    bad = {k: n for k, n in lengths.items() if n != n_seg}
+    if bad:
         raise DatasetLayoutError(
-            f"entry {key.path!r}: frame numbers are not contiguous from 0 or 1 "
-            f"(min {base}, max {ordered[-1]}, count {len(frames)})", path=path,
+            f"entry {key.ref!r}: {n_seg} frame segments but "
+            + ", ".join(f"{n} in {k}" for k, n in bad.items()), path=path,
             participant=key.participant_id, video=key.video_id,
-            expected="frame-<n> for every frame, n contiguous")
-    return base
+            expected="one entry per segment in fr_detailed_ah, time_detailed_ah, all_cues, "
+                     "certainty_ah")
+    if ann.global_ah != int(n_seg > 0):
+        raise DatasetLayoutError(
+            f"entry {key.ref!r}: global_ah={ann.global_ah} with {n_seg} segments",
+            path=path, participant=key.participant_id, video=key.video_id,
+            expected="global_ah = 1 exactly when the video has A/H segments")
 
 
 def _video_tables(root: Path, key: VideoKey, ann: VideoAnnotation, path: Path,
-                  tables: dict[str, list[dict[str, Any]]], frame_base: dict[str, int]) -> None:
-    frames, labels = _frame_rows(ann, key, path)
-    base = _frames_to_zero_based(frames, key, path)
-    frame_base[key.video_id] = base
-    n = len(frames)
+                  file_rel: str, unknown: dict[str, set[str]]
+                  ) -> tuple[dict[str, list[Any]], int]:
+    """Rows of one video for every per-video table (nothing is kept if this raises),
+    and the numbering base of its frame ids."""
+    labels, base = _frame_labels(ann, key, path)
+    n = len(labels)
+    rows: dict[str, list[Any]] = {"segments": [], "cues": [], "transcripts": []}
     seg_mask = [0] * n
-    certainty = ann.certainty_ah
-    for i, ((s, e), (ts, te), cues) in enumerate(
-            zip(ann.fr_detailed_ah, ann.time_detailed_ah, ann.all_cues, strict=True)):
+    for i, ((s, e), (ts, te)) in enumerate(
+            zip(ann.fr_detailed_ah, ann.time_detailed_ah, strict=True)):
         s0, e0 = s - base, e - base
         if not 0 <= s0 <= e0 < n:
             raise DatasetLayoutError(
-                f"entry {key.path!r}: segment {i} frames [{s}, {e}] outside the video "
+                f"entry {key.ref!r}: segment {i} frames [{s}, {e}] outside the video "
                 f"({n} frames numbered from {base})", path=path,
                 participant=key.participant_id, video=key.video_id,
                 expected=f"{base} <= start <= end <= {n - 1 + base}")
-        start_s = parse_time(ts, path=path, entry=key.path)
-        end_s = parse_time(te, path=path, entry=key.path)
+        start_s = parse_time(ts, path=path, entry=key.ref)
+        end_s = parse_time(te, path=path, entry=key.ref)
         if end_s < start_s:
-            raise DatasetLayoutError(f"entry {key.path!r}: segment {i} ends before it starts",
+            raise DatasetLayoutError(f"entry {key.ref!r}: segment {i} ends before it starts",
                                      path=path, video=key.video_id, expected="start <= end")
-        cert = certainty[i] if isinstance(certainty, list) else certainty
-        tables["segments"].append({
+        cert = ann.certainty_ah[i] if isinstance(ann.certainty_ah, list) else ann.certainty_ah
+        rows["segments"].append({
             "video_id": key.video_id, "participant_id": key.participant_id, "segment": i,
             "start_frame": s0, "end_frame": e0, "start_s": start_s, "end_s": end_s,
             "certainty": cert, "annotator_id": ann.annotator_id})
-        tables["cues"].extend(_cue_rows(cues, key, i, path))
-        for f in range(s0, e0 + 1):
-            seg_mask[f] = 1
-    by_frame = dict(zip((f - base for f in frames), labels, strict=True))
-    for f in range(n):
-        if by_frame[f] != seg_mask[f]:
-            raise DatasetLayoutError(
-                f"entry {key.path!r}: frame {f + base} labelled {by_frame[f]} but segments "
-                f"say {seg_mask[f]}", path=path, participant=key.participant_id,
-                video=key.video_id, expected="frame labels equal the union of fr_detailed_ah")
-    tables["frame_labels"].append({"video_id": key.video_id,
-                                   "participant_id": key.participant_id,
-                                   "frame": list(range(n)), "label": seg_mask})
-    tables["transcripts"].extend(read_transcription(root, key))
+        if ann.all_cues is not None:
+            rows["cues"].extend(_cue_rows(ann.all_cues[i], key, i, path))
+        seg_mask[s0:e0 + 1] = [1] * (e0 + 1 - s0)
+    if labels != seg_mask:
+        f = next(i for i, (a, b) in enumerate(zip(labels, seg_mask, strict=True)) if a != b)
+        raise DatasetLayoutError(
+            f"entry {key.ref!r}: frame {f + base} labelled {labels[f]} but segments "
+            f"say {seg_mask[f]}", path=path, participant=key.participant_id,
+            video=key.video_id, expected="frame labels equal the union of fr_detailed_ah")
+    rows["frame_labels"] = [{"video_id": key.video_id, "participant_id": key.participant_id,
+                             "frame": list(range(n)), "label": seg_mask}]
+    transcript = transcription_file(root, key, file_rel)
+    if transcript is not None:
+        rows["transcripts"] = read_transcription(transcript, key, unknown)
+    return rows, base
 
 
-def read_release(root: Path) -> Release:
+def _cross_check(key: VideoKey, ann: VideoAnnotation, layout: ReleaseLayout,
+                 known_pids: set[str], video_labels: dict[str, int] | None,
+                 split_row: dict[str, Any] | None) -> None:
+    path = layout.annotations
+    if key.participant_id not in known_pids:
+        raise DatasetLayoutError(f"video {key.ref!r} belongs to a participant missing from "
+                                 f"{cb.META_YML}", path=path, participant=key.participant_id,
+                                 video=key.video_id,
+                                 expected=f"participant {key.participant_id!r} in meta")
+    if video_labels is not None and video_labels.get(key.video_id) != ann.global_ah:
+        csv_path = layout.labels_csv or layout.root
+        raise DatasetLayoutError(
+            f"video {key.ref!r}: label {video_labels.get(key.video_id)} in {csv_path.name} "
+            f"but global_ah {ann.global_ah}", path=csv_path, video=key.video_id,
+            expected="one line per annotated video, with the same label")
+    if split_row is None or split_row["label"] not in (None, ann.global_ah):
+        raise DatasetLayoutError(
+            f"video {key.ref!r} missing from the split files or labelled differently there",
+            path=layout.splits, video=key.video_id,
+            expected=f"a line '{key.ref},{ann.global_ah},...' in one split file")
+
+
+def read_release(root: Path, *, collect: bool = False) -> Release:
     """Parse and cross-check every annotation file of the release at ``root``."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetLayoutError("dataset directory not found", path=root,
-                                 expected="a BAH release directory")
-    meta = read_meta(root)
-    video_labels = read_video_labels(root)
-    splits = read_splits(root)
-    anns, ann_path = read_annotations(root)
-    split_by_path = {r["path"]: r for r in splits.iter_rows(named=True)}
+    layout = detect_layout(Path(root))
+    root = layout.root
+    problems = Problems(collect)
+    unknown: dict[str, set[str]] = {}
+    absent: dict[str, int] = {}
+    meta = read_meta(root, unknown)
+    check_class_ids(layout)
+    video_labels = read_video_labels(layout, problems)
+    splits = read_splits(layout, problems)
+    anns = read_annotations(layout, problems, unknown, absent)
+    split_by_id = {r["video_id"]: r for r in splits.iter_rows(named=True)}
     known_pids = set(meta["participant_id"].to_list())
     tables: dict[str, list[dict[str, Any]]] = {
         "videos": [], "segments": [], "cues": [], "frame_labels": [], "transcripts": []}
     frame_base: dict[str, int] = {}
-    for rel, (key, ann) in anns.items():
-        if key.participant_id not in known_pids:
-            raise DatasetLayoutError(f"video {rel!r} belongs to a participant missing from "
-                                     f"{cb.META_YML}", path=ann_path,
-                                     participant=key.participant_id, video=key.video_id,
-                                     expected=f"participant {key.participant_id!r} in meta")
-        if rel not in video_labels:
-            raise DatasetLayoutError(f"video {rel!r} missing from {cb.VIDEO_LABELS_CSV}",
-                                     path=root / cb.VIDEO_LABELS_CSV, video=key.video_id,
-                                     expected="one line per annotated video")
-        if video_labels[rel] != ann.global_ah:
-            raise DatasetLayoutError(
-                f"video {rel!r}: label {video_labels[rel]} in {cb.VIDEO_LABELS_CSV} but "
-                f"global_ah {ann.global_ah}", path=root / cb.VIDEO_LABELS_CSV,
-                video=key.video_id, expected="the same label in both files")
-        split_row = split_by_path.get(rel)
-        if split_row is None or split_row["label"] != ann.global_ah:
-            raise DatasetLayoutError(
-                f"video {rel!r} missing from split/ or labelled differently there",
-                path=root / cb.SPLIT_DIR, video=key.video_id,
-                expected=f"a line '{rel},{ann.global_ah},...' in one split file")
+    for vid, (key, ann) in anns.items():
+        split_row = split_by_id.get(vid)
+        file_rel = video_file(root, key)
+        try:
+            _cross_check(key, ann, layout, known_pids, video_labels, split_row)
+            rows, frame_base[vid] = _video_tables(root, key, ann, layout.annotations,
+                                                  file_rel, unknown)
+        except DatasetLayoutError as exc:
+            problems(exc)
+            continue
+        for name, more in rows.items():
+            tables[name].extend(more)
         tables["videos"].append({
-            "video_id": key.video_id, "participant_id": key.participant_id,
-            "visit": key.visit, "question": key.question, "path": rel,
-            "global_label": ann.global_ah, "split": split_row["split"],
+            "video_id": vid, "participant_id": key.participant_id, "visit": key.visit,
+            "question": key.question, "release_id": key.ref, "path": file_rel,
+            "global_label": ann.global_ah, "split": split_row["split"] if split_row else None,
             "annotator_id": ann.annotator_id, "transcript": ann.transcript})
-        _video_tables(root, key, ann, ann_path, tables, frame_base)
-    extra = set(video_labels) - set(anns)
-    if extra:
-        raise DatasetLayoutError(f"{len(extra)} videos in {cb.VIDEO_LABELS_CSV} have no "
-                                 f"annotation, e.g. {sorted(extra)[0]!r}", path=ann_path,
-                                 expected="an entry per video")
-    pid_split = splits.select("participant_id", "split").unique()
-    participants = meta.join(pid_split, on="participant_id", how="left")
-    frame_labels = (pl.DataFrame(tables["frame_labels"])
-                    .explode("frame", "label")
-                    .join(pl.DataFrame(tables["videos"]).select("video_id", "split"),
-                          on="video_id", how="left"))
+    if video_labels is not None:
+        for vid in sorted(set(video_labels) - set(anns)):
+            problems(DatasetLayoutError(
+                f"video {vid!r} is in {cb.VIDEO_LABELS_CSV} but has no annotation",
+                path=layout.annotations, video=vid, expected="an entry per labelled video"))
+    orphans = splits.filter(~pl.col("video_id").is_in(list(anns)))
+    for vid, ref in orphans.filter(pl.col("label").is_not_null()).select(
+            "video_id", "release_id").iter_rows():
+        problems(DatasetLayoutError(
+            f"video {ref!r} is labelled in the split files but has no annotation",
+            path=layout.annotations, video=vid, expected="an entry per labelled video"))
+    return _assemble(layout, meta, splits, tables, frame_base, anns, (unknown, absent),
+                     problems, orphans.filter(pl.col("label").is_null()))
+
+
+def _assemble(layout: ReleaseLayout, meta: pl.DataFrame, splits: pl.DataFrame,
+              tables: dict[str, list[dict[str, Any]]], frame_base: dict[str, int],
+              anns: dict[str, tuple[VideoKey, VideoAnnotation]],
+              keys: tuple[dict[str, set[str]], dict[str, int]], problems: Problems,
+              unlabelled: pl.DataFrame) -> Release:
+    videos = pl.DataFrame(tables["videos"], schema={
+        "video_id": pl.String, "participant_id": pl.String, "visit": pl.String,
+        "question": pl.Int8, "release_id": pl.String, "path": pl.String,
+        "global_label": pl.Int8, "split": pl.String, "annotator_id": pl.String,
+        "transcript": pl.String})
+    pid_split = splits.select("participant_id", "split").unique("participant_id",
+                                                                keep="first")
+    frame_labels = pl.DataFrame(tables["frame_labels"], schema={
+        "video_id": pl.String, "participant_id": pl.String, "frame": pl.List(pl.Int32),
+        "label": pl.List(pl.Int8)}).explode("frame", "label").join(
+        videos.select("video_id", "split"), on="video_id", how="left", maintain_order="left")
+    kept = pl.col("video_id").is_in(videos["video_id"].to_list())
     return Release(
-        root=root, participants=participants,
-        videos=pl.DataFrame(tables["videos"]),
-        segments=pl.DataFrame(tables["segments"]),
-        cues=pl.DataFrame(tables["cues"]),
-        frame_labels=frame_labels,
+        root=layout.root, layout=layout,
+        participants=meta.join(pid_split, on="participant_id", how="left",
+                               maintain_order="left"),
+        videos=videos, segments=pl.DataFrame(tables["segments"]),
+        cues=pl.DataFrame(tables["cues"]), frame_labels=frame_labels,
         transcripts=pl.DataFrame(tables["transcripts"]),
-        splits=splits.drop("path"),
-        frame_base=frame_base)
+        splits=splits.filter(kept).drop("release_id"),
+        unlabelled=unlabelled, frame_base=frame_base,
+        id_styles=tuple(sorted({key.style for key, _ in anns.values()})),
+        unknown_keys={k: sorted(v) for k, v in sorted(keys[0].items())},
+        absent_keys=keys[1],
+        problems=tuple(problems.found))

@@ -1,7 +1,11 @@
-"""Generate a sample dataset in the BAH release layout.
+"""Generate a sample dataset in the BAH release layout (any variant in circulation).
 
-Annotations (YAML, CSV, split files) depend only on the seed and options: the same
-seed gives the same bytes. Videos are rendered in parallel worker processes; each
+Participants have numeric ids (82553, 82554, ...); file names carry a space between
+date and time, and where there are enough videos one carries a device suffix
+(``..._Video-DESKTOP-NQ55E0P.mp4``) and one is spelled with spaces instead of
+underscores, as in the real release. Annotations (YAML, CSV, split files) depend
+only on the seed and options: the same seed gives the same bytes, and every
+variant (:mod:`bahfs.sample.release_files`) of one seed describes the same videos. Videos are rendered in parallel worker processes; each
 video file is written atomically. A ground-truth sidecar ``bahfs_truth.json`` at the
 root records what the generator drew (face visible per frame, utterance times), for
 tests of the extractors; readers of the release ignore it.
@@ -9,29 +13,29 @@ tests of the extractors; readers of the release ignore it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from bahfs.errors import SampleDataError
 from bahfs.release import codebook as cb
-from bahfs.release.yamlio import dump_yaml
+from bahfs.sample.release_files import Variant, video_path, write_release_files
 from bahfs.sample.render import Appearance, write_video
 from bahfs.sample.script import MIN_SECONDS, VideoPlan, plan_video
 
 TRUTH_FILE = "bahfs_truth.json"
 
-_PROVINCES = ("Quebec", "Ontario", "British Columbia", "Alberta", "Manitoba",
-              "Saskatchewan", "Nova Scotia", "New Brunswick", "Newfoundland and Labrador")
+_PROVINCES = ("Quebec (QC)", "Ontario (ON)", "British Columbia (BC)", "Alberta (AB)",
+              "Manitoba (MB)", "Saskatchewan (SK)", "Nova Scotia (NS)", "New Brunswick (NB)",
+              "Newfoundland and Labrador (NL)")
+FIRST_ID = 82553  # participant ids of the generator: FIRST_ID, FIRST_ID + 1, ...
+DEVICE_SUFFIX = "-DESKTOP-NQ55E0P"
 _COUNTRIES = ("Canada", "France", "India", "China", "Morocco", "Brazil", "Philippines")
 _ETHNICITY = (("White", "White"), ("South Asian", "Asian"), ("Chinese", "Asian"),
               ("Black", "Black"), ("Arab", "Other"), ("Latin American", "Other"))
@@ -45,37 +49,30 @@ class SampleConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     participants: int = Field(ge=1, le=1000)
-    first_participant: int = Field(default=1, ge=1, le=9000)  # ids P<first>.. (batches)
+    first_participant: int = Field(default=1, ge=1, le=9000)  # the first id's number (batches)
     seed: int = 0
     max_questions: int = Field(default=7, ge=1, le=7)
     max_seconds: float = Field(default=30.0, ge=MIN_SECONDS, le=120.0)
     fps: float = Field(default=24.0, gt=0, le=120)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     ah_rate: float = Field(default=0.55, ge=0.0, le=1.0)
+    variant: Variant = "release"
+
+
+def participant_id(number: int) -> str:
+    """The numeric id of the generator's participant ``number`` (1 -> '82553')."""
+    return str(FIRST_ID + number - 1)
 
 
 @dataclass(frozen=True)
 class VideoJob:
     """One video to render."""
 
-    rel: str  # path relative to Videos/
+    pid: str
+    name: str  # file name, e.g. 82553_Question_1_2024-03-05 10-00-17_Video.mp4
     plan: VideoPlan
     appearance: Appearance
     seed: int
-
-
-class _TupleDumper(yaml.SafeDumper):
-    """Safe dumper that writes tuples with the ``!!python/tuple`` tag, as Whisper files do."""
-
-
-_TupleDumper.add_representer(
-    tuple, lambda d, v: d.represent_sequence("tag:yaml.org,2002:python/tuple", list(v)))
-
-
-def _hms(seconds: float) -> str:
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{int(h):02d}:{int(m):02d}:{s:06.3f}"
 
 
 def _participants(rng: np.random.Generator, n: int, first: int = 1
@@ -84,7 +81,7 @@ def _participants(rng: np.random.Generator, n: int, first: int = 1
     for i in range(n):
         lo, hi = _AGE_RANGES[int(rng.integers(len(_AGE_RANGES)))]
         eth, eth_s = _ETHNICITY[int(rng.integers(len(_ETHNICITY)))]
-        meta[f"P{first + i:03d}"] = {
+        meta[participant_id(first + i)] = {
             "Age": int(rng.integers(lo, hi + 1)), "Age range": f"{lo}-{hi}",
             "Birth country": _COUNTRIES[int(rng.integers(len(_COUNTRIES)))],
             "Canada province": _PROVINCES[int(rng.integers(len(_PROVINCES)))],
@@ -96,7 +93,7 @@ def _participants(rng: np.random.Generator, n: int, first: int = 1
         }
     if n >= 3 and all(m["Use in challenges"] == m["Use in publications"] == "Yes"
                       for m in meta.values()):
-        meta[f"P{first + n - 1:03d}"]["Use in challenges"] = "No"  # always show a decline
+        meta[participant_id(first + n - 1)]["Use in challenges"] = "No"  # always a decline
     return meta
 
 
@@ -129,77 +126,36 @@ def plan_dataset(cfg: SampleConfig) -> tuple[dict[str, dict[str, Any]], dict[str
             plan = plan_video(rng, q + 1, ah=ah, fps=cfg.fps, max_seconds=cfg.max_seconds,
                               voice=voice, pitch=pitch)
             stamp = f"2024-03-{day:02d} 10-{2 * q:02d}-{int(rng.integers(60)):02d}"
-            rel = f"{pid}/Visite_1/{pid}_Question_{q + 1}_{stamp}_Video.mp4"
-            jobs.append(VideoJob(rel, plan, app, int(rng.integers(2**31))))
-    return meta, splits, jobs
+            name = f"{pid}_Question_{q + 1}_{stamp}_Video.mp4"
+            jobs.append(VideoJob(pid, name, plan, app, int(rng.integers(2**31))))
+    return meta, splits, _irregular_names(jobs)
 
 
-def _annotation(job: VideoJob, annotator: str) -> dict[str, Any]:
-    plan = job.plan
-    stem = str(PurePosixPath(job.rel).with_suffix(""))
-    labels = np.zeros(plan.n_frames, dtype=np.int8)
-    fr, tm, cues, cert = [], [], [], []
-    for seg in plan.segments:
-        s, e = plan.frame_of(seg.start_s), plan.frame_of(seg.end_s)
-        labels[s:e + 1] = 1
-        fr.append([s + 1, e + 1])  # frame images are numbered from 1
-        tm.append([_hms(seg.start_s), _hms(seg.end_s)])
-        cues.append({k: list(v) for k, v in seg.cues.items()})
-        cert.append(seg.certainty)
-    return {
-        "global_ah": int(bool(plan.segments)), "annotator_id": annotator,
-        "certainty_ah": cert, "fr_detailed_ah": fr, "time_detailed_ah": tm, "all_cues": cues,
-        "frame_annotation": [[f"{cb.FACES_DIR}/{stem}/frame-{i + 1}.jpg", int(v)]
-                             for i, v in enumerate(labels)],
-        "transcript": " ".join(u.text for u in plan.utterances),
-    }
-
-
-def _transcription(job: VideoJob) -> str:
-    chunks = [{"language": "en", "text": f" {u.text}", "timestamp": (u.start_s, u.end_s)}
-              for u in job.plan.utterances]
-    doc = {"text": " " + " ".join(u.text for u in job.plan.utterances), "chunks": chunks}
-    return yaml.dump(doc, Dumper=_TupleDumper, sort_keys=False, width=1000)
+def _irregular_names(jobs: list[VideoJob]) -> list[VideoJob]:
+    """As in the real release: the second video carries a device suffix and, with more
+    than two videos, the last is spelled with spaces instead of underscores."""
+    out = list(jobs)
+    if len(out) >= 2:
+        j = out[1]
+        out[1] = replace(j, name=j.name.replace("_Video.mp4", f"_Video{DEVICE_SUFFIX}.mp4"))
+    if len(out) >= 3:
+        j = out[-1]
+        out[-1] = replace(j, name=j.name.replace("_", " "))
+    return out
 
 
 def write_annotations(root: Path, cfg: SampleConfig) -> list[VideoJob]:
     """Write every annotation file of the dataset (deterministic bytes); return the jobs."""
     meta, splits, jobs = plan_dataset(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / cb.META_YML).write_text(dump_yaml(meta), encoding="utf-8")
-    anns = {job.rel: _annotation(job, f"A{(i % 3) + 1}") for i, job in enumerate(jobs)}
-    (root / cb.ANNOTATIONS_YAML).write_text(dump_yaml(anns), encoding="utf-8")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for rel, ann in anns.items():
-        writer.writerow([rel, ann["global_ah"]])
-    (root / cb.VIDEO_LABELS_CSV).write_text(buf.getvalue(), encoding="utf-8")
-    for d in (cb.SPLIT_DIR, cb.SPLIT_FRAMES_DIR):
-        (root / d).mkdir(exist_ok=True)
-    for split in ("train", "val", "test"):
-        lines: list[str] = []
-        frame_lines: list[str] = []
-        for rel, ann in anns.items():
-            if splits[rel.split("/")[0]] != split:
-                continue
-            lines.append(f"{rel},{ann['global_ah']},{ann['transcript']}")
-            frame_lines.extend(f"{fid},{lab}" for fid, lab in ann["frame_annotation"])
-        (root / cb.SPLIT_DIR / f"{split}.txt").write_text("\n".join(lines) + "\n", "utf-8")
-        (root / cb.SPLIT_FRAMES_DIR / f"{split}.txt").write_text(
-            "\n".join(frame_lines) + "\n", "utf-8")
-    for job in jobs:
-        folder = root / cb.TRANSCRIPTION_DIR / str(PurePosixPath(job.rel).with_suffix(""))
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{PurePosixPath(job.rel).stem}.yml").write_text(_transcription(job),
-                                                                   encoding="utf-8")
+    write_release_files(root, meta, splits, jobs, cfg.variant)
     return jobs
 
 
-def _render(args: tuple[str, VideoJob]) -> tuple[str, list[bool]]:
-    root, job = args
-    out = Path(root) / cb.VIDEOS_DIR / job.rel
-    has_face = write_video(out, job.plan, job.appearance, np.random.default_rng(job.seed))
-    return job.rel, has_face.tolist()
+def _render(args: tuple[str, str, VideoJob]) -> tuple[str, list[bool]]:
+    root, rel, job = args
+    has_face = write_video(Path(root) / rel, job.plan, job.appearance,
+                           np.random.default_rng(job.seed))
+    return rel, has_face.tolist()
 
 
 def _runs(mask: list[bool]) -> list[list[int]]:
@@ -220,16 +176,18 @@ def generate(root: Path, cfg: SampleConfig) -> dict[str, Any]:
         raise SampleDataError("output directory exists and is not a sample dataset",
                               path=root, expected="an empty or new directory")
     jobs = write_annotations(root, cfg)
+    rels = [video_path(j, cfg.variant) for j in jobs]
     with ProcessPoolExecutor(max_workers=min(cfg.workers, len(jobs))) as pool:
-        faces = dict(pool.map(_render, [(str(root), j) for j in jobs]))
-    truth = {job.rel: {
+        faces = dict(pool.map(_render, [(str(root), r, j) for r, j in zip(rels, jobs,
+                                                                          strict=True)]))
+    truth = {rel: {
         "fps": job.plan.fps, "n_frames": job.plan.n_frames, "duration_s": job.plan.duration_s,
-        "face_runs": _runs(faces[job.rel]),
+        "face_runs": _runs(faces[rel]),
         "utterances": [{"text": u.text, "start_s": u.start_s, "end_s": u.end_s,
                         "hesitant": u.hesitant} for u in job.plan.utterances],
         "face_events": [{"kind": e.kind, "start_s": e.start_s, "end_s": e.end_s}
                         for e in job.plan.face_events],
-    } for job in jobs}
+    } for rel, job in zip(rels, jobs, strict=True)}
     (root / TRUTH_FILE).write_text(json.dumps(truth, indent=1), encoding="utf-8")
     n_ah = sum(1 for j in jobs if j.plan.segments)
     return {"root": str(root), "participants": cfg.participants, "videos": len(jobs),
