@@ -51,6 +51,7 @@ def write_tables(store: Path, n: np.ndarray, offset: int = 0) -> None:
     write_table(store, "videos", pl.DataFrame({
         "video_id": ids, "participant_id": pids, "visit": "Visite_1",
         "question": [(i + offset) % 5 + 1 for i in range(len(n))], "path": ids,
+        "release_id": ids,
         "duration_s": n / 24.0, "fps": 24.0, "n_frames": n, "has_audio": True, "source": "",
         "global_label": 1, "split": "train", "annotator_id": "A", "transcript": ""}))
     vid_col = np.repeat(np.array(ids, dtype=object), n)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
@@ -21,7 +21,7 @@ from bahfs import __version__
 from bahfs.errors import BahfsError, ConfigError
 from bahfs.media import VideoInfo, probe_video
 from bahfs.release import read_release
-from bahfs.release.reader import safe_relative
+from bahfs.release.ids import safe_relative
 from store.locks import store_lock
 from store.purge import subject_hash, withdrawn
 from store.schema import conform
@@ -77,7 +77,10 @@ def _probe_all(root: Path, videos: pl.DataFrame, workers: int
                ) -> tuple[dict[str, VideoInfo], dict[str, str]]:
     def one(row: dict[str, Any]) -> tuple[str, VideoInfo | str]:
         try:
-            path = safe_relative(root, row["path"], path=root, entry=row["release_id"])
+            # the top folder (Videos/) may be a link to another disk; nothing below may leave it
+            top, *rest = PurePosixPath(row["path"]).parts
+            path = safe_relative(root / top, str(PurePosixPath(*rest)), path=root,
+                                 entry=row["release_id"])
             return row["video_id"], probe_video(path)
         except BahfsError as exc:
             return row["video_id"], exc.message

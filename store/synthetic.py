@@ -64,7 +64,8 @@ def make_synthetic_store(store: Path, cfg: SyntheticConfig) -> dict[str, str]:
             lab = _labels(rng, n, cfg.positive_rate)
             vid = f"{pid}__Visite_1__Q{q}"
             videos.append({"video_id": vid, "participant_id": pid, "visit": "Visite_1",
-                           "question": q, "path": f"{pid}/Visite_1/{vid}.mp4", "source": "",
+                           "question": q, "release_id": f"Videos/{pid}/Visite_1/{vid}.mp4",
+                           "path": f"Videos/{pid}/Visite_1/{vid}.mp4", "source": "",
                            "duration_s": n / 24.0, "fps": 24.0, "n_frames": n,
                            "has_audio": True, "global_label": int(lab.any()),
                            "split": split[pid], "annotator_id": "synthetic",

@@ -55,7 +55,7 @@ def split_counts(rel: Release) -> pl.DataFrame:
     per_video = rel.frame_labels.group_by("video_id").agg(
         pl.len().alias("frames"), pl.col("label").cast(pl.Int64).sum().alias("ah_frames"))
     videos = rel.videos.join(per_video, on="video_id", how="left")
-    rows = []
+    rows: list[dict[str, object]] = []
     for split in ("train", "val", "test", "all"):
         part = videos if split == "all" else videos.filter(pl.col("split") == split)
         found = {"participants": part["participant_id"].n_unique(), "videos": part.height,

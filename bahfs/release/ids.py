@@ -71,6 +71,19 @@ def parse_video_ref(ref: str, *, path: Path) -> VideoKey:
                     prefixed)
 
 
+def safe_relative(root: Path, rel: str, *, path: Path, entry: str) -> Path:
+    """Resolve ``rel`` under ``root``; refuse absolute paths and escapes."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or rel.startswith(("\\", "~")) or re.match(r"^[A-Za-z]:", rel):
+        raise PathEscapeError(f"entry {entry!r}: absolute path {rel!r}", path=path,
+                              expected="a path relative to the dataset root")
+    resolved = (root / rel).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise PathEscapeError(f"entry {entry!r}: path {rel!r} escapes the dataset root",
+                              path=path, expected=f"a path inside {root}")
+    return resolved
+
+
 def frame_number(frame_id: object, prefix: str) -> int | None:
     """The ``n`` of ``<prefix>frame-<n>.jpg``, or None if ``frame_id`` is not that form."""
     if not isinstance(frame_id, str) or not frame_id.startswith(prefix):

@@ -47,7 +47,9 @@ class ReleaseLayout:
 
     def describe(self) -> list[str]:
         """One line per part: what bahfs reads from this release."""
-        rel = lambda p: p.relative_to(self.root).as_posix() if p else "absent"  # noqa: E731
+        def rel(p: Path | None) -> str:
+            return p.relative_to(self.root).as_posix() if p else "absent"
+
         return [f"annotations: {rel(self.annotations)} (keys required: "
                 f"{', '.join(self.required_keys)})",
                 f"video splits: {rel(self.splits)}/", f"video labels: {rel(self.labels_csv)}",

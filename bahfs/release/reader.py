@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from bahfs.errors import DatasetLayoutError, PathEscapeError
+from bahfs.errors import DatasetLayoutError
 from bahfs.release import codebook as cb
-from bahfs.release.ids import VideoKey, frame_number, frame_prefix, parse_video_ref, video_file
+from bahfs.release.ids import (
+    VideoKey,
+    frame_number,
+    frame_prefix,
+    parse_video_ref,
+    video_file,
+)
 from bahfs.release.layout import ReleaseLayout, detect_layout
 from bahfs.release.models import ParticipantMeta, VideoAnnotation, validate
 from bahfs.release.splits import check_class_ids, read_splits, read_video_labels
@@ -76,19 +82,6 @@ class Release:
             out.append(f"{self.unlabelled.height} videos in the split files have their labels "
                        "withheld and no annotation: they are not ingested")
         return list(self.layout.notes) + out
-
-
-def safe_relative(root: Path, rel: str, *, path: Path, entry: str) -> Path:
-    """Resolve ``rel`` under ``root``; refuse absolute paths and escapes."""
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or rel.startswith(("\\", "~")) or re.match(r"^[A-Za-z]:", rel):
-        raise PathEscapeError(f"entry {entry!r}: absolute path {rel!r}", path=path,
-                              expected="a path relative to the dataset root")
-    resolved = (root / rel).resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise PathEscapeError(f"entry {entry!r}: path {rel!r} escapes the dataset root",
-                              path=path, expected=f"a path inside {root}")
-    return resolved
 
 
 def parse_time(text: str, *, path: Path, entry: str) -> float:
@@ -180,9 +173,11 @@ def _frame_labels(ann: VideoAnnotation, key: VideoKey, path: Path) -> tuple[list
 
 
 def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str, set[str]],
-                     absent: dict[str, int]) -> dict[str, tuple[VideoKey, VideoAnnotation]]:
+                     absent: dict[str, int], failed: set[str]
+                     ) -> dict[str, tuple[VideoKey, VideoAnnotation]]:
     """Annotation entries by store video id, each checked against its variant's keys
-    (optional keys an entry lacks are counted in ``absent``)."""
+    (optional keys an entry lacks are counted in ``absent``; ids of entries that
+    failed their checks go to ``failed``)."""
     path = layout.annotations
     data = load_yaml(path)
     if not isinstance(data, dict):
@@ -190,6 +185,7 @@ def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str,
                                  expected="video id -> annotation entry")
     out: dict[str, tuple[VideoKey, VideoAnnotation]] = {}
     for ref, entry in data.items():
+        key = None
         try:
             key = parse_video_ref(str(ref), path=path)
             missing = [k for k in layout.required_keys
@@ -209,6 +205,8 @@ def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str,
                     expected="one video per participant, visit and question")
         except DatasetLayoutError as exc:
             report(exc)
+            if key is not None:
+                failed.add(key.video_id)
             continue
         _note_extra(unknown, path.name, ann.model_extra)
         for k in cb.ANNOTATION_KEYS:
@@ -318,7 +316,8 @@ def read_release(root: Path, *, collect: bool = False) -> Release:
     check_class_ids(layout)
     video_labels = read_video_labels(layout, problems)
     splits = read_splits(layout, problems)
-    anns = read_annotations(layout, problems, unknown, absent)
+    failed: set[str] = set()
+    anns = read_annotations(layout, problems, unknown, absent, failed)
     split_by_id = {r["video_id"]: r for r in splits.iter_rows(named=True)}
     known_pids = set(meta["participant_id"].to_list())
     tables: dict[str, list[dict[str, Any]]] = {
@@ -341,12 +340,12 @@ def read_release(root: Path, *, collect: bool = False) -> Release:
             "question": key.question, "release_id": key.ref, "path": file_rel,
             "global_label": ann.global_ah, "split": split_row["split"] if split_row else None,
             "annotator_id": ann.annotator_id, "transcript": ann.transcript})
-    if video_labels is not None:
-        for vid in sorted(set(video_labels) - set(anns)):
+    if video_labels is not None:  # (entries that failed their own checks are reported)
+        for vid in sorted(set(video_labels) - set(anns) - failed):
             problems(DatasetLayoutError(
                 f"video {vid!r} is in {cb.VIDEO_LABELS_CSV} but has no annotation",
                 path=layout.annotations, video=vid, expected="an entry per labelled video"))
-    orphans = splits.filter(~pl.col("video_id").is_in(list(anns)))
+    orphans = splits.filter(~pl.col("video_id").is_in([*anns, *failed]))
     for vid, ref in orphans.filter(pl.col("label").is_not_null()).select(
             "video_id", "release_id").iter_rows():
         problems(DatasetLayoutError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -30,7 +29,7 @@ SPLIT_SCHEMA = {"video_id": pl.String, "participant_id": pl.String, "split": pl.
                 "label": pl.Int8, "release_id": pl.String}
 
 
-def _label(text: str) -> int | None | str:
+def _label(text: str) -> int | str | None:
     """0 or 1; None for a placeholder; the text itself when it is neither."""
     value = text.strip()
     if value in ("0", "1"):

@@ -17,7 +17,7 @@ from typing import Any
 
 from bahfs.errors import DatasetLayoutError
 from bahfs.release import codebook as cb
-from bahfs.release.ids import VideoKey
+from bahfs.release.ids import VideoKey, safe_relative
 from bahfs.release.models import TranscriptFile, validate
 from bahfs.release.yamlio import load_yaml
 
@@ -59,9 +59,9 @@ def transcription_file(root: Path, key: VideoKey, file_rel: str) -> Path | None:
     """
     base = root / cb.TRANSCRIPTION_DIR
     for name in dict.fromkeys([key.ref, file_rel]):
-        folder = base / name
-        if not folder.is_dir():
+        if not (base / name).is_dir():
             continue
+        folder = safe_relative(base, name, path=base, entry=key.ref)
         own = folder / f"{PurePosixPath(key.name).stem}.yml"
         if own.is_file():
             return own

@@ -5,7 +5,8 @@ date and time, and where there are enough videos one carries a device suffix
 (``..._Video-DESKTOP-NQ55E0P.mp4``) and one is spelled with spaces instead of
 underscores, as in the real release. Annotations (YAML, CSV, split files) depend
 only on the seed and options: the same seed gives the same bytes, and every
-variant (:mod:`bahfs.sample.release_files`) of one seed describes the same videos. Videos are rendered in parallel worker processes; each
+variant (:mod:`bahfs.sample.release_files`) of one seed describes the same videos.
+Videos are rendered in parallel worker processes; each
 video file is written atomically. A ground-truth sidecar ``bahfs_truth.json`` at the
 root records what the generator drew (face visible per frame, utterance times), for
 tests of the extractors; readers of the release ignore it.

@@ -125,6 +125,9 @@ def plan_video(rng: np.random.Generator, question: int, *, ah: bool, fps: float 
     segments: list[SegmentPlan] = []
     events: list[FaceEvent] = []
     n_utt = int(rng.integers(2, 5))
+    long_answers = max_seconds > 30.0  # answers may run over one Whisper window
+    if long_answers:
+        n_utt += int(rng.integers(0, int((max_seconds - 30.0) // 3.0) + 1))
     hes_at = set(rng.choice(n_utt, size=int(rng.integers(1, 3)), replace=False).tolist()) \
         if ah else set()
     budget = max_seconds - 1.0
@@ -139,6 +142,9 @@ def plan_video(rng: np.random.Generator, question: int, *, ah: bool, fps: float 
             pause = round(float(rng.uniform(0.6, 1.2)), 2)
             text = h.text
         else:
+            if not fluent and long_answers:  # a long answer repeats itself
+                fluent = [FLUENT[question - 1][int(k)]
+                          for k in rng.permutation(len(FLUENT[question - 1]))]
             if not fluent:
                 break
             text = fluent.pop()

@@ -25,7 +25,8 @@ def test_ingest_then_stats(sample_release: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     result = runner.invoke(app, ["ingest", str(sample_release), "--store", str(store)])
     assert result.exit_code == 0, result.output
-    assert "excluded P" in result.output and "declined use in" in result.output
+    assert "excluded 8" in result.output and "declined use in" in result.output
+    assert "variant: BAH release" in result.output
     result = runner.invoke(app, ["stats", str(store)])
     assert result.exit_code == 0, result.output
     assert "split summary" in result.output and "cue frequency" in result.output

@@ -29,7 +29,7 @@ def test_reads_generated_release(sample_release: Path) -> None:
     rel = read_release(sample_release)
     assert rel.videos.height == len(yaml.safe_load(
         (sample_release / cb.ANNOTATIONS_YAML).read_text()))
-    assert set(rel.frame_base.values()) == {1}
+    assert set(rel.frame_base.values()) == {0}  # the release numbers frames from 0
     assert rel.frame_labels["frame"].min() == 0
     assert set(rel.cues["modality"].unique()) <= set(cb.CODEBOOK)
     assert rel.transcripts.height >= rel.videos.height
@@ -52,11 +52,11 @@ def test_missing_key_names_file_entry_and_key(mutable_release: Path) -> None:
 def test_missing_meta_key_names_participant(mutable_release: Path) -> None:
     path = mutable_release / cb.META_YML
     meta = yaml.safe_load(path.read_text())
-    del meta["P002"]["Use in publications"]
+    del meta["82554"]["Use in publications"]
     path.write_text(yaml.safe_dump(meta, sort_keys=False))
     with pytest.raises(DatasetLayoutError, match="Use in publications") as info:
         read_release(mutable_release)
-    assert "P002" in str(info.value) and str(path) in str(info.value)
+    assert "82554" in str(info.value) and str(path) in str(info.value)
 
 
 def test_unknown_cue_modality(mutable_release: Path) -> None:
@@ -87,13 +87,13 @@ def test_frame_labels_must_agree_with_segments(mutable_release: Path) -> None:
         _, ann = _first(data, with_segments=False)
         ann["frame_annotation"][3][1] = 1
     _edit_annotations(mutable_release, flip)
-    with pytest.raises(DatasetLayoutError, match="frame 4 labelled 1 but segments say 0"):
+    with pytest.raises(DatasetLayoutError, match="frame 3 labelled 1 but segments say 0"):
         read_release(mutable_release)
 
 
-@pytest.mark.parametrize("bad", ["../../etc/P001/Visite_1/P001_Question_1_x.mp4",
-                                 "P001/../../P001_Question_1_x.mp4",
-                                 "/etc/P001/Visite_1/P001_Question_1_x.mp4"])
+@pytest.mark.parametrize("bad", ["../../etc/82553/Visite_1/82553_Question_1_x_Video.mp4",
+                                 "Videos/82553/../../82553_Question_1_x_Video.mp4",
+                                 "/etc/82553/Visite_1/82553_Question_1_x_Video.mp4"])
 def test_path_traversal_is_refused(mutable_release: Path, bad: str) -> None:
     def inject(data: dict[str, Any]) -> None:
         data[bad] = _first(data)[1]
@@ -107,7 +107,7 @@ def test_path_traversal_is_refused(mutable_release: Path, bad: str) -> None:
 def test_symlink_escape_is_refused(mutable_release: Path, tmp_path: Path) -> None:
     # a transcription folder that is a symlink out of the dataset
     rel = next(iter(yaml.safe_load((mutable_release / cb.ANNOTATIONS_YAML).read_text())))
-    folder = mutable_release / cb.TRANSCRIPTION_DIR / Path(rel).with_suffix("")
+    folder = mutable_release / cb.TRANSCRIPTION_DIR / rel  # named like the video
     outside = tmp_path / "outside"
     outside.mkdir()
     import shutil
@@ -131,8 +131,9 @@ def test_python_object_payload_is_refused(mutable_release: Path) -> None:
 def test_label_disagreement_between_files(mutable_release: Path) -> None:
     path = mutable_release / cb.VIDEO_LABELS_CSV
     lines = path.read_text().splitlines()
-    first = lines[0].rsplit(",", 1)
-    lines[0] = f"{first[0]},{1 - int(first[1])}"
+    assert lines[0] == "video-path,class"  # the header row
+    first = lines[1].rsplit(",", 1)
+    lines[1] = f"{first[0]},{1 - int(first[1])}"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetLayoutError, match="global_ah"):
         read_release(mutable_release)
@@ -146,7 +147,7 @@ def test_missing_file_is_named(mutable_release: Path) -> None:
 
 def test_bad_video_name(mutable_release: Path) -> None:
     _edit_annotations(mutable_release,
-                      lambda d: d.update({"P001/Visite_1/clip.mp4": _first(d)[1]}))
+                      lambda d: d.update({"Videos/82553/Visite_1/clip.mp4": _first(d)[1]}))
     with pytest.raises(DatasetLayoutError, match="does not follow the release naming"):
         read_release(mutable_release)
 
@@ -154,10 +155,10 @@ def test_bad_video_name(mutable_release: Path) -> None:
 def test_participant_in_two_splits(mutable_release: Path) -> None:
     split_dir = mutable_release / cb.SPLIT_DIR
     files = {f: f.read_text().splitlines() for f in sorted(split_dir.glob("*.txt"))}
-    src, pid = next((f, ln.split("/")[0]) for f, lines in files.items() for ln in lines
-                    if sum(x.startswith(ln.split("/")[0] + "/") for x in lines) >= 2)
+    src, pid = next((f, ln.split("/")[1]) for f, lines in files.items() for ln in lines
+                    if sum(x.startswith(f"Videos/{ln.split('/')[1]}/") for x in lines) >= 2)
     dst = next(f for f in files if f != src)
-    moved = next(ln for ln in files[src] if ln.startswith(pid + "/"))
+    moved = next(ln for ln in files[src] if ln.startswith(f"Videos/{pid}/"))
     src.write_text("\n".join(ln for ln in files[src] if ln != moved) + "\n")
     dst.write_text("\n".join([*files[dst], moved]) + "\n")
     with pytest.raises(DatasetLayoutError, match="several splits") as info:

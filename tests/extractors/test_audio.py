@@ -67,7 +67,6 @@ def test_registry_and_frozen_config() -> None:
 
 def test_extracted_features_land_in_the_store(sample_release: Path, tmp_path: Path) -> None:
     """Real decoding -> extractor -> store: rows match the videos table; verify is clean."""
-    from bahfs.release import codebook as cb
     from store.ingest import ingest
     from store.reader import FeatureReader
     from store.tables import read_table
@@ -79,7 +78,7 @@ def test_extracted_features_land_in_the_store(sample_release: Path, tmp_path: Pa
     writer, extractor = FeatureWriter(store), LogMelExtractor()
     videos = read_table(store, "videos")
     for vid, pid, rel in videos.select("video_id", "participant_id", "path").iter_rows():
-        video = decoded(sample_release / cb.VIDEOS_DIR / rel)
+        video = decoded(sample_release / rel)
         video = DecodedVideo(video.path, vid, pid, video.info, video.timestamps, video.audio)
         assert writer.write(extractor.extract(video)).outcome == "written"
     assert verify_store(store) == []

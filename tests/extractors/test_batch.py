@@ -31,7 +31,7 @@ def test_release_lands_skips_and_quarantines(sample_release: Path, mutable_relea
     ingest(mutable_release, store)
     table = read_table(store, "videos")
     broken_id, broken_rel = table.select("video_id", "path").row(0)
-    shutil.copy(media["fps30"][0], videos_dir / broken_rel)  # another video, other length
+    shutil.copy(media["fps30"][0], mutable_release / broken_rel)  # another video, other length
     report = extract_release(store, ("logmel",))
     assert list(report.quarantined) == [broken_id]
     assert "frames" in report.quarantined[broken_id]

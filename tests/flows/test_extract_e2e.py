@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bahfs.release import codebook as cb
+from bahfs.release.ids import VIDEO_FILE_RE
 from bahfs.sample.generate import SampleConfig, generate
 from extractors import DEFAULT_EXTRACTORS
 from extractors.batch import feature_set_ids
@@ -50,10 +51,10 @@ def _run_worker_once(prefect: LocalPrefect) -> None:
 
 def test_schedule_and_deployment_runs_extract_only_what_is_new(tmp_path: Path) -> None:
     inbox, store = tmp_path / "inbox", tmp_path / "store"
-    # batch-001: P001, P002 consent; P003 declines (the generator always shows one)
+    # batch-001: 82553, 82554 consent; 82555 declines (the generator always shows one)
     generate(inbox / "batch-001", SampleConfig(participants=3, seed=3, max_questions=2,
                                                max_seconds=14.0, workers=2))
-    corrupt = sorted((inbox / "batch-001" / cb.VIDEOS_DIR / "P002").rglob("*.mp4"))[0]
+    corrupt = sorted((inbox / "batch-001" / cb.VIDEOS_DIR / "82554").rglob("*.mp4"))[0]
     corrupt.write_bytes(corrupt.read_bytes()[: corrupt.stat().st_size // 3])  # truncated
     _arrived_long_ago(inbox / "batch-001")
     env = {"BAHFS_INBOX": str(inbox), "BAHFS_STORE": str(store),  # the worker's defaults
@@ -70,10 +71,10 @@ def test_schedule_and_deployment_runs_extract_only_what_is_new(tmp_path: Path) -
         prefect.run("extract/pickup", {}, watch=False)
         _run_worker_once(prefect)
         ingested = read_table(store, "videos")
-        assert set(ingested["participant_id"].to_list()) == {"P001", "P002"}
+        assert set(ingested["participant_id"].to_list()) == {"82553", "82554"}
         quarantine = read_table(store, "quarantine")
-        question = corrupt.name.split("_Question_")[1].split("_")[0]
-        assert quarantine["video_id"].to_list() == [f"P002__Visite_1__Q{question}"]
+        question = VIDEO_FILE_RE.match(corrupt.name)["q"]  # type: ignore[index]
+        assert quarantine["video_id"].to_list() == [f"82554__Visite_1__Q{question}"]
         assert quarantine["stage"].to_list() == ["ingest"]
         fs_ids = feature_set_ids(tuple(DEFAULT_EXTRACTORS))
         stored = {(r[0], r[1]): r[2] for r in read_table(store, "extracted").select(
@@ -84,8 +85,8 @@ def test_schedule_and_deployment_runs_extract_only_what_is_new(tmp_path: Path) -
                 assert stored[(fs, vid)] == n, (fs, vid)
                 rows = reader.frames(fs, vid, 0, n)
                 assert {a.shape[0] for a in rows.values()} == {n}
-        assert not any(features_root(store).glob("*/P003"))
-        assert "P003" in read_table(store, "exclusions")["participant_id"].to_list()
+        assert not any(features_root(store).glob("*/82555"))
+        assert "82555" in read_table(store, "exclusions")["participant_id"].to_list()
         first = read_table(store, "extract_runs").row(0, named=True)
         assert (first["extracted"], first["batches"]) == (ingested.height, 1)
         loads = json.loads(first["detail"])["model_loads_per_worker"]
@@ -101,7 +102,7 @@ def test_schedule_and_deployment_runs_extract_only_what_is_new(tmp_path: Path) -
         second = read_table(store, "extract_runs").row(1, named=True)
         assert (second["extracted"], second["batches"]) == (1, 1)
         assert second["skipped"] == ingested.height
-        assert "P004" in read_table(store, "videos")["participant_id"].to_list()
+        assert "82556" in read_table(store, "videos")["participant_id"].to_list()
 
         # 3. nothing new: nothing ingested, nothing extracted, nothing rewritten
         before = read_table(store, "extracted")

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # renders two small batches of real videos
 
 @pytest.fixture(scope="module")
 def inbox_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """batch-001: P001-P003 (P003 declines), batch-002: P004-P005."""
+    """batch-001: 82553-82555 (82555 declines), batch-002: 82556-82557."""
     root = tmp_path_factory.mktemp("inbox")
     generate(root / "batch-001", SampleConfig(participants=3, seed=3, max_questions=1,
                                               max_seconds=14.0, workers=2))
@@ -54,10 +54,10 @@ def test_batches_merge_and_only_new_ones_are_pending(inbox: Path, tmp_path: Path
     report = ingest_batch(found[1], store)
     assert report.videos == 2 and not report.excluded
     assert pending_batches(store, find_batches(inbox)) == []
-    assert _pids(store, "participants") == {"P001", "P002", "P004", "P005"}
-    assert _pids(store, "exclusions") == {"P003"}
+    assert _pids(store, "participants") == {"82553", "82554", "82556", "82557"}
+    assert _pids(store, "exclusions") == {"82555"}
     for table in ("videos", "segments", "frame_labels", "splits"):
-        assert "P003" not in _pids(store, table)
+        assert "82555" not in _pids(store, table)
     sources = set(read_table(store, "videos")["source"].to_list())
     assert sources == {str((inbox / "batch-001").resolve()), str((inbox / "batch-002").resolve())}
     assert read_table(store, "batches")["batch"].to_list() == ["batch-001", "batch-002"]
@@ -102,24 +102,24 @@ def test_consent_removed_by_a_later_delivery_purges_everywhere(inbox: Path,
     for b in find_batches(inbox):
         ingest_batch(b, store)
     extract_release(store, ("logmel",))
-    assert any(features_root(store).glob("*/P001/*/zarr.json"))
+    assert any(features_root(store).glob("*/82553/*/zarr.json"))
     meta = inbox / "batch-001" / cb.META_YML
     text = meta.read_text(encoding="utf-8")
-    head, tail = text.split("P002:", 1)
+    head, tail = text.split("'82554':", 1)
     meta.write_text(head.replace("Use in publications: 'Yes'", "Use in publications: 'No'")
-                    + "P002:" + tail, encoding="utf-8")
+                    + "'82554':" + tail, encoding="utf-8")
     (redelivered,) = pending_batches(store, find_batches(inbox))
     report = ingest_batch(redelivered, store)
-    assert "P001" in report.excluded
-    assert not any(features_root(store).glob("*/P001/*"))
+    assert "82553" in report.excluded
+    assert not any(features_root(store).glob("*/82553/*"))
     for table in ("participants", "videos", "segments", "cues", "frame_labels", "splits",
                   "extracted"):
-        assert "P001" not in _pids(store, table)
-    assert subject_hash("P001") in withdrawn(store)
-    assert _pids(store, "participants") == {"P002", "P004", "P005"}
-    # a later re-ingest of the same folder cannot bring P001 back
+        assert "82553" not in _pids(store, table)
+    assert subject_hash("82553") in withdrawn(store)
+    assert _pids(store, "participants") == {"82554", "82556", "82557"}
+    # a later re-ingest of the same folder cannot bring 82553 back
     meta.write_text(text, encoding="utf-8")
     (again,) = pending_batches(store, find_batches(inbox))
     ingest_batch(again, store)
-    assert "P001" not in _pids(store, "participants")
-    assert read_table(store, "exclusions").filter(pl.col("participant_id") == "P001").height
+    assert "82553" not in _pids(store, "participants")
+    assert read_table(store, "exclusions").filter(pl.col("participant_id") == "82553").height

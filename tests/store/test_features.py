@@ -284,7 +284,7 @@ def test_export_baseline_layout(filled: Path, tmp_path: Path) -> None:
     assert report.videos == len(_videos(filled))
     videos = read_table(filled, "videos")
     for row in videos.iter_rows(named=True):
-        stem = Path(row["path"]).with_suffix("")
+        stem = Path(row["release_id"]).with_suffix("")  # mirrors the release id
         feats = np.load(out / "face" / f"{stem}.npy")
         labels = np.load(out / "labels" / f"{stem}.npy")
         assert feats.shape == (row["n_frames"], 16) and labels.shape == (row["n_frames"],)

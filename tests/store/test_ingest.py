@@ -89,9 +89,9 @@ def test_broken_videos_are_quarantined_and_the_rest_lands(sample_release: Path,
     ok_report = ingest(mutable_release, tmp_path / "ok")
     ids = read_table(tmp_path / "ok", "videos").select("video_id", "path").rows()
     (empty_id, empty_rel), (cut_id, cut_rel) = ids[0], ids[1]
-    (videos_dir / empty_rel).write_bytes(b"")
-    data = (videos_dir / cut_rel).read_bytes()
-    (videos_dir / cut_rel).write_bytes(data[: len(data) // 3])
+    (mutable_release / empty_rel).write_bytes(b"")
+    data = (mutable_release / cut_rel).read_bytes()
+    (mutable_release / cut_rel).write_bytes(data[: len(data) // 3])
     report = ingest(mutable_release, tmp_path / "store")
     assert set(report.quarantined) == {empty_id, cut_id}
     assert "empty" in report.quarantined[empty_id]

@@ -23,7 +23,8 @@ def _participant(pid: str, gender: str, split: str) -> dict[str, object]:
 
 def _video(vid: str, pid: str, q: int, split: str, label: int, n: int) -> dict[str, object]:
     return {"video_id": vid, "participant_id": pid, "visit": "Visite_1", "question": q,
-            "path": f"{vid}.mp4", "source": "", "duration_s": n / 24, "fps": 24.0, "n_frames": n,
+            "release_id": f"Videos/{vid}.mp4", "path": f"Videos/{vid}.mp4", "source": "",
+            "duration_s": n / 24, "fps": 24.0, "n_frames": n,
             "has_audio": True, "global_label": label, "split": split, "annotator_id": "A1",
             "transcript": ""}
 
@@ -119,14 +120,14 @@ def test_stats_agree_with_the_generator_plans(sample_release: Path, sample_confi
     store = tmp_path / "store"
     report = ingest(sample_release, store)
     _, splits, jobs = plan_dataset(sample_config)
-    kept = [j for j in jobs if j.rel.split("/")[0] not in report.excluded]
+    kept = [j for j in jobs if j.pid not in report.excluded]
     summary = {r["split"]: r for r in stats.split_summary(store).iter_rows(named=True)}
     assert summary["all"]["videos"] == len(kept)
     assert summary["all"]["segments"] == sum(len(j.plan.segments) for j in kept)
     assert summary["all"]["ah_videos"] == sum(bool(j.plan.segments) for j in kept)
     assert summary["all"]["frames"] == sum(j.plan.n_frames for j in kept)
-    for split in {splits[j.rel.split("/")[0]] for j in kept}:
-        in_split = [j for j in kept if splits[j.rel.split("/")[0]] == split]
+    for split in {splits[j.pid] for j in kept}:
+        in_split = [j for j in kept if splits[j.pid] == split]
         assert summary[split]["videos"] == len(in_split)
     expected: dict[tuple[str, str], int] = {}
     for j in kept:
