@@ -19,16 +19,17 @@ from pathlib import Path
 
 from bahfs.media import probe_video
 from bahfs.release import codebook as cb
+from bahfs.release.layout import detect_layout
 from bahfs.release.yamlio import load_yaml
 from store.ingest import ingest
 
 
 def floor(dataset: Path) -> float:
     t0 = time.perf_counter()
-    anns = load_yaml(dataset / cb.ANNOTATIONS_YAML)
+    anns = load_yaml(detect_layout(dataset).annotations)
     load_yaml(dataset / cb.META_YML)
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(probe_video, [dataset / cb.VIDEOS_DIR / rel for rel in anns]))
+    with ThreadPoolExecutor(8) as pool:  # the release's video ids are paths from its root
+        list(pool.map(probe_video, [dataset / ref for ref in anns]))
     return time.perf_counter() - t0
 
 
@@ -46,7 +47,7 @@ def main() -> None:
         full.append(time.perf_counter() - t0)
         shutil.rmtree(store)
     b, f = statistics.median(base), statistics.median(full)
-    print(f"videos in release: {len(load_yaml(args.dataset / cb.ANNOTATIONS_YAML))}, "
+    print(f"videos in release: {len(load_yaml(detect_layout(args.dataset).annotations))}, "
           f"ingested: {report.videos} videos / {report.frames} frames")
     print(f"floor (YAML parse + ffprobe all videos): {b:.2f} s (median of {args.repeat})")
     print(f"bahfs ingest:                            {f:.2f} s (median of {args.repeat})")
