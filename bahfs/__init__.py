@@ -1,3 +1,9 @@
-"""bahfs: an offline feature store for multimodal behaviour videos (BAH)."""
+"""bahfs: an offline feature store for multimodal behaviour videos (BAH).
 
-__version__ = "0.1.0"
+This package is the door: the command line (:mod:`bahfs.cli`, one module per noun),
+the demo, and the sample-data generator (:mod:`bahfs.sample`).
+"""
+
+from store import __version__
+
+__all__ = ["__version__"]

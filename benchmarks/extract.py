@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from bahfs.release import codebook as cb
 from extractors.audio import LogMelExtractor, log_mel_frames
 from extractors.audio_embed import WhisperEncoderExtractor
 from extractors.base import DecodedVideo, frame_windows, gather
@@ -28,6 +27,7 @@ from extractors.decode import AUDIO_RATE, decode_audio, open_video
 from extractors.face import FaceExtractor
 from extractors.pipeline import extract_all
 from extractors.speech import SpeechExtractor
+from store.release import codebook as cb
 
 
 def decoded(path: Path) -> tuple[DecodedVideo, np.ndarray]:

@@ -29,9 +29,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from extractors import DEFAULT_EXTRACTORS
-    from extractors.batch import extract_release
+    from flows.batches import find_batches, ingest_batch
     from flows.extract import extract
-    from store.batches import find_batches, ingest_batch
+    from flows.job import extract_release
 
     names = tuple(DEFAULT_EXTRACTORS)
     rows = []

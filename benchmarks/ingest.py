@@ -17,11 +17,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bahfs.media import probe_video
-from bahfs.release import codebook as cb
-from bahfs.release.layout import detect_layout
-from bahfs.release.yamlio import load_yaml
 from store.ingest import ingest
+from store.media import probe_video
+from store.release import codebook as cb
+from store.release.layout import detect_layout
+from store.release.yamlio import load_yaml
 
 
 def floor(dataset: Path) -> float:

@@ -8,7 +8,7 @@ count, hard-linked), so ingest probes real files. Then, each in a fresh process,
 timing wall clock and peak memory (the process's max RSS):
 
 * floor: libyaml (``yaml.CSafeLoader``) parsing the annotation file, nothing else;
-* read: ``bahfs.release.read_release`` (variant detection, YAML, validation, the
+* read: ``store.release.read_release`` (variant detection, YAML, validation, the
   frame-label and transcript tables, cross-checks), no video opened;
 * probe: ffprobe of every video (the same thread pool ingest uses);
 * ingest: ``bahfs ingest RELEASE --store STORE`` (the CLI, start-up included).
@@ -29,9 +29,9 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bahfs.release import codebook as cb
 from bahfs.sample.generate import SampleConfig, write_annotations
 from bahfs.sample.release_files import video_path
+from store.release import codebook as cb
 
 CFG = SampleConfig(participants=300, seed=0, max_questions=6, max_seconds=45.0)
 
@@ -64,10 +64,10 @@ def build(out: Path) -> None:
 STAGES = {
     "floor": "import yaml,sys; yaml.load(open(sys.argv[1], encoding='utf-8').read(), "
              "Loader=yaml.CSafeLoader)",
-    "read": "import sys; from pathlib import Path; from bahfs.release import read_release; "
+    "read": "import sys; from pathlib import Path; from store.release.reader import read_release; "
             "read_release(Path(sys.argv[1]).parent)",
     "probe": "import sys; from pathlib import Path; from concurrent.futures import "
-             "ThreadPoolExecutor; from bahfs.media import probe_video; "
+             "ThreadPoolExecutor; from store.media import probe_video; "
              "root = Path(sys.argv[1]).parent; "
              "files = sorted(p for p in (root / 'Videos').rglob('*.mp4')); "
              "list(ThreadPoolExecutor(8).map(probe_video, files))",

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import zarr
 
-from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
+from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.reader import FeatureReader
 from store.tables import write_table
 from store.writer import FeatureWriter

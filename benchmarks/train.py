@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from store.synthetic import SyntheticConfig, make_synthetic_store
+from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
 from training.data import WindowDataset, collate, resolve_sources
 from training.models import build_model
 from training.run import seed_everything, train_epoch

@@ -1,5 +1,10 @@
-"""Per-frame feature extractors (issue 3, in progress: decoding, the contract, log-mel,
-CenterFace detection and alignment; face/audio embeddings and speech still to come).
+"""Per-frame feature extractors, each registered under a name: ``face`` (CenterFace
+detection and alignment, FER expression embedding and emotions), ``face_detect``,
+``logmel`` (log-mel, energy, voice activity), ``audio`` (Whisper encoder states) and
+``words`` (Whisper transcript with word times, MiniLM word vectors on the frames
+each word spans). Decoding (:mod:`extractors.decode`), the extractor contract
+(:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
+and ONNX Runtime sessions (:mod:`extractors.runtime`) live beside them.
 
 Importing this package registers the extractors it holds.
 """

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bahfs.errors import ConfigError, ExtractionError
+from store.errors import ConfigError, ExtractionError, ModelError
 
 
 @lru_cache(maxsize=2)
@@ -34,9 +34,9 @@ def _models(model_dir: str, compute_type: str, language: str, align_dir: str
                           expected="`pip install whisperx` in an environment with torch 2.8, "
                                    "or asr_backend 'faster-whisper'") from exc
     if not (Path(align_dir) / "config.json").is_file():
-        raise ConfigError("whisperX word alignment needs a local wav2vec2 model folder",
-                          path=align_dir or "(align_model_dir not set)",
-                          expected="a Hugging Face wav2vec2 CTC model folder with config.json")
+        raise ModelError("whisperX word alignment needs a local wav2vec2 model folder",
+                         path=align_dir or "(align_model_dir not set)",
+                         expected="a Hugging Face wav2vec2 CTC model folder with config.json")
     asr = whisperx.load_model(model_dir, "cpu", compute_type=compute_type,
                               language=language or None, local_files_only=True)
     align_lang = language or "en"

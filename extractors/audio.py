@@ -19,9 +19,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from bahfs.features import ArraySpec
 from extractors.base import DecodedVideo, Extractor, frame_windows, gather, register
 from extractors.decode import AUDIO_RATE
+from store.features import ArraySpec
 
 _N_FFT, _HOP = 400, 160  # 25 ms window, 10 ms hop at 16 kHz
 

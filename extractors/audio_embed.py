@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from bahfs.features import ArraySpec
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
+from store.features import ArraySpec
 
 _CHUNK_S, _ENC_HZ = 30, 50
 
@@ -43,7 +43,7 @@ class WhisperEncoderExtractor(Extractor):
 
     def __init__(self, config: AudioEmbedConfig | None = None) -> None:
         super().__init__(config)
-        from extractors.speech import load_whisper
+        from extractors.models import load_whisper
 
         self.model, self._sha = load_whisper(self.config.model_dir, self.config.compute_type)
         probe = self._encode(np.zeros(AUDIO_RATE, np.float32))

@@ -2,7 +2,7 @@
 outputs, and a method that turns one decoded video into typed per-frame arrays.
 
 An extractor sees a :class:`DecodedVideo` (frame timestamps, the soundtrack, and a
-way to stream the frames) and returns :class:`bahfs.features.VideoFeatures`, whose
+way to stream the frames) and returns :class:`store.features.VideoFeatures`, whose
 arrays all have exactly ``len(timestamps)`` rows; the store checks it again.
 """
 
@@ -17,9 +17,9 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from bahfs.errors import ConfigError, ExtractionError
-from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
-from bahfs.media import VideoInfo
+from store.errors import ConfigError, ExtractionError
+from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
+from store.media import VideoInfo
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from bahfs.errors import VideoDecodeError
-from bahfs.media import VideoInfo, probe_video
+from store.errors import VideoDecodeError
+from store.media import VideoInfo, probe_video
 
 AUDIO_RATE = 16_000
 _PTS = re.compile(rb"\bn:\s*(\d+)\b.*?\bpts_time:\s*(-?[0-9.eE+-]+)")

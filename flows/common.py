@@ -15,10 +15,10 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import TaskRunner
 from prefect_dask.task_runners import DaskTaskRunner
 
-from bahfs.errors import ConfigError
-from extractors.batch import ExtractReport
 from extractors.runtime import THREADS_ENV
-from store.ingest import ConsentPolicy
+from flows.job import ExtractReport
+from store.consent import ConsentPolicy
+from store.errors import ConfigError
 
 log = logging.getLogger("bahfs.flows")
 

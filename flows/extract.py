@@ -4,7 +4,7 @@ pending video (one Prefect task per video, on Dask), write the store, report.
 Run it as a deployment (``prefect deployment run extract/extract``, see
 ``prefect.yaml`` and ``docs/operations.md``), through ``bahfs extract``, or by
 calling :func:`extract` in Python. The flow only orchestrates: the work is in
-``store.batches`` (finding and merging batches), ``extractors.batch`` (one video)
+``flows.batches`` (finding and merging batches), ``flows.job`` (one video)
 and ``store`` (tables, locks, catalog).
 """
 
@@ -21,9 +21,16 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from bahfs.errors import ExtractionError
 from extractors import DEFAULT_EXTRACTORS
-from extractors.batch import (
+from flows.batches import Batch, find_batches, ingest_batch, pending_batches
+from flows.common import (
+    Progress,
+    consent_policy,
+    dask_runner,
+    source_and_store,
+    summary_markdown,
+)
+from flows.job import (
     ExtractReport,
     VideoJob,
     VideoOutcome,
@@ -33,14 +40,7 @@ from extractors.batch import (
     run_video,
     summarise,
 )
-from flows.common import (
-    Progress,
-    consent_policy,
-    dask_runner,
-    source_and_store,
-    summary_markdown,
-)
-from store.batches import Batch, find_batches, ingest_batch, pending_batches
+from store.errors import ExtractionError
 from store.tables import utc_now
 
 

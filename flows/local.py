@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from bahfs.errors import OrchestrationError, ToolMissingError
+from store.errors import OrchestrationError, ToolMissingError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 POOL = "bahfs-local"

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from bahfs.errors import StoreError
+from store.errors import NotFoundError
 from store.reader import FeatureReader
 from store.tables import read_table
 
@@ -48,8 +48,8 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
         fs = reader.resolve(name)
         array = array or sets[fs].arrays[0].name
         if array not in {a.name for a in sets[fs].arrays}:
-            raise StoreError(f"feature set {fs} has no array {array!r}",
-                             expected=str([a.name for a in sets[fs].arrays]))
+            raise NotFoundError(f"feature set {fs} has no array {array!r}",
+                                expected=str([a.name for a in sets[fs].arrays]))
         chosen[modality] = (fs, array)
     videos = read_table(store, "videos")
     complete = set.intersection(*(set(reader.extracted(fs)) for fs, _ in chosen.values())) \

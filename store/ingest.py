@@ -15,32 +15,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
-from bahfs import __version__
-from bahfs.errors import BahfsError, ConfigError
-from bahfs.media import VideoInfo, probe_video
-from bahfs.release import read_release
-from bahfs.release.ids import safe_relative
+from store import __version__
+from store.consent import ConsentPolicy, consent_exclusions, withdrawn
+from store.errors import BahfsError
 from store.locks import store_lock
-from store.purge import subject_hash, withdrawn
+from store.media import VideoInfo, probe_video
+from store.release.ids import safe_relative
+from store.release.reader import read_release
 from store.schema import conform
 from store.tables import read_table, utc_now, write_manifest, write_table
-
-CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
-
-
-class ConsentPolicy(BaseModel):
-    """Which consents a participant must have given to be ingested."""
-
-    model_config = ConfigDict(frozen=True)
-
-    require: tuple[str, ...] = ("challenges", "publications")
-
-    def model_post_init(self, _: Any) -> None:
-        unknown = [r for r in self.require if r not in CONSENTS]
-        if unknown:
-            raise ConfigError(f"unknown consent {unknown}", expected=f"any of {list(CONSENTS)}")
 
 
 @dataclass(frozen=True)
@@ -55,22 +39,6 @@ class IngestReport:
     excluded: dict[str, str]  # participant id -> reason
     quarantined: dict[str, str]  # video id -> reason
     notes: tuple[str, ...] = ()  # what the reader found and reported (variant, unread keys)
-
-
-def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy,
-                       withdrawn_subjects: set[str] | frozenset[str] = frozenset()
-                       ) -> pl.DataFrame:
-    """Participants lacking a required consent or who withdrew, with the reason."""
-    reasons = []
-    for row in participants.iter_rows(named=True):
-        missing = [c for c in policy.require if not row[CONSENTS[c]]]
-        if subject_hash(row["participant_id"]) in withdrawn_subjects:
-            reasons.append({"participant_id": row["participant_id"],
-                            "reason": "withdrew consent (purged)"})
-        elif missing:
-            reasons.append({"participant_id": row["participant_id"],
-                            "reason": "declined use in " + " and ".join(missing)})
-    return pl.DataFrame(reasons, schema={"participant_id": pl.String, "reason": pl.String})
 
 
 def _probe_all(root: Path, videos: pl.DataFrame, workers: int
@@ -202,7 +170,7 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
            workers: int = 8) -> IngestReport:
     """Read the release at ``dataset`` and (re)write every ingest table under ``store``.
 
-    The tables are replaced whole; :func:`store.batches.ingest_batch` merges a batch
+    The tables are replaced whole; :func:`flows.batches.ingest_batch` merges a batch
     into what is there instead.
     """
     policy = policy or ConsentPolicy()

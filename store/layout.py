@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bahfs.errors import StoreError
+from store.errors import CorruptError, NotFoundError, StoreError
 
 FEATURES = "features.zarr"
 STAGING = ".staging"
@@ -104,9 +104,9 @@ def read_attrs(path: Path) -> dict[str, Any]:
     try:
         attrs: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))["attributes"]
     except FileNotFoundError as exc:
-        raise StoreError("missing Zarr metadata", path=meta) from exc
+        raise NotFoundError("missing Zarr metadata", path=meta) from exc
     except (ValueError, KeyError) as exc:
-        raise StoreError(f"unreadable Zarr metadata: {exc}", path=meta) from exc
+        raise CorruptError(f"unreadable Zarr metadata: {exc}", path=meta) from exc
     return attrs
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bahfs.errors import StoreError
+from store.errors import BusyError
 from store.layout import check_name
 
 LOCKS = ".locks"
@@ -48,15 +48,15 @@ def _try_flock(fd: int) -> bool:
 
 @contextmanager
 def store_lock(store: Path, timeout_s: float = 600.0) -> Iterator[None]:
-    """Hold the store's table lock; raise :class:`StoreError` after ``timeout_s``."""
+    """Hold the store's table lock; raise :class:`BusyError` after ``timeout_s``."""
     fd = _lock_file(store, "tables.lock")
     try:
         deadline = time.monotonic() + timeout_s
         while not _try_flock(fd):
             if time.monotonic() > deadline:
-                raise StoreError(f"the store's tables stayed locked for {timeout_s:.0f} s",
-                                 path=Path(store) / LOCKS / "tables.lock",
-                                 expected="the other bahfs run to finish")
+                raise BusyError(f"the store's tables stayed locked for {timeout_s:.0f} s",
+                                path=Path(store) / LOCKS / "tables.lock",
+                                expected="the other bahfs run to finish")
             time.sleep(0.05)
         yield
     finally:

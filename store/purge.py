@@ -11,7 +11,6 @@ never the id or any personal data.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -19,15 +18,11 @@ from pathlib import Path
 
 import polars as pl
 
+from store.consent import subject_hash, withdrawn
 from store.layout import check_name, features_root, remove_tree
 from store.locks import store_lock
 from store.schema import TABLES
 from store.tables import read_table, read_table_or_empty, table_exists, utc_now, write_table
-
-
-def subject_hash(participant_id: str) -> str:
-    """The pseudonymous key kept in withdrawal and audit rows."""
-    return hashlib.sha256(f"bahfs-subject:{participant_id}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -35,11 +30,6 @@ class PurgeReport:
     subject_sha256: str
     feature_videos_removed: int
     rows_removed: dict[str, int]
-
-
-def withdrawn(store: Path) -> set[str]:
-    """Subject hashes of every participant who withdrew."""
-    return set(read_table_or_empty(store, "withdrawals")["subject_sha256"].to_list())
 
 
 def _append(store: Path, name: str, row: dict[str, str]) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from bahfs.errors import StoreError
-from bahfs.features import FeatureSetSpec
+from store.errors import CorruptError, NotFoundError, StoreError
+from store.features import FeatureSetSpec
 from store.layout import features_root, published_videos, read_attrs, video_dir
 from store.tables import table_path
 
@@ -57,7 +57,7 @@ def array_meta(path: Path) -> ArrayMeta:
     try:
         meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise StoreError("array not found", path=path) from exc
+        raise NotFoundError("array not found", path=path) from exc
     shape = tuple(int(s) for s in meta["shape"])
     dtype = np.dtype(meta["data_type"]).newbyteorder("<")
     chunk = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
@@ -88,8 +88,8 @@ class FeatureReader:
     def __init__(self, store: Path) -> None:
         self.store = Path(store)
         if not features_root(self.store).is_dir():
-            raise StoreError("store has no features yet", path=features_root(self.store),
-                             expected="a store written by `bahfs extract`")
+            raise NotFoundError("store has no features yet", path=features_root(self.store),
+                                expected="a store written by `bahfs extract`")
         self._reset()
 
     def _reset(self) -> None:
@@ -130,7 +130,8 @@ class FeatureReader:
             return name
         matches = [i for i, s in sets.items() if s.extractor == name]
         if len(matches) != 1:
-            raise StoreError(f"{len(matches)} feature sets match {name!r}",
+            raise (NotFoundError if not matches else StoreError)(
+                f"{len(matches)} feature sets match {name!r}",
                              expected=f"one of {sorted(sets)}")
         return matches[0]
 
@@ -149,8 +150,8 @@ class FeatureReader:
         try:
             return self._video_index()[video_id]
         except KeyError as exc:
-            raise StoreError(f"video {video_id!r} is not in the videos table",
-                             video=video_id) from exc
+            raise NotFoundError(f"video {video_id!r} is not in the videos table",
+                                video=video_id) from exc
 
     def extracted(self, fs_id: str) -> list[str]:
         """Video ids present in feature set ``fs_id``."""
@@ -170,9 +171,9 @@ class FeatureReader:
         pid, _ = self._locate(video_id)
         path = video_dir(self.store, fs_id, pid, video_id) / name
         if not (path.parent / "zarr.json").is_file():
-            raise StoreError(f"video {video_id!r} has no features in {fs_id!r}",
-                             video=video_id, participant=pid,
-                             expected="a video extracted into this feature set")
+            raise NotFoundError(f"video {video_id!r} has no features in {fs_id!r}",
+                                video=video_id, participant=pid,
+                                expected="a video extracted into this feature set")
         meta = array_meta(path)
         data: Any
         if meta.raw_chunk is None:
@@ -180,9 +181,9 @@ class FeatureReader:
         else:
             size = meta.shape[0] * meta.row_bytes
             if meta.raw_chunk.stat().st_size != size:
-                raise StoreError("chunk file size does not match its metadata",
-                                 path=meta.raw_chunk, video=video_id,
-                                 expected=f"{size} bytes")
+                raise CorruptError("chunk file size does not match its metadata",
+                                   path=meta.raw_chunk, video=video_id,
+                                   expected=f"{size} bytes")
             with open(meta.raw_chunk, "rb") as fh:
                 mm = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ,
                                flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
@@ -239,8 +240,8 @@ class FeatureReader:
         try:
             return self._labels[video_id]
         except KeyError as exc:
-            raise StoreError(f"no frame labels for video {video_id!r}",
-                             video=video_id) from exc
+            raise NotFoundError(f"no frame labels for video {video_id!r}",
+                                video=video_id) from exc
 
     def windows(self, sources: dict[str, tuple[str, str]], items: list[tuple[str, int]],
                 length: int) -> dict[str, np.ndarray]:

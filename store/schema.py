@@ -1,6 +1,6 @@
 """Declared schemas of every Parquet table in the store: the one place they live.
 
-``docs/tables.md`` documents each column; ``tests/store/test_schema.py`` checks
+``docs/tables.md`` documents each column; ``tests/store/test_schema_doc.py`` checks
 that the doc and these declarations agree.
 """
 
@@ -10,7 +10,7 @@ from typing import Final
 
 import polars as pl
 
-from bahfs.errors import StoreError
+from store.errors import StoreError
 
 SPLITS: Final = ("train", "val", "test")
 MODALITIES: Final = ("facial", "language", "audio", "body", "inconsistency")

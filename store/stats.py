@@ -18,7 +18,7 @@ from typing import Final
 
 import polars as pl
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 from store.schema import MODALITIES, SPLITS
 from store.tables import read_table, scan_table
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from bahfs.errors import StoreError
+from store.errors import NotFoundError
 from store.layout import atomic_write, atomic_write_text
 from store.schema import conform, empty, schema
 
@@ -46,8 +46,8 @@ def table_path(store: Path, name: str) -> Path:
     """The Parquet file of table ``name``; a clear error when it is missing."""
     path = _file(store, name)
     if not path.is_file():
-        raise StoreError(f"table {name!r} is missing; run `bahfs ingest` first", path=path,
-                         expected=f"{TABLES_DIR}/{name}.parquet")
+        raise NotFoundError(f"table {name!r} is missing; run `bahfs ingest` first", path=path,
+                            expected=f"{TABLES_DIR}/{name}.parquet")
     return path
 
 
@@ -78,6 +78,6 @@ def write_manifest(store: Path, manifest: dict[str, Any]) -> None:
 def read_manifest(store: Path) -> dict[str, Any]:
     path = tables_dir(store) / MANIFEST
     if not path.is_file():
-        raise StoreError("store has no ingest manifest; run `bahfs ingest` first", path=path)
+        raise NotFoundError("store has no ingest manifest; run `bahfs ingest` first", path=path)
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data

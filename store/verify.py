@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bahfs.errors import BahfsError
-from bahfs.features import FeatureSetSpec
+from store.consent import subject_hash, withdrawn
+from store.errors import BahfsError
+from store.features import FeatureSetSpec
 from store.layout import STAGING, features_root, read_attrs
-from store.purge import subject_hash, withdrawn
 from store.reader import array_meta
 from store.schema import INGEST_TABLES
 from store.tables import read_table

@@ -24,8 +24,8 @@ from typing import Literal
 import numpy as np
 import zarr
 
-from bahfs.errors import StoreError
-from bahfs.features import FeatureSetSpec, VideoFeatures
+from store.errors import CorruptError
+from store.features import FeatureSetSpec, VideoFeatures
 from store.layout import (
     LAYOUT_VERSION,
     clean_stale_staging,
@@ -64,8 +64,8 @@ class FeatureWriter:
         if (path / "zarr.json").exists():
             stored = read_attrs(path)
             if FeatureSetSpec.from_attrs(stored).id != spec.id:
-                raise StoreError("feature set metadata does not match its id", path=path,
-                                 expected=f"provenance of {spec.id}")
+                raise CorruptError("feature set metadata does not match its id", path=path,
+                                   expected=f"provenance of {spec.id}")
             return path
         ensure_group(path, {**spec.to_attrs(), "created": utc_now()})
         return path

@@ -1,14 +1,19 @@
-"""Shared fixtures: one small generated release, rendered once per test session."""
+"""Shared fixtures: one small generated release and a few small videos, rendered once
+per test session."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bahfs.release import codebook as cb
 from bahfs.sample.generate import SampleConfig, generate
+from bahfs.sample.render import Appearance, write_video
+from bahfs.sample.script import VideoPlan, plan_video
+from store.release import codebook as cb
 
 SAMPLE_CFG = SampleConfig(participants=4, seed=7, max_questions=2, max_seconds=14.0, workers=2)
 
@@ -43,3 +48,33 @@ def mutable_release(sample_release: Path, tmp_path: Path) -> Path:
         else:
             shutil.copy2(item, root / item.name)
     return root
+
+
+APP = Appearance((1.0, 0.97, 0.95), (200, 190, 170), (110, 80, 60))
+
+
+def _render(path: Path, fps: float, audio: bool, seed: int) -> tuple[Path, VideoPlan]:
+    plan = plan_video(np.random.default_rng(seed), 3, ah=True, fps=fps, max_seconds=14.0)
+    write_video(path, plan, APP, np.random.default_rng(seed), with_audio=audio)
+    return path, plan
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, VideoPlan | None]]:
+    d = tmp_path_factory.mktemp("media")
+    out: dict[str, tuple[Path, VideoPlan | None]] = {
+        "speech24": _render(d / "speech24.mp4", 24.0, True, 1),
+        "fps30": _render(d / "fps30.mp4", 30.0, True, 2),
+        "silent": _render(d / "noaudio.mp4", 24.0, False, 3),
+    }
+    vfr = d / "vfr.mkv"  # 48 frames; a 0.5 s gap after frame 10
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=24:duration=2", "-vf",
+                    "setpts='if(gt(N,10),N/24+0.5,N/24)/TB'", "-fps_mode", "vfr",
+                    "-c:v", "libx264", str(vfr)], check=True)
+    out["vfr"] = (vfr, None)
+    (d / "empty.mp4").write_bytes(b"")
+    out["empty"] = (d / "empty.mp4", None)
+    (d / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(50_000))
+    out["garbage"] = (d / "garbage.mp4", None)
+    return out

@@ -17,7 +17,7 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 from store.reader import FeatureReader
 from store.tables import read_table
 

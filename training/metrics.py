@@ -1,6 +1,6 @@
 """The official BAH evaluation metrics, vectorised (numpy only).
 
-Matches the official ``bah_perfs`` (see ``shared/bah-dataset.md``):
+Matches the official ``bah_perfs`` (the BAH evaluation code, sbelharbi/bah-dataset):
 
 - hard prediction = argmax of the two class scores (ties go to class 0);
 - accuracy; F1 of each class; AVGF1 = their unweighted mean; weighted F1 (by
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 
 THRESHOLDS = np.arange(0, 1, 0.001)  # exactly the official grid (1000 values)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 
 
 class _TCNBody(nn.Module):

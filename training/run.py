@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 
-from bahfs.errors import ConfigError, StoreError
+from store.errors import ConfigError, NotFoundError
 from training.data import (
     NegativeUndersampler,
     ParticipantBalancedSampler,
@@ -171,8 +171,8 @@ def evaluate(run: Path, split: str = "test", store: Path | None = None) -> dict[
     """Re-evaluate a saved run on ``split``; writes ``eval_<split>.json`` in the run."""
     path = Path(run) / "model.pt"
     if not path.is_file():
-        raise StoreError("not a run directory (no model.pt)", path=run,
-                         expected="a directory written by `bahfs train`")
+        raise NotFoundError("not a run directory (no model.pt)", path=run,
+                            expected="a directory written by `bahfs train`")
     ckpt = torch.load(path, weights_only=True)
     cfg = TrainConfig(**{**ckpt["config"], **({"store": store} if store else {})})
     sources = [Source(**s) for s in ckpt["sources"]]

@@ -17,18 +17,19 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from bahfs.errors import SampleDataError
-from bahfs.release import codebook as cb
+from bahfs.sample.jobs import VideoJob
 from bahfs.sample.release_files import Variant, video_path, write_release_files
 from bahfs.sample.render import Appearance, write_video
-from bahfs.sample.script import MIN_SECONDS, VideoPlan, plan_video
+from bahfs.sample.script import MIN_SECONDS, plan_video
+from store.errors import SampleDataError
+from store.release import codebook as cb
 
 TRUTH_FILE = "bahfs_truth.json"
 
@@ -63,17 +64,6 @@ class SampleConfig(BaseModel):
 def participant_id(number: int) -> str:
     """The numeric id of the generator's participant ``number`` (1 -> '82553')."""
     return str(FIRST_ID + number - 1)
-
-
-@dataclass(frozen=True)
-class VideoJob:
-    """One video to render."""
-
-    pid: str
-    name: str  # file name, e.g. 82553_Question_1_2024-03-05 10-00-17_Video.mp4
-    plan: VideoPlan
-    appearance: Appearance
-    seed: int
 
 
 def _participants(rng: np.random.Generator, n: int, first: int = 1

@@ -18,16 +18,14 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import yaml
 
-from bahfs.release import codebook as cb
-from bahfs.release.yamlio import dump_yaml
-
-if TYPE_CHECKING:
-    from bahfs.sample.generate import VideoJob
+from bahfs.sample.jobs import VideoJob
+from store.release import codebook as cb
+from store.release.yamlio import dump_yaml
 
 Variant = Literal["release", "official", "challenge-2025"]
 VARIANTS: Final[tuple[str, ...]] = ("release", "official", "challenge-2025")

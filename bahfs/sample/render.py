@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bahfs.errors import SampleDataError
-from bahfs.media import require_tool
 from bahfs.sample.script import FaceEvent, VideoPlan
 from bahfs.sample.speech import render_audio, write_wav
+from store.errors import SampleDataError
+from store.media import require_tool
 
 FRAME_W, FRAME_H = 320, 240
 _CROP = (slice(0, 300), slice(100, 360))  # head and shoulders of the astronaut

@@ -8,9 +8,9 @@ import wave
 
 import numpy as np
 
-from bahfs.errors import SampleDataError
-from bahfs.media import require_tool
 from bahfs.sample.script import VideoPlan
+from store.errors import SampleDataError
+from store.media import require_tool
 
 SAMPLE_RATE = 16_000
 

@@ -55,7 +55,7 @@ def test_sample_data_command(tmp_path: Path) -> None:
 def test_purge_verify_export_commands(sample_release: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
+    from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
     from store.tables import read_table
     from store.writer import FeatureWriter
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bahfs.media import probe_video
-from bahfs.release import codebook as cb
-from bahfs.release.yamlio import load_yaml
 from bahfs.sample.generate import SampleConfig, plan_dataset, write_annotations
 from bahfs.sample.script import MIN_SECONDS, plan_video
+from store.media import probe_video
+from store.release import codebook as cb
+from store.release.yamlio import load_yaml
 
 ANNOTATION_FILES = (cb.META_YML, cb.ANNOTATIONS_YAML, cb.VIDEO_LABELS_CSV)
 

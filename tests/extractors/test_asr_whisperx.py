@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bahfs.errors import ConfigError, ExtractionError
 from extractors import asr_whisperx
 from extractors.speech import interpolate_times
+from store.errors import ConfigError, ExtractionError, ModelError
 
 
 def _fake(language: str = "en") -> tuple[types.ModuleType, dict[str, Any]]:
@@ -77,7 +77,7 @@ def test_clear_errors_without_whisperx_or_aligner(tmp_path: Path,
     with pytest.raises(ConfigError, match="needs whisperX"):
         asr_whisperx.transcribe_whisperx(np.zeros(10, np.float32), "m", "int8", "", "")
     monkeypatch.setitem(sys.modules, "whisperx", _fake()[0])
-    with pytest.raises(ConfigError, match="wav2vec2") as exc:
+    with pytest.raises(ModelError, match="wav2vec2") as exc:
         asr_whisperx.transcribe_whisperx(np.zeros(10, np.float32), "m", "int8", "",
                                          str(tmp_path / "none"))
     assert "none" in str(exc.value)

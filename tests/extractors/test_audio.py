@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bahfs.errors import ConfigError
 from bahfs.sample.script import VideoPlan
 from extractors import get_extractor
 from extractors.audio import LogMelConfig, LogMelExtractor
 from extractors.base import DecodedVideo
 from extractors.decode import decode_audio, open_video
+from store.errors import ConfigError
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 

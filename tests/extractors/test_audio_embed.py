@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bahfs.media import VideoInfo
 from bahfs.sample.script import VideoPlan
 from extractors.audio import LogMelExtractor
 from extractors.audio_embed import WhisperEncoderExtractor
 from extractors.base import DecodedVideo
 from extractors.pipeline import extract_all
+from store.media import VideoInfo
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bahfs.errors import VideoDecodeError
 from bahfs.sample.script import VideoPlan
 from extractors.decode import AUDIO_RATE, decode_audio, open_video
+from store.errors import VideoDecodeError
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bahfs.errors import ConfigError
 from bahfs.sample.script import VideoPlan
-from extractors.face import EMOTIONS, FaceConfig, FaceExtractor, models_dir
+from extractors.face import EMOTIONS, FaceConfig, FaceExtractor
+from extractors.models import models_dir
 from extractors.pipeline import extract_all
 from extractors.runtime import session
+from store.errors import ModelError
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 
@@ -47,5 +48,5 @@ def test_embeddings_only_where_a_face_is(media: Media, face: FaceExtractor) -> N
 
 
 def test_missing_model_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"setup\.sh"):
+    with pytest.raises(ModelError, match=r"setup\.sh"):
         FaceExtractor(FaceConfig(model_path=str(tmp_path / "fer_emotion.onnx")))

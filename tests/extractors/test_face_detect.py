@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bahfs.errors import ConfigError
 from bahfs.sample.script import VideoPlan
 from extractors.base import DecodedVideo
 from extractors.decode import open_video
 from extractors.face_detect import TEMPLATE_112, FaceDetectConfig, FaceDetector, align
+from store.errors import ModelError
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 
@@ -78,5 +78,5 @@ def test_provenance_and_checks(detector: FaceDetector, tmp_path: Path) -> None:
     assert spec.extra["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a model")
-    with pytest.raises(ConfigError, match="expected SHA-256"):
+    with pytest.raises(ModelError, match="expected SHA-256"):
         FaceDetector(FaceDetectConfig(model_path=str(bad)))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bahfs.sample.script import VideoPlan
-from extractors.face import models_dir
+from extractors.models import models_dir
 from extractors.pipeline import extract_all
 from extractors.runtime import session
 from extractors.speech import SpeechExtractor, interpolate_times, place_on_frames, words_table

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from bahfs.errors import ConfigError
-from extractors.batch import ExtractReport
 from flows.common import dask_runner, local_workers, summary_markdown
+from flows.job import ExtractReport
+from store.errors import ConfigError
 
 
 def test_dask_address_needs_a_scheme() -> None:

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from bahfs.release import codebook as cb
-from bahfs.release.ids import VIDEO_FILE_RE
 from bahfs.sample.generate import SampleConfig, generate
 from extractors import DEFAULT_EXTRACTORS
-from extractors.batch import feature_set_ids
+from flows.job import feature_set_ids
 from flows.local import LocalPrefect
 from store.layout import features_root
 from store.reader import FeatureReader
+from store.release import codebook as cb
+from store.release.ids import VIDEO_FILE_RE
 from store.tables import read_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

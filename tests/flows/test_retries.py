@@ -26,7 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
-from extractors.batch import VideoJob, VideoOutcome
+from flows.job import VideoJob, VideoOutcome
 
 calls = Counter()
 

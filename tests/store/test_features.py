@@ -15,13 +15,14 @@ import polars as pl
 import pytest
 import zarr
 
-from bahfs.errors import StoreError
-from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.catalog import refresh_catalog
+from store.consent import subject_hash
+from store.errors import StoreError
 from store.export import export_baseline
+from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.ingest import ingest
 from store.layout import STAGING, features_root, video_dir
-from store.purge import purge_participant, subject_hash
+from store.purge import purge_participant
 from store.reader import FeatureReader
 from store.schema import TABLES
 from store.tables import read_table

@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 import yaml
 
-from bahfs.errors import ConfigError
-from bahfs.release import codebook as cb
-from store.ingest import ConsentPolicy, ingest
+from store.consent import ConsentPolicy
+from store.errors import ConfigError
+from store.ingest import ingest
+from store.release import codebook as cb
 from store.schema import INGEST_TABLES
 from store.tables import read_manifest, read_table
 

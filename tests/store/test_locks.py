@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bahfs.errors import StoreError
+from store.errors import BusyError, StoreError
 from store.locks import store_lock, video_lock
 
 
@@ -32,10 +32,11 @@ def test_locks_are_exclusive_and_die_with_their_holder(tmp_path: Path) -> None:
             assert not mine
         with video_lock(tmp_path, "v2") as mine:
             assert mine  # other videos are free
-        with pytest.raises(StoreError, match="locked") as exc, store_lock(tmp_path,
-                                                                           timeout_s=0.3):
+        with pytest.raises(BusyError, match="locked") as exc, store_lock(tmp_path,
+                                                                          timeout_s=0.3):
             pass
         assert "tables.lock" in str(exc.value)
+        assert isinstance(exc.value, TimeoutError)  # callers may catch by kind
     finally:
         os.kill(holder.pid or 0, signal.SIGKILL)  # a crash: no cleanup code runs
         holder.join(10)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from store.synthetic import SyntheticConfig, make_synthetic_store
+from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
 
 PLANTED = SyntheticConfig(participants=16, videos_per_participant=3, mean_frames=300,
                           dims=(("face", 16), ("audio", 8)), shift=0.5, signal_dims=4)

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from torch.utils.data import DataLoader
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 from store.tables import read_table
 from training.data import (
     NegativeUndersampler,
@@ -95,6 +95,6 @@ def test_participant_split_is_stratified(synth: Path) -> None:
 
 
 def test_unknown_modality_is_a_clear_error(synth: Path) -> None:
-    from bahfs.errors import StoreError
-    with pytest.raises(StoreError, match="0 feature sets match 'words'"):
+    from store.errors import NotFoundError
+    with pytest.raises(NotFoundError, match="0 feature sets match 'words'"):
         resolve_sources(synth, ["words"])

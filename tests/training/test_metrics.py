@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, confusion_matrix, f1_score
 
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 from training.metrics import (
     average_precision,
     bah_metrics,

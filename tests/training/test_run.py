@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bahfs.cli import app
-from bahfs.errors import ConfigError
+from store.errors import ConfigError
 from training.models import build_model
 from training.run import TrainConfig, evaluate, train
 

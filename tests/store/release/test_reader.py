@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bahfs.errors import DatasetLayoutError, PathEscapeError, UnsafeYamlError
-from bahfs.release import codebook as cb
-from bahfs.release import read_release
+from store.errors import DatasetLayoutError, PathEscapeError, UnsafeYamlError
+from store.release import codebook as cb
+from store.release.reader import read_release
 
 
 def _edit_annotations(root: Path, edit: Any) -> Path:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bahfs.release import codebook as cb
 from extractors.audio import LogMelExtractor
-from extractors.batch import VideoJob, extract_release, run_video
+from flows.job import VideoJob, extract_release, run_video
 from store.ingest import ingest
 from store.layout import features_root
 from store.locks import video_lock
 from store.purge import purge_participant
+from store.release import codebook as cb
 from store.tables import read_table
 from store.verify import verify_store
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bahfs.features import ArraySpec, FeatureSetSpec, VideoFeatures
+from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.tables import write_table
 from store.writer import FeatureWriter
 

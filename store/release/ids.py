@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from bahfs.errors import DatasetLayoutError, PathEscapeError
-from bahfs.release import codebook as cb
+from store.errors import DatasetLayoutError, PathEscapeError
+from store.release import codebook as cb
 
 #: the file name: ``<pid>_Question_<q>_<date time...>Video[-<device>].<ext>``, words
 #: separated by ``_`` or a space, case-insensitive (as readers of the real files do)

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from bahfs.errors import DatasetLayoutError, UnsafeYamlError
-from bahfs.release.yamlio import load_yaml
+from store.errors import DatasetLayoutError, UnsafeYamlError
+from store.release.yamlio import load_yaml
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -1,6 +1,6 @@
 """Read a BAH release directory into typed polars frames, validating as we go.
 
-The variant is recognised first (:mod:`bahfs.release.layout`), then every file is
+The variant is recognised first (:mod:`store.release.layout`), then every file is
 read and cross-checked. Every mismatch raises :class:`DatasetLayoutError` (or a
 subclass) naming the file, the entry and the key or form it expected; nothing is
 guessed silently. With ``collect=True`` (``bahfs check-release``) problems that
@@ -18,20 +18,20 @@ from typing import Any
 
 import polars as pl
 
-from bahfs.errors import DatasetLayoutError
-from bahfs.release import codebook as cb
-from bahfs.release.ids import (
+from store.errors import DatasetLayoutError
+from store.release import codebook as cb
+from store.release.ids import (
     VideoKey,
     frame_number,
     frame_prefix,
     parse_video_ref,
     video_file,
 )
-from bahfs.release.layout import ReleaseLayout, detect_layout
-from bahfs.release.models import ParticipantMeta, VideoAnnotation, validate
-from bahfs.release.splits import check_class_ids, read_splits, read_video_labels
-from bahfs.release.transcripts import read_transcription, transcription_file
-from bahfs.release.yamlio import load_yaml
+from store.release.layout import ReleaseLayout, detect_layout
+from store.release.models import ParticipantMeta, VideoAnnotation, validate
+from store.release.splits import check_class_ids, read_splits, read_video_labels
+from store.release.transcripts import read_transcription, transcription_file
+from store.release.yamlio import load_yaml
 
 _TIME_RE = re.compile(r"^(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)$")
 

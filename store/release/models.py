@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bahfs.errors import DatasetLayoutError
+from store.errors import DatasetLayoutError
 
 _TRUE = {"yes", "y", "true", "1", "oui"}
 _FALSE = {"no", "n", "false", "0", "non"}

@@ -14,11 +14,11 @@ from typing import Any
 
 import polars as pl
 
-from bahfs.errors import DatasetLayoutError
-from bahfs.release import codebook as cb
-from bahfs.release.ids import parse_video_ref
-from bahfs.release.layout import ReleaseLayout
-from bahfs.release.yamlio import load_yaml
+from store.errors import DatasetLayoutError
+from store.release import codebook as cb
+from store.release.ids import parse_video_ref
+from store.release.layout import ReleaseLayout
+from store.release.yamlio import load_yaml
 
 #: labels that say "withheld" in a split file handed out without labels
 PLACEHOLDER_LABELS = frozenset({"", "-1", "?", "none", "null", "na", "nan", "unknown"})

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bahfs.errors import DatasetLayoutError
-from bahfs.release import codebook as cb
-from bahfs.release.ids import VideoKey, safe_relative
-from bahfs.release.models import TranscriptFile, validate
-from bahfs.release.yamlio import load_yaml
+from store.errors import DatasetLayoutError
+from store.release import codebook as cb
+from store.release.ids import VideoKey, safe_relative
+from store.release.models import TranscriptFile, validate
+from store.release.yamlio import load_yaml
 
 RESTART_DROP_S = 1.0
 

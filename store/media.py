@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from bahfs.errors import ToolMissingError, VideoDecodeError
+from store.errors import ToolMissingError, VideoDecodeError
 
 
 @dataclass(frozen=True)

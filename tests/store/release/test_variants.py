@@ -10,14 +10,14 @@ import yaml
 from typer.testing import CliRunner
 
 from bahfs.cli import app
-from bahfs.errors import DatasetLayoutError, PathEscapeError
-from bahfs.release import codebook as cb
-from bahfs.release import read_release
-from bahfs.release.ids import parse_video_ref
-from bahfs.release.transcripts import rebuild_timeline
 from bahfs.sample.generate import SampleConfig, plan_dataset, write_annotations
 from bahfs.sample.release_files import VARIANTS, video_path, whisper_chunks
+from store.errors import DatasetLayoutError, PathEscapeError
 from store.ingest import ingest
+from store.release import codebook as cb
+from store.release.ids import parse_video_ref
+from store.release.reader import read_release
+from store.release.transcripts import rebuild_timeline
 from store.tables import read_table
 
 LONG = SampleConfig(participants=4, seed=21, max_questions=3, max_seconds=70.0)

@@ -1,56 +1,23 @@
-"""``bahfs extract`` (the Prefect ``extract`` flow, for people who do not know
-Prefect) and ``bahfs demo`` (the whole chain through a local Prefect server)."""
+"""``bahfs demo``: the main job end to end on a generated sample, through a local
+Prefect server."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bahfs.cli import _friendly, _print_table, app, csv_names, sample_data, stats, train
+from bahfs.cli.common import app, friendly, print_table
+from bahfs.cli.models import train
+from bahfs.cli.samples import sample_data
+from bahfs.cli.stats import stats
 
 
 @app.command()
-@_friendly
-def extract(
-    source: Annotated[Path, typer.Argument(help="A release folder, or an inbox of batch "
-                                                "folders (each in the release layout).")],
-    store: Annotated[Path, typer.Option("--store", help="Store directory.")],
-    extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
-                                                 "(default: face,logmel,audio,words).")] = "",
-    require_consent: Annotated[str, typer.Option(
-        help="Consents required, comma separated.")] = "challenges,publications",
-    dask_address: Annotated[str, typer.Option(
-        help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
-    workers: Annotated[int, typer.Option(
-        help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
-) -> None:
-    """Ingest new batches and extract every pending video into the store (runs the
-    Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
-    local Prefect server)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.extract import extract as extract_flow
-
-    t0 = time.perf_counter()
-    report = extract_flow(source=str(source), store=str(store),
-                          extractors=csv_names(extractors), consent=csv_names(require_consent),
-                          dask_address=dask_address or None, dask_workers=workers or None,
-                          progress=True)
-    dt = time.perf_counter() - t0
-    typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
-               f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "
-               f"{len(report['skipped'])}, busy elsewhere {len(report['busy'])}, "
-               f"quarantined {len(report['quarantined'])}")
-    for vid, why in report["quarantined"].items():
-        typer.secho(f"  quarantined {vid}: {why}", fg=typer.colors.YELLOW)
-
-
-@app.command()
-@_friendly
+@friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Working directory for the demo.")] = Path("demo"),
     participants: Annotated[int, typer.Option(help="Participants in the sample.")] = 6,
@@ -95,7 +62,7 @@ def demo(
     from store.tables import read_table
 
     run = read_table(store, "extract_runs").tail(1)
-    _print_table("extract run", run.drop("detail", "feature_sets", "run_id"))
+    print_table("extract run", run.drop("detail", "feature_sets", "run_id"))
     typer.secho("[5/6] statistics", bold=True)
     stats(store)
     typer.secho("[6/6] training a TCN on face, audio and words features from the store",

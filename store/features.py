@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bahfs.errors import ConfigError, StoreError
+from store.errors import ConfigError, CorruptError, StoreError
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
@@ -77,8 +77,8 @@ class FeatureSetSpec:
                        arrays=tuple(ArraySpec(a["name"], a["dtype"], tuple(a["shape"]),
                                               a.get("doc", "")) for a in attrs["arrays"]))
         except (KeyError, TypeError) as exc:
-            raise StoreError(f"feature set attributes lack {exc}",
-                             expected="extractor, config, model_sha256, arrays") from exc
+            raise CorruptError(f"feature set attributes lack {exc}",
+                               expected="extractor, config, model_sha256, arrays") from exc
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,9 @@ from pathlib import Path
 
 import polars as pl
 
-from bahfs.errors import DatasetLayoutError
-from bahfs.release import codebook as cb
-from bahfs.release.layout import ANNOTATION_VARIANTS
+from store.consent import ConsentPolicy
+from store.errors import DatasetLayoutError
 from store.ingest import (
-    ConsentPolicy,
     IngestReport,
     build_tables,
     report_of,
@@ -38,6 +36,8 @@ from store.ingest import (
 )
 from store.locks import store_lock
 from store.purge import purge_participant
+from store.release import codebook as cb
+from store.release.layout import ANNOTATION_VARIANTS
 from store.schema import INGEST_TABLES, empty
 from store.tables import read_table_or_empty, utc_now, write_table
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bahfs.errors import DatasetLayoutError
-from bahfs.release import codebook as cb
 from bahfs.sample.generate import SampleConfig, generate
-from extractors.batch import extract_release
-from store.batches import find_batches, ingest_batch, pending_batches
+from flows.batches import find_batches, ingest_batch, pending_batches
+from flows.job import extract_release
+from store.consent import subject_hash, withdrawn
+from store.errors import DatasetLayoutError
 from store.layout import features_root
-from store.purge import subject_hash, withdrawn
+from store.release import codebook as cb
 from store.schema import INGEST_TABLES
 from store.tables import read_table
 

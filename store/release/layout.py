@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bahfs.errors import DatasetLayoutError
-from bahfs.release import codebook as cb
+from store.errors import DatasetLayoutError
+from store.release import codebook as cb
 
 #: annotation file -> (variant name, keys every entry must carry)
 ANNOTATION_VARIANTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from bahfs.errors import DatasetLayoutError, UnsafeYamlError
+from store.errors import DatasetLayoutError, UnsafeYamlError
 
 _TUPLE_TAG = "tag:yaml.org,2002:python/tuple"
 

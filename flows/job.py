@@ -27,14 +27,14 @@ from typing import Any, Literal
 
 import polars as pl
 
-from bahfs.errors import BahfsError, ConsentError
 from extractors.base import Extractor
 from extractors.pipeline import extract_all, shared_extractors
 from store.catalog import refresh_catalog
+from store.consent import subject_hash, withdrawn
+from store.errors import BahfsError, ConsentError
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
-from store.purge import subject_hash, withdrawn
 from store.schema import empty
 from store.tables import read_table, read_table_or_empty, utc_now, write_table
 from store.writer import FeatureWriter

@@ -1,0 +1,25 @@
+"""The ``bahfs`` command line: one module per noun, all on one Typer app.
+
+``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
+``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
+(extract-video, extract), ``models`` (train, evaluate) and ``demo``. Importing
+this package registers every command; the heavy imports happen inside each
+command.
+"""
+
+from bahfs.cli import (  # noqa: F401 - each module registers its commands
+    demo,
+    features,
+    models,
+    participants,
+    releases,
+    samples,
+    stats,
+    stores,
+)
+from bahfs.cli.common import app
+
+__all__ = ["app"]
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,72 @@
+"""``bahfs extract-video`` (one video, standalone) and ``bahfs extract`` (the Prefect
+``extract`` flow into the store, for people who do not know Prefect)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bahfs.cli.common import app, csv_names, friendly
+
+
+@app.command("extract-video")
+@friendly
+def extract_video(
+    video: Annotated[Path, typer.Argument(help="Any video file ffmpeg reads.")],
+    out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
+    extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
+                                                 "(default: face,logmel).")] = "",
+) -> None:
+    """Run the extractors on one video; write a standalone Zarr group (frames first)."""
+    import extractors as registry
+    from extractors.pipeline import extract_all, write_standalone
+
+    names = csv_names(extractors) or list(
+        registry.DEFAULT_EXTRACTORS)
+    chosen = [registry.get_extractor(n)() for n in names]
+    t0 = time.perf_counter()
+    feats = extract_all(video, chosen)
+    write_standalone(out, feats, video)
+    n = feats[0].n_frames
+    dt = time.perf_counter() - t0
+    typer.echo(f"{video}: {n} frames, {len(feats)} extractors ({', '.join(names)}) in "
+               f"{dt:.1f} s ({n / dt:.0f} frames/s) -> {out}")
+
+
+@app.command()
+@friendly
+def extract(
+    source: Annotated[Path, typer.Argument(help="A release folder, or an inbox of batch "
+                                                "folders (each in the release layout).")],
+    store: Annotated[Path, typer.Option("--store", help="Store directory.")],
+    extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
+                                                 "(default: face,logmel,audio,words).")] = "",
+    require_consent: Annotated[str, typer.Option(
+        help="Consents required, comma separated.")] = "challenges,publications",
+    dask_address: Annotated[str, typer.Option(
+        help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
+    workers: Annotated[int, typer.Option(
+        help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
+) -> None:
+    """Ingest new batches and extract every pending video into the store (runs the
+    Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
+    local Prefect server)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.extract import extract as extract_flow
+
+    t0 = time.perf_counter()
+    report = extract_flow(source=str(source), store=str(store),
+                          extractors=csv_names(extractors), consent=csv_names(require_consent),
+                          dask_address=dask_address or None, dask_workers=workers or None,
+                          progress=True)
+    dt = time.perf_counter() - t0
+    typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
+               f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "
+               f"{len(report['skipped'])}, busy elsewhere {len(report['busy'])}, "
+               f"quarantined {len(report['quarantined'])}")
+    for vid, why in report["quarantined"].items():
+        typer.secho(f"  quarantined {vid}: {why}", fg=typer.colors.YELLOW)

@@ -1,0 +1,78 @@
+"""``bahfs train`` and ``bahfs evaluate``: baselines from the store, official metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bahfs.cli.common import app, friendly, print_table
+
+
+def _metrics_table(results: dict[str, Any]) -> Any:
+    import polars as pl
+
+    rows = []
+    for split, r in results.items():
+        if "error" in r:
+            continue
+        for level in ("frame", "video"):
+            m = r[level]
+            rows.append({"split": split, "level": level,
+                         "n": r["frames"] if level == "frame" else r["videos"],
+                         **{k: round(m[k], 4) for k in ("accuracy", "f1_pos", "f1_neg",
+                                                        "avg_f1", "w_f1", "ap_pos")}})
+    return pl.DataFrame(rows)
+
+
+@app.command()
+@friendly
+def train(
+    store: Annotated[Path, typer.Argument(help="Store with features and tables.")],
+    model: Annotated[str, typer.Option(help="mlp, tcn, fusion_concat, fusion_attention.")]
+    = "tcn",
+    modalities: Annotated[str, typer.Option(
+        help="Comma separated: extractor names, or name=featureset[:array].")]
+    = "face,audio,words",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
+    window: Annotated[int, typer.Option(help="Window length in frames.")] = 96,
+    hop: Annotated[int, typer.Option(help="Hop between training windows.")] = 48,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = 64,
+    sampler: Annotated[str, typer.Option(help="undersample, participant or all.")]
+    = "undersample",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+) -> None:
+    """Train a baseline from the store (no video decoding); print val/test metrics."""
+    from training.run import TrainConfig
+    from training.run import train as run_train
+
+    cfg = TrainConfig(store=store, model=model, epochs=epochs, window=window, hop=hop,
+                      batch_size=batch_size, sampler=sampler, seed=seed, workers=workers,
+                      out=out, modalities=tuple(m.strip() for m in modalities.split(",")))
+    run = run_train(cfg, log=typer.echo)
+    results = json.loads((run / "results.json").read_text())
+    print_table(f"{model} on {modalities}: official BAH metrics", _metrics_table(
+        results["splits"]))
+    for split, r in results["splits"].items():
+        if "error" in r:
+            typer.secho(f"{split}: not evaluated ({r['error']})", fg=typer.colors.YELLOW)
+    typer.echo(f"run: {run}")
+
+
+@app.command()
+@friendly
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `bahfs train`.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    store: Annotated[Path | None, typer.Option(help="Another store to evaluate on.")] = None,
+) -> None:
+    """Evaluate a trained run on a split: frame- and video-level official metrics."""
+    from training.run import evaluate as run_evaluate
+
+    result = run_evaluate(run, split, store)
+    print_table(f"{run.name} on {split}", _metrics_table({split: result}))
+    typer.echo(f"written: {run / f'eval_{split}.json'}")

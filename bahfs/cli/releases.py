@@ -1,0 +1,108 @@
+"""``bahfs check-release`` (the plan) and ``bahfs ingest`` (the apply): a BAH release
+into the store's tables."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bahfs.cli.common import app, csv_names, friendly, print_table
+
+
+@app.command("check-release")
+@friendly
+def check_release_cmd(
+    dataset: Annotated[Path, typer.Argument(help="BAH release directory (any variant).")],
+    require_consent: Annotated[str, typer.Option(
+        help="Consents a participant must have given, comma separated: "
+             "challenges,publications.")] = "challenges,publications",
+    show: Annotated[int, typer.Option(help="List at most this many files per kind.")] = 20,
+) -> None:
+    """Read a whole release and write nothing: the variant found, counts per split next
+    to the paper's, consent exclusions, files without annotations and annotations
+    without files, and every problem, one line each. Exits 0 when ingest would
+    succeed, 1 otherwise."""
+    import polars as pl
+
+    from store.consent import ConsentPolicy, consent_exclusions
+    from store.release.check import check_release
+
+    policy = ConsentPolicy(require=tuple(csv_names(require_consent)))
+    found = check_release(dataset)
+    rel = found.release
+    if rel is not None:
+        typer.secho(f"variant: {rel.layout.variant}", bold=True)
+        for line in (*rel.layout.describe(), *rel.id_styles):
+            typer.echo(f"  {line}")
+        counts = found.counts.pivot("split", index="measure", values=["found", "paper"])
+        print_table("counts (found / paper; paper figures: Table 2 and the release's "
+                     "split files)", counts)
+        excl = consent_exclusions(rel.participants, policy)
+        n_videos = rel.videos.filter(pl.col("participant_id").is_in(
+            excl["participant_id"].to_list())).height
+        typer.echo(f"\nconsent: {excl.height} participants ({n_videos} videos) excluded "
+                   f"by the policy {list(policy.require)}")
+        for pid, reason in excl.iter_rows():
+            typer.echo(f"  {pid}: {reason}")
+        for title, files in (("annotated videos without a file (ingest quarantines them)",
+                              found.missing_files),
+                             ("video files without an annotation (not ingested)",
+                              found.unannotated_files)):
+            typer.echo(f"\n{title}: {len(files)}")
+            for f in files[:show]:
+                typer.echo(f"  {f}")
+        for note in rel.notes:
+            typer.echo(f"note: {note}")
+    typer.echo(f"\nproblems: {len(found.problems)}")
+    for problem in found.problems:
+        typer.secho(f"  {problem}", fg=typer.colors.RED)
+    if not found.ok:
+        raise typer.Exit(1)
+    typer.secho("ingest would succeed", fg=typer.colors.GREEN)
+
+
+@app.command()
+@friendly
+def ingest(
+    dataset: Annotated[Path, typer.Argument(help="BAH release directory (real or generated).")],
+    store: Annotated[Path, typer.Option("--store", help="Store directory to write.")],
+    require_consent: Annotated[str, typer.Option(
+        help="Consents a participant must have given, comma separated: "
+             "challenges,publications.")] = "challenges,publications",
+    merge: Annotated[bool, typer.Option(
+        help="Merge DATASET (a batch, or an inbox of batches) into the tables instead of "
+             "replacing them; unchanged batches are skipped.")] = False,
+) -> None:
+    """Read a release and write its Parquet tables (consent applied, videos probed)."""
+    from flows.batches import find_batches, ingest_batch, pending_batches
+    from store.consent import ConsentPolicy
+    from store.errors import StoreError
+    from store.ingest import ingest as run_ingest
+    from store.tables import read_table_or_empty
+
+    policy = ConsentPolicy(require=tuple(csv_names(require_consent)))
+    t0 = time.perf_counter()
+    if merge:
+        new = pending_batches(store, find_batches(dataset))
+        reports = [(b.name, ingest_batch(b, store, policy)) for b in new]
+        if not reports:
+            typer.echo(f"nothing new under {dataset}")
+    elif read_table_or_empty(store, "batches").height:
+        raise StoreError("this store holds merged batches; replacing its tables with one "
+                         "release would drop them", path=store,
+                         expected="`bahfs ingest --merge`, or a new store")
+    else:
+        reports = [(str(dataset), run_ingest(dataset, store, policy))]
+    for name, report in reports:
+        typer.echo(f"ingested {report.participants} participants, {report.videos} videos, "
+                   f"{report.frames} frames, {report.segments} A/H segments from {name} "
+                   f"into {store} in {time.perf_counter() - t0:.1f} s")
+        for note in report.notes:
+            typer.echo(f"  {note}")
+        for pid, reason in report.excluded.items():
+            typer.echo(f"  excluded {pid}: {reason}")
+        for vid, reason in report.quarantined.items():
+            typer.secho(f"  quarantined {vid}: {reason}", fg=typer.colors.YELLOW)

@@ -1,0 +1,54 @@
+"""``bahfs verify`` and ``bahfs export-baseline``: checking and exporting a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bahfs.cli.common import app, friendly
+
+
+@app.command()
+@friendly
+def verify(
+    store: Annotated[Path, typer.Argument(help="Store directory.")],
+) -> None:
+    """Check the store against its tables; exit 1 with a precise report when not valid."""
+    from store.catalog import refresh_catalog
+    from store.verify import verify_store
+
+    problems = verify_store(store)
+    for p in problems:
+        typer.secho(str(p), fg=typer.colors.RED if p.severity == "error"
+                    else typer.colors.YELLOW, err=True)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        typer.secho(f"store is NOT valid: {len(errors)} error(s)", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(1)
+    fsets, ext = refresh_catalog(store)
+    typer.secho(f"store is valid: {fsets.height} feature sets, {ext.height} extracted videos",
+                fg=typer.colors.GREEN)
+
+
+@app.command("export-baseline")
+@friendly
+def export_baseline_cmd(
+    store: Annotated[Path, typer.Argument(help="Store directory.")],
+    out: Annotated[Path, typer.Argument(help="Output directory.")],
+    source: Annotated[list[str] | None, typer.Option(
+        help="modality=featureset[:array], repeatable (default: every feature set).")] = None,
+) -> None:
+    """Write per-video .npy arrays (n_frames rows) and labels, as the BAH baseline reads."""
+    from store.errors import ConfigError
+    from store.export import export_baseline
+
+    sources = None
+    if source:
+        if any("=" not in s for s in source):
+            raise ConfigError(f"bad --source {source}", expected="modality=featureset[:array]")
+        sources = dict(s.split("=", 1) for s in source)
+    report = export_baseline(store, out, sources)
+    typer.echo(f"exported {report.videos} videos to {report.out}: {report.modalities}")

@@ -1,0 +1,59 @@
+"""Consent: which participants may be in the store, and who withdrew.
+
+Consent is law: a participant who did not give every consent the policy requires
+is never ingested or extracted, and a withdrawal is remembered (as a SHA-256 of
+the id, never the id) so that no later ingest brings them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from store.errors import ConfigError
+from store.tables import read_table_or_empty
+
+CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
+
+
+class ConsentPolicy(BaseModel):
+    """Which consents a participant must have given to be ingested."""
+
+    model_config = ConfigDict(frozen=True)
+
+    require: tuple[str, ...] = ("challenges", "publications")
+
+    def model_post_init(self, _: Any) -> None:
+        unknown = [r for r in self.require if r not in CONSENTS]
+        if unknown:
+            raise ConfigError(f"unknown consent {unknown}", expected=f"any of {list(CONSENTS)}")
+
+
+def subject_hash(participant_id: str) -> str:
+    """The pseudonymous key kept in withdrawal and audit rows."""
+    return hashlib.sha256(f"bahfs-subject:{participant_id}".encode()).hexdigest()
+
+
+def withdrawn(store: Path) -> set[str]:
+    """Subject hashes of every participant who withdrew."""
+    return set(read_table_or_empty(store, "withdrawals")["subject_sha256"].to_list())
+
+
+def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy,
+                       withdrawn_subjects: set[str] | frozenset[str] = frozenset()
+                       ) -> pl.DataFrame:
+    """Participants lacking a required consent or who withdrew, with the reason."""
+    reasons = []
+    for row in participants.iter_rows(named=True):
+        missing = [c for c in policy.require if not row[CONSENTS[c]]]
+        if subject_hash(row["participant_id"]) in withdrawn_subjects:
+            reasons.append({"participant_id": row["participant_id"],
+                            "reason": "withdrew consent (purged)"})
+        elif missing:
+            reasons.append({"participant_id": row["participant_id"],
+                            "reason": "declined use in " + " and ".join(missing)})
+    return pl.DataFrame(reasons, schema={"participant_id": pl.String, "reason": pl.String})
