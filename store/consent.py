@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from store.errors import ConfigError
 from store.tables import read_table_or_empty
@@ -27,10 +27,20 @@ class ConsentPolicy(BaseModel):
 
     require: tuple[str, ...] = ("challenges", "publications")
 
-    def model_post_init(self, _: Any) -> None:
-        unknown = [r for r in self.require if r not in CONSENTS]
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"bad consent policy: {exc.errors()[0]['msg']}",
+                              expected=f"consents among {list(CONSENTS)}") from exc
+
+    @field_validator("require")
+    @classmethod
+    def _known(cls, require: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [r for r in require if r not in CONSENTS]
         if unknown:
-            raise ConfigError(f"unknown consent {unknown}", expected=f"any of {list(CONSENTS)}")
+            raise ValueError(f"unknown consent {unknown}")
+        return require
 
 
 def subject_hash(participant_id: str) -> str:
