@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 
 from store.errors import ConfigError, NotFoundError
+from store.tables import read_table
+from training import reports
 from training.data import (
     NegativeUndersampler,
     ParticipantBalancedSampler,
@@ -28,7 +30,7 @@ from training.data import (
     collate,
     resolve_sources,
 )
-from training.metrics import bah_metrics, video_logits, video_probability
+from training.metrics import video_logits, video_probability
 from training.models import build_model
 
 
@@ -106,16 +108,28 @@ def predict_frames(model: torch.nn.Module, ds: WindowDataset, keys: list[str],
 
 
 def evaluate_predictions(ds: WindowDataset, logits: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Frame- and video-level official metrics for per-frame logits."""
+    """Frame- and video-level official metrics for per-frame logits (with the
+    threshold-free AP beside the official one), per participant (mean and std) and
+    per demographic group (:mod:`training.reports`)."""
     vids = sorted(logits)
-    gt = np.concatenate([ds.reader.labels(v) for v in vids]).astype(int)
-    frame = bah_metrics(gt, np.concatenate([logits[v] for v in vids]))
+    gts = {v: ds.reader.labels(v).astype(int) for v in vids}
+    gt = np.concatenate([gts[v] for v in vids])
+    frame = reports.metrics(gt, np.concatenate([logits[v] for v in vids]))
     p = {v: torch.softmax(torch.from_numpy(logits[v]), 1)[:, 1].numpy() for v in vids}
     labels = dict(ds.videos.select("video_id", "global_label").iter_rows())
     vp = np.array([video_probability(p[v]) for v in vids])
-    video = bah_metrics(np.array([labels[v] for v in vids]), video_logits(vp))
+    video = reports.metrics(np.array([labels[v] for v in vids]), video_logits(vp))
+    pid_of = dict(ds.videos.select("video_id", "participant_id").iter_rows())
+    people = read_table(ds.reader.store, "participants").select(
+        "participant_id", "age_range", "gender")
+    demo = {row[0]: row[1:] for row in people.iter_rows()}
+    by_group = {name: reports.grouped(gts, logits, {
+        v: str(demo.get(pid_of[v], (None, None))[i]) for v in vids})
+        for i, name in enumerate(("age_range", "gender"))}
     return {"frames": int(gt.size), "positive_rate": float(gt.mean()), "frame": frame,
-            "videos": len(vids), "video": video}
+            "videos": len(vids), "video": video,
+            "per_participant": reports.per_participant(gts, logits, pid_of),
+            "by_group": by_group}
 
 
 def _build(cfg: TrainConfig, sources: list[Source]) -> torch.nn.Module:
@@ -167,8 +181,10 @@ def evaluate_run_model(model: torch.nn.Module, cfg: TrainConfig, sources: list[S
     return evaluate_predictions(ds, predict_frames(model, ds, keys))
 
 
-def evaluate(run: Path, split: str = "test", store: Path | None = None) -> dict[str, Any]:
-    """Re-evaluate a saved run on ``split``; writes ``eval_<split>.json`` in the run."""
+def load_run(run: Path, store: Path | None = None
+             ) -> tuple[torch.nn.Module, TrainConfig, list[Source]]:
+    """The trained model of a run directory, its config (``store`` replaced when given)
+    and its sources."""
     path = Path(run) / "model.pt"
     if not path.is_file():
         raise NotFoundError("not a run directory (no model.pt)", path=run,
@@ -178,6 +194,12 @@ def evaluate(run: Path, split: str = "test", store: Path | None = None) -> dict[
     sources = [Source(**s) for s in ckpt["sources"]]
     model = _build(cfg, sources)
     model.load_state_dict(ckpt["state_dict"])
+    return model, cfg, sources
+
+
+def evaluate(run: Path, split: str = "test", store: Path | None = None) -> dict[str, Any]:
+    """Re-evaluate a saved run on ``split``; writes ``eval_<split>.json`` in the run."""
+    model, cfg, sources = load_run(run, store)
     result = evaluate_run_model(model, cfg, sources, split)
     (Path(run) / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
     return result

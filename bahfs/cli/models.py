@@ -1,4 +1,5 @@
-"""``bahfs train`` and ``bahfs evaluate``: baselines from the store, official metrics."""
+"""``bahfs train``, ``bahfs evaluate`` and ``bahfs predict``: baselines from the store,
+the official metrics, challenge submissions."""
 
 from __future__ import annotations
 
@@ -23,8 +24,24 @@ def _metrics_table(results: dict[str, Any]) -> Any:
             rows.append({"split": split, "level": level,
                          "n": r["frames"] if level == "frame" else r["videos"],
                          **{k: round(m[k], 4) for k in ("accuracy", "f1_pos", "f1_neg",
-                                                        "avg_f1", "w_f1", "ap_pos")}})
+                                                        "avg_f1", "w_f1", "ap_pos")},
+                         "ap_free": round(m["ap_pos_threshold_free"], 4)})
+        s = r["per_participant"]["summary"]
+        rows.append({"split": split, "level": "participant mean",
+                     "n": s["avg_f1"]["n"],
+                     **{k: round(s[k]["mean"], 4) for k in ("accuracy", "f1_pos", "f1_neg",
+                                                             "avg_f1", "w_f1", "ap_pos")},
+                     "ap_free": round(s["ap_pos_threshold_free"]["mean"], 4)})
+        rows.append({"split": split, "level": "participant std",
+                     "n": s["avg_f1"]["n"],
+                     **{k: round(s[k]["std"], 4) for k in ("accuracy", "f1_pos", "f1_neg",
+                                                            "avg_f1", "w_f1", "ap_pos")},
+                     "ap_free": round(s["ap_pos_threshold_free"]["std"], 4)})
     return pl.DataFrame(rows)
+
+
+METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: threshold-free "
+                "AP (scikit-learn); participant mean/std: frame-level metrics per participant")
 
 
 @app.command()
@@ -57,6 +74,7 @@ def train(
     results = json.loads((run / "results.json").read_text())
     print_table(f"{model} on {modalities}: official BAH metrics", _metrics_table(
         results["splits"]))
+    typer.echo(METRICS_NOTE)
     for split, r in results["splits"].items():
         if "error" in r:
             typer.secho(f"{split}: not evaluated ({r['error']})", fg=typer.colors.YELLOW)
@@ -75,4 +93,25 @@ def evaluate(
 
     result = run_evaluate(run, split, store)
     print_table(f"{run.name} on {split}", _metrics_table({split: result}))
+    typer.echo(METRICS_NOTE)
     typer.echo(f"written: {run / f'eval_{split}.json'}")
+
+
+@app.command()
+@friendly
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `bahfs train`.")],
+    out: Annotated[Path, typer.Option("--out", help="Submission file to write.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    video_csv: Annotated[Path | None, typer.Option(
+        help="The organisers' video.csv: predict its videos, in its row order.")] = None,
+    store: Annotated[Path | None, typer.Option(help="Another store to predict from.")] = None,
+) -> None:
+    """Video-level predictions as the A/H challenge takes them: `<video id>,<p0>,<p1>,<pred>`
+    per line (p0 + p1 == 1 exactly as the validator parses it), ids as the release
+    spells them."""
+    from training.predict import predict as run_predict
+
+    rows = run_predict(run, out, split=split, video_csv=video_csv, store=store)
+    positive = sum(p > 0.5 for _, p in rows)
+    typer.echo(f"{len(rows)} videos ({positive} predicted A/H) -> {out}")
