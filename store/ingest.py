@@ -107,8 +107,9 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
     infos, failed = _probe_all(rel.root, videos, workers)
     frame_counts = dict(rel.frame_labels.filter(keep).group_by("video_id").len()
                         .iter_rows())
+    unlabelled = set(rel.unlabelled["video_id"].to_list())  # labels withheld: no count
     for vid, info in list(infos.items()):
-        if info.n_frames != frame_counts.get(vid):
+        if vid not in unlabelled and info.n_frames != frame_counts.get(vid):
             failed[vid] = (f"video has {info.n_frames} frames but its annotation labels "
                            f"{frame_counts.get(vid)}")
             del infos[vid]

@@ -36,7 +36,8 @@ def video_frame_counts(store: Path) -> pl.DataFrame:
 
 
 def _video_facts(store: Path) -> pl.DataFrame:
-    videos = read_table(store, "videos")
+    """The labelled videos (a release may withhold a split's labels) with their counts."""
+    videos = read_table(store, "videos").filter(pl.col("global_label").is_not_null())
     return videos.join(video_frame_counts(store), on="video_id", how="left",
                        maintain_order="left")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from store.consent import subject_hash, withdrawn
 from store.errors import BahfsError
@@ -76,8 +77,10 @@ def verify_store(store: Path) -> list[Problem]:
                                         f"{len(hit)} withdrawn participant(s) still present"))
     if "frame_labels" in tables:
         counts = dict(tables["frame_labels"].group_by("video_id").len().iter_rows())
+        labelled = set(tables["videos"].filter(pl.col("global_label").is_not_null())
+                       ["video_id"].to_list())  # a withheld label has no frame labels
         for vid, (_, n) in videos.items():
-            if counts.get(vid) != n:
+            if vid in labelled and counts.get(vid) != n:
                 problems.append(Problem("error", f"tables/frame_labels/{vid}",
                                         f"{counts.get(vid, 0)} labels for {n} frames"))
     root = features_root(store)

@@ -64,13 +64,23 @@ def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
 
 
 class WindowDataset(Dataset[dict[str, torch.Tensor]]):
-    """Windows of ``length`` frames over the videos of ``split`` (or ``video_ids``)."""
+    """Windows of ``length`` frames over the videos of ``split`` (or ``video_ids``).
+
+    Only labelled videos by default; ``labelled=False`` also takes the videos whose
+    labels the release withholds (for predictions: their labels read as 0 and no
+    window of theirs counts as positive).
+    """
 
     def __init__(self, store: Path, sources: list[Source], *, length: int, hop: int,
-                 split: str | None = None, video_ids: list[str] | None = None) -> None:
+                 split: str | None = None, video_ids: list[str] | None = None,
+                 labelled: bool = True) -> None:
         self.reader = FeatureReader(store)
         self.sources, self.length = sources, length
         videos = read_table(store, "videos")
+        if labelled:
+            videos = videos.filter(pl.col("global_label").is_not_null())
+        self.unlabelled = set(videos.filter(pl.col("global_label").is_null())
+                              ["video_id"].to_list())
         if split is not None:
             videos = videos.filter(pl.col("split") == split)
         if video_ids is not None:
@@ -79,12 +89,13 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
                                      for s in sources))
         videos = videos.filter(pl.col("video_id").is_in(list(present))).sort("video_id")
         if videos.height == 0:
-            raise ConfigError(f"no extracted videos for split {split!r}",
+            raise ConfigError(f"no extracted{' labelled' if labelled else ''} videos for split "
+                              f"{split!r}",
                               expected="videos present in every chosen feature set")
         self.videos = videos
         items, pids, positive = [], [], []
         for vid, pid, n in videos.select("video_id", "participant_id", "n_frames").iter_rows():
-            labels = self.reader.labels(vid)
+            labels = self.labels(vid, n)
             for s in window_starts(n, length, hop):
                 items.append((vid, s))
                 pids.append(pid)
@@ -96,6 +107,12 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.items)
 
+    def labels(self, video_id: str, n_frames: int) -> np.ndarray:
+        """Per-frame labels of a video (zeros where the release withholds them)."""
+        if video_id in self.unlabelled:
+            return np.zeros(n_frames, np.int8)
+        return self.reader.labels(video_id)
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         vid, start = self.items[i]
         n = self.reader.n_frames(vid)
@@ -106,7 +123,7 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
             x[: stop - start] = self.reader.read_rows(s.feature_set, vid, s.array, start, stop)
             out[s.modality] = torch.from_numpy(x)
         labels = np.zeros(self.length, np.int64)
-        labels[: stop - start] = self.reader.labels(vid)[start:stop]
+        labels[: stop - start] = self.labels(vid, n)[start:stop]
         mask = np.zeros(self.length, bool)
         mask[: stop - start] = True
         out["labels"] = torch.from_numpy(labels)

@@ -11,7 +11,6 @@ Videos are not opened here: probing is the ingest step's job.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ import polars as pl
 
 from store.errors import DatasetLayoutError
 from store.release import codebook as cb
+from store.release.entries import check_segments, cue_rows, frame_labels, parse_time
 from store.release.ids import (
     VideoKey,
-    frame_number,
-    frame_prefix,
     parse_video_ref,
     video_file,
 )
@@ -32,8 +30,6 @@ from store.release.models import ParticipantMeta, VideoAnnotation, validate
 from store.release.splits import check_class_ids, read_splits, read_video_labels
 from store.release.transcripts import read_transcription, transcription_file
 from store.release.yamlio import load_yaml
-
-_TIME_RE = re.compile(r"^(\d+):([0-5]?\d):([0-5]?\d(?:\.\d+)?)$")
 
 
 @dataclass
@@ -62,7 +58,7 @@ class Release:
     frame_labels: pl.DataFrame
     transcripts: pl.DataFrame
     splits: pl.DataFrame
-    unlabelled: pl.DataFrame  # split lines with labels withheld and no annotation
+    unlabelled: pl.DataFrame  # split lines with labels withheld and no annotation (in videos)
     frame_base: dict[str, int]  # video_id -> 0 or 1 (numbering of frame ids)
     id_styles: tuple[str, ...]  # how the release spells its video ids
     unknown_keys: dict[str, list[str]]  # file -> keys bahfs does not read
@@ -80,17 +76,9 @@ class Release:
                        + ": those columns are empty for them")
         if self.unlabelled.height:
             out.append(f"{self.unlabelled.height} videos in the split files have their labels "
-                       "withheld and no annotation: they are not ingested")
+                       "withheld and no annotation: ingested without labels (extracted and "
+                       "predicted, never trained or evaluated on)")
         return list(self.layout.notes) + out
-
-
-def parse_time(text: str, *, path: Path, entry: str) -> float:
-    """``hh:mm:ss`` or ``hh:mm:ss.fff`` to seconds."""
-    m = _TIME_RE.match(str(text).strip())
-    if m is None:
-        raise DatasetLayoutError(f"entry {entry!r}: bad time {text!r}", path=path,
-                                 expected="hh:mm:ss[.fff]")
-    return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
 
 
 def _note_extra(unknown: dict[str, set[str]], where: str, extra: dict[str, Any] | None) -> None:
@@ -114,62 +102,6 @@ def read_meta(root: Path, unknown: dict[str, set[str]]) -> pl.DataFrame:
         rows.append({"participant_id": str(pid),
                      **meta.model_dump(include=set(ParticipantMeta.model_fields))})
     return pl.DataFrame(rows, schema_overrides={"age": pl.Int16}, infer_schema_length=None)
-
-
-def _cue_rows(cues: dict[str, Any], key: VideoKey, seg: int, path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for modality_key, names in cues.items():
-        if modality_key not in cb.CUE_MODALITY_KEYS:
-            raise DatasetLayoutError(
-                f"entry {key.ref!r}: unknown cue modality {modality_key!r} in segment {seg}",
-                path=path, participant=key.participant_id, video=key.video_id,
-                expected=f"cue modality keys {list(cb.CUE_MODALITY_KEYS)}")
-        modality = "inconsistency" if modality_key == "inconsistencies" else modality_key
-        if names is None:
-            continue
-        items = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
-        known = {c.lower(): c for c in cb.CODEBOOK[modality]}
-        for name in items:
-            if not name:
-                continue
-            canon = known.get(str(name).strip().lower())
-            if canon is None:
-                raise DatasetLayoutError(
-                    f"entry {key.ref!r}: unknown {modality} cue {name!r} in segment {seg}",
-                    path=path, participant=key.participant_id, video=key.video_id,
-                    expected=f"one of {list(cb.CODEBOOK[modality])}")
-            rows.append({"video_id": key.video_id, "participant_id": key.participant_id,
-                         "segment": seg, "modality": modality, "cue": canon})
-    return rows
-
-
-def _frame_labels(ann: VideoAnnotation, key: VideoKey, path: Path) -> tuple[list[int], int]:
-    """Frame labels in frame order (from 0), and the numbering base of the frame ids."""
-    items = ann.frame_annotation
-    if not items:
-        raise DatasetLayoutError(f"entry {key.ref!r}: empty frame_annotation", path=path,
-                                 video=key.video_id, expected="one label per frame")
-    first = items[0]
-    prefix = frame_prefix(first[0] if isinstance(first, list | tuple) and first else first,
-                          key, path=path)
-    by_frame: dict[int, int] = {}
-    for item in items:
-        n = frame_number(item[0], prefix) if isinstance(item, list | tuple) and len(item) == 2 \
-            else None
-        if n is None or item[1] not in (0, 1) or isinstance(item[1], bool) or n in by_frame:
-            raise DatasetLayoutError(
-                f"entry {key.ref!r}: bad frame annotation {item!r}", path=path,
-                participant=key.participant_id, video=key.video_id,
-                expected=f"[{prefix}frame-<n>.jpg, 0|1], each frame once")
-        by_frame[n] = item[1]
-    base, n_frames = min(by_frame), len(by_frame)
-    if base not in (0, 1) or max(by_frame) != base + n_frames - 1:
-        raise DatasetLayoutError(
-            f"entry {key.ref!r}: frame numbers are not contiguous from 0 or 1 "
-            f"(min {base}, max {max(by_frame)}, count {n_frames})", path=path,
-            participant=key.participant_id, video=key.video_id,
-            expected="frame-<n> for every frame, n contiguous")
-    return [by_frame[base + i] for i in range(n_frames)], base
 
 
 def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str, set[str]],
@@ -197,7 +129,7 @@ def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str,
                                          expected=f"keys {', '.join(layout.required_keys)}")
             ann = validate(VideoAnnotation, entry, path=path, entry=key.ref,
                            participant=key.participant_id, video=key.video_id)
-            _check_segments(ann, key, path)
+            check_segments(ann, key, path)
             if key.video_id in out:
                 raise DatasetLayoutError(
                     f"entries {out[key.video_id][0].ref!r} and {key.ref!r} are the same video "
@@ -216,34 +148,12 @@ def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str,
     return out
 
 
-def _check_segments(ann: VideoAnnotation, key: VideoKey, path: Path) -> None:
-    n_seg = len(ann.fr_detailed_ah)
-    lengths = {"time_detailed_ah": len(ann.time_detailed_ah)}
-    if ann.all_cues is not None:
-        lengths["all_cues"] = len(ann.all_cues)
-    if isinstance(ann.certainty_ah, list):
-        lengths["certainty_ah"] = len(ann.certainty_ah)
-    bad = {k: n for k, n in lengths.items() if n != n_seg}
-    if bad:
-        raise DatasetLayoutError(
-            f"entry {key.ref!r}: {n_seg} frame segments but "
-            + ", ".join(f"{n} in {k}" for k, n in bad.items()), path=path,
-            participant=key.participant_id, video=key.video_id,
-            expected="one entry per segment in fr_detailed_ah, time_detailed_ah, all_cues, "
-                     "certainty_ah")
-    if ann.global_ah != int(n_seg > 0):
-        raise DatasetLayoutError(
-            f"entry {key.ref!r}: global_ah={ann.global_ah} with {n_seg} segments",
-            path=path, participant=key.participant_id, video=key.video_id,
-            expected="global_ah = 1 exactly when the video has A/H segments")
-
-
 def _video_tables(root: Path, key: VideoKey, ann: VideoAnnotation, path: Path,
                   file_rel: str, unknown: dict[str, set[str]]
                   ) -> tuple[dict[str, list[Any]], int]:
     """Rows of one video for every per-video table (nothing is kept if this raises),
     and the numbering base of its frame ids."""
-    labels, base = _frame_labels(ann, key, path)
+    labels, base = frame_labels(ann, key, path)
     n = len(labels)
     rows: dict[str, list[Any]] = {"segments": [], "cues": [], "transcripts": []}
     seg_mask = [0] * n
@@ -267,7 +177,7 @@ def _video_tables(root: Path, key: VideoKey, ann: VideoAnnotation, path: Path,
             "start_frame": s0, "end_frame": e0, "start_s": start_s, "end_s": end_s,
             "certainty": cert, "annotator_id": ann.annotator_id})
         if ann.all_cues is not None:
-            rows["cues"].extend(_cue_rows(ann.all_cues[i], key, i, path))
+            rows["cues"].extend(cue_rows(ann.all_cues[i], key, i, path))
         seg_mask[s0:e0 + 1] = [1] * (e0 + 1 - s0)
     if labels != seg_mask:
         f = next(i for i, (a, b) in enumerate(zip(labels, seg_mask, strict=True)) if a != b)
@@ -351,8 +261,36 @@ def read_release(root: Path, *, collect: bool = False) -> Release:
         problems(DatasetLayoutError(
             f"video {ref!r} is labelled in the split files but has no annotation",
             path=layout.annotations, video=vid, expected="an entry per labelled video"))
+    unlabelled = orphans.filter(pl.col("label").is_null())
+    _unlabelled_videos(layout, unlabelled, known_pids, unknown, problems, tables)
     return _assemble(layout, meta, splits, tables, frame_base, anns, (unknown, absent),
-                     problems, orphans.filter(pl.col("label").is_null()))
+                     problems, unlabelled)
+
+
+def _unlabelled_videos(layout: ReleaseLayout, rows: pl.DataFrame, known_pids: set[str],
+                       unknown: dict[str, set[str]], problems: Problems,
+                       tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Video rows (no label, no frame labels) for split lines whose labels are withheld."""
+    for row in rows.iter_rows(named=True):
+        try:
+            key = parse_video_ref(row["release_id"], path=layout.splits)
+            if key.participant_id not in known_pids:
+                raise DatasetLayoutError(
+                    f"video {key.ref!r} belongs to a participant missing from {cb.META_YML}",
+                    path=layout.splits, participant=key.participant_id, video=key.video_id,
+                    expected=f"participant {key.participant_id!r} in meta")
+            file_rel = video_file(layout.root, key)
+            transcript = transcription_file(layout.root, key, file_rel)
+            chunks = [] if transcript is None else read_transcription(transcript, key, unknown)
+        except DatasetLayoutError as exc:
+            problems(exc)
+            continue
+        tables["transcripts"].extend(chunks)
+        tables["videos"].append({
+            "video_id": key.video_id, "participant_id": key.participant_id,
+            "visit": key.visit, "question": key.question, "release_id": key.ref,
+            "path": file_rel, "global_label": None, "split": row["split"],
+            "annotator_id": None, "transcript": row["transcript"]})
 
 
 def _assemble(layout: ReleaseLayout, meta: pl.DataFrame, splits: pl.DataFrame,
@@ -379,7 +317,7 @@ def _assemble(layout: ReleaseLayout, meta: pl.DataFrame, splits: pl.DataFrame,
         videos=videos, segments=pl.DataFrame(tables["segments"]),
         cues=pl.DataFrame(tables["cues"]), frame_labels=frame_labels,
         transcripts=pl.DataFrame(tables["transcripts"]),
-        splits=splits.filter(kept).drop("release_id"),
+        splits=splits.filter(kept).drop("release_id", "transcript"),
         unlabelled=unlabelled, frame_base=frame_base,
         id_styles=tuple(sorted({key.style for key, _ in anns.values()})),
         unknown_keys={k: sorted(v) for k, v in sorted(keys[0].items())},

@@ -3,7 +3,8 @@
 Every variant writes the same line form, ``<video id>,<0|1>,<transcript>`` (the
 transcript holds commas, so a line is split on its first two commas only). A test
 split handed out without labels has an empty or placeholder label: such videos are
-kept as unlabelled, never given a label.
+kept as unlabelled, never given a label (the reader ingests them without labels,
+for predictions).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ PLACEHOLDER_LABELS = frozenset({"", "-1", "?", "none", "null", "na", "nan", "unk
 Report = Callable[[DatasetLayoutError], None]
 
 SPLIT_SCHEMA = {"video_id": pl.String, "participant_id": pl.String, "split": pl.String,
-                "label": pl.Int8, "release_id": pl.String}
+                "label": pl.Int8, "release_id": pl.String, "transcript": pl.String}
 
 
 def _label(text: str) -> int | str | None:
@@ -65,7 +66,8 @@ def read_splits(layout: ReleaseLayout, report: Report) -> pl.DataFrame:
                 report(exc)
                 continue
             rows.append({"video_id": key.video_id, "participant_id": key.participant_id,
-                         "split": split, "label": label, "release_id": key.ref})
+                         "split": split, "label": label, "release_id": key.ref,
+                         "transcript": parts[2].strip() if len(parts) > 2 else None})
     df = pl.DataFrame(rows, schema=SPLIT_SCHEMA)
     for vid in df.filter(pl.col("video_id").is_duplicated())["video_id"].unique().sort():
         refs = df.filter(pl.col("video_id") == vid)["release_id"].to_list()

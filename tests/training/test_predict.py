@@ -96,3 +96,30 @@ def test_video_csv_order_and_spelling_are_kept(run: Path, synth: Path, tmp_path:
     csv.write_text("Videos/99999/Visite_1/99999_Question_1_2024-01-01 10-00-00_Video.mp4\n")
     with pytest.raises(NotFoundError, match="not in the store"):
         predict(run, out, video_csv=csv)
+
+
+@pytest.mark.slow  # real videos: ingest, log-mel extraction, training, predictions
+def test_videos_with_withheld_labels_are_extracted_and_predicted(
+        mutable_release: Path, tmp_path: Path) -> None:
+    from flows.job import extract_release
+    from store.ingest import ingest
+    from store.verify import verify_store
+    from tests.store.release.test_variants import withhold_test_labels
+
+    refs = withhold_test_labels(mutable_release)
+    store = tmp_path / "store"
+    report = ingest(mutable_release, store)
+    assert not report.quarantined
+    videos = read_table(store, "videos")
+    held = videos.filter(videos["release_id"].is_in(refs))
+    assert held.height == len(refs) and held["global_label"].null_count() == len(refs)
+    extract_release(store, ("logmel",))
+    assert [p for p in verify_store(store) if p.severity == "error"] == []
+    run = train(TrainConfig(store=store, model="mlp", modalities=("logmel",), epochs=1,
+                            out=tmp_path / "runs"), log=lambda *_: None)
+    results = json.loads((run / "results.json").read_text())["splits"]
+    assert "error" in results["test"]  # nothing labelled to evaluate on
+    out = tmp_path / "test.csv"
+    rows = predict(run, out, split="test")
+    assert sorted(r for r, _ in rows) == sorted(refs)
+    assert all(_validator_accepts(ln) for ln in out.read_text().splitlines())

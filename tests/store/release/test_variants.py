@@ -156,24 +156,33 @@ def test_unknown_keys_are_reported_not_dropped(tmp_path: Path) -> None:
     assert any("reviewer_note" in n for n in rel.notes)
 
 
-def test_withheld_test_labels_are_unlabelled_not_guessed(tmp_path: Path) -> None:
-    write_annotations(tmp_path, LONG)
-    test_file = tmp_path / cb.SPLIT_DIR / "test.txt"
+def withhold_test_labels(root: Path) -> list[str]:
+    """Hand the test split out as the organisers do: labels empty, no annotations."""
+    test_file = root / cb.SPLIT_DIR / "test.txt"
     lines = test_file.read_text().splitlines()
     refs = [ln.split(",", 2)[0] for ln in lines]
     test_file.write_text("\n".join(f"{r},,{ln.split(',', 2)[2]}" for r, ln in
                                    zip(refs, lines, strict=True)) + "\n")
-    ann = tmp_path / cb.ANNOTATIONS_YAML
+    ann = root / cb.ANNOTATIONS_YAML
     data = yaml.safe_load(ann.read_text())
     ann.write_text(yaml.safe_dump({k: v for k, v in data.items() if k not in refs},
                                   sort_keys=False))
-    csv = tmp_path / cb.VIDEO_LABELS_CSV
+    csv = root / cb.VIDEO_LABELS_CSV
     csv.write_text("\n".join(ln for ln in csv.read_text().splitlines()
                              if ln.rsplit(",", 1)[0] not in refs) + "\n")
+    return refs
+
+
+def test_withheld_test_labels_are_unlabelled_not_guessed(tmp_path: Path) -> None:
+    write_annotations(tmp_path, LONG)
+    refs = withhold_test_labels(tmp_path)
     rel = read_release(tmp_path)
     assert sorted(rel.unlabelled["release_id"]) == sorted(refs)
     assert rel.unlabelled["label"].null_count() == len(refs)
-    assert not set(rel.videos["release_id"]) & set(refs)
+    held = rel.videos.filter(pl.col("release_id").is_in(refs))
+    assert held.height == len(refs) and held["global_label"].null_count() == len(refs)
+    assert set(held["split"]) == {"test"} and held["transcript"].null_count() == 0
+    assert not set(rel.frame_labels["video_id"]) & set(held["video_id"])
     assert any("withheld" in n for n in rel.notes)
 
 
