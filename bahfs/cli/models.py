@@ -48,7 +48,9 @@ METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: thre
 @friendly
 def train(
     store: Annotated[Path, typer.Argument(help="Store with features and tables.")],
-    model: Annotated[str, typer.Option(help="mlp, tcn, fusion_concat, fusion_attention.")]
+    model: Annotated[str, typer.Option(
+        help="mlp, tcn, fusion_concat, fusion_attention (frame level), or transcript "
+             "(video level: logistic regression on each transcript's mean word vector).")]
     = "tcn",
     modalities: Annotated[str, typer.Option(
         help="Comma separated: extractor names, or name=featureset[:array].")]
@@ -66,11 +68,18 @@ def train(
     """Train a baseline from the store (no video decoding); print val/test metrics."""
     from training.run import TrainConfig
     from training.run import train as run_train
+    from training.transcript import train_transcript
 
-    cfg = TrainConfig(store=store, model=model, epochs=epochs, window=window, hop=hop,
-                      batch_size=batch_size, sampler=sampler, seed=seed, workers=workers,
-                      out=out, modalities=tuple(m.strip() for m in modalities.split(",")))
-    run = run_train(cfg, log=typer.echo)
+    names = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    if model == "transcript":  # one words feature set: the one named, else `words`
+        words = names[0] if len(names) == 1 else "words"
+        run = train_transcript(store, words, seed=seed, out=out, log=typer.echo)
+        modalities = words
+    else:
+        cfg = TrainConfig(store=store, model=model, epochs=epochs, window=window, hop=hop,
+                          batch_size=batch_size, sampler=sampler, seed=seed,
+                          workers=workers, out=out, modalities=names)
+        run = run_train(cfg, log=typer.echo)
     results = json.loads((run / "results.json").read_text())
     print_table(f"{model} on {modalities}: official BAH metrics", _metrics_table(
         results["splits"]))
