@@ -2,7 +2,8 @@
 
 ``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
 ``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
-(extract-video, extract), ``models`` (train, evaluate) and ``demo``. Importing
+(extract-video, extract), ``models`` (train, evaluate, predict), ``zeroshot``
+(export, score) and ``demo``. Importing
 this package registers every command; the heavy imports happen inside each
 command.
 """
@@ -16,6 +17,7 @@ from bahfs.cli import (  # noqa: F401 - each module registers its commands
     samples,
     stats,
     stores,
+    zeroshot,
 )
 from bahfs.cli.common import app
 
