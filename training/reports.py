@@ -42,7 +42,7 @@ def metrics(gt: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _mean_std(values: list[float]) -> dict[str, float | int]:
+def mean_std(values: list[float]) -> dict[str, float | int]:
     v = np.array([x for x in values if np.isfinite(x)], dtype=np.float64)
     if v.size == 0:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
@@ -65,5 +65,5 @@ def per_participant(gt: dict[str, np.ndarray], logits: dict[str, np.ndarray],
                     participant_of: dict[str, str]) -> dict[str, Any]:
     """Each participant's frame-level metrics, and their mean and std over participants."""
     each = grouped(gt, logits, {v: subject_hash(p)[:16] for v, p in participant_of.items()})
-    summary = {k: _mean_std([m[k] for m in each.values()]) for k in SUMMARISED}
+    summary = {k: mean_std([m[k] for m in each.values()]) for k in SUMMARISED}
     return {"participants": each, "summary": summary}

@@ -61,7 +61,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _loader(ds: WindowDataset, cfg: TrainConfig, train: bool) -> DataLoader[Any]:
+def make_loader(ds: WindowDataset, cfg: TrainConfig, train: bool) -> DataLoader[Any]:
     sampler: Any = None
     if train and cfg.sampler == "undersample":
         sampler = NegativeUndersampler(ds.positive, cfg.undersample_ratio, cfg.seed)
@@ -144,7 +144,7 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train")
     model = _build(cfg, sources)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    loader = _loader(train_ds, cfg, train=True)
+    loader = make_loader(train_ds, cfg, train=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
     run.mkdir(parents=True, exist_ok=False)

@@ -1,5 +1,6 @@
-"""``bahfs train``, ``bahfs evaluate`` and ``bahfs predict``: baselines from the store,
-the official metrics, challenge submissions."""
+"""``bahfs train``, ``bahfs evaluate``, ``bahfs predict`` and ``bahfs personalise``:
+baselines from the store, the official metrics, challenge submissions, the
+personalisation protocol."""
 
 from __future__ import annotations
 
@@ -124,3 +125,41 @@ def predict(
     rows = run_predict(run, out, split=split, video_csv=video_csv, store=store)
     positive = sum(p > 0.5 for _, p in rows)
     typer.echo(f"{len(rows)} videos ({positive} predicted A/H) -> {out}")
+
+
+@app.command()
+@friendly
+def personalise(
+    store: Annotated[Path, typer.Argument(help="Store with features and tables.")],
+    model: Annotated[str, typer.Option(help="mlp, tcn, fusion_concat, fusion_attention.")]
+    = "tcn",
+    modalities: Annotated[str, typer.Option(
+        help="Comma separated: extractor names, or name=featureset[:array].")]
+    = "face,audio,words",
+    epochs: Annotated[int, typer.Option(help="Source training epochs.")] = 5,
+    finetune_epochs: Annotated[int, typer.Option(help="Oracle fine-tuning epochs.")] = 3,
+    split: Annotated[str, typer.Option(help="Whose participants are the targets.")] = "test",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+) -> None:
+    """The personalisation protocol: each participant of SPLIT is a target domain with
+    its own train/val/test videos; source-only and oracle (fine-tuned on the target)
+    baselines, per participant and as mean +- std."""
+    import polars as pl
+
+    from training.personalise import personalise as run_personalise
+    from training.run import TrainConfig
+
+    cfg = TrainConfig(store=store, model=model, epochs=epochs, seed=seed, out=out,
+                      modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()))
+    run = run_personalise(cfg, finetune_epochs=finetune_epochs, split=split, log=typer.echo)
+    results = json.loads((run / "results.json").read_text())
+    rows = [{"baseline": b, "targets": s["avg_f1"]["n"],
+             **{k: f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}"
+                for k in ("avg_f1", "f1_pos", "f1_neg", "ap_pos")}}
+            for b, s in results["summary"].items()]
+    print_table("personalisation (frame level, mean ± std over target participants)",
+                pl.DataFrame(rows))
+    for key, why in results["skipped"].items():
+        typer.secho(f"skipped target {key}: {why}", fg=typer.colors.YELLOW)
+    typer.echo(f"run: {run}")
