@@ -1,6 +1,7 @@
 """Per-frame feature extractors, each registered under a name: ``face`` (CenterFace
 detection and alignment, FER expression embedding and emotions), ``face_detect``,
-``logmel`` (log-mel, energy, voice activity), ``audio`` (Whisper encoder states) and
+``face_crop`` (aligned face crops, uint8), ``logmel`` (log-mel, energy, voice
+activity), ``audio`` (Whisper encoder states) and
 ``words`` (Whisper transcript with word times, MiniLM word vectors on the frames
 each word spans). Decoding (:mod:`extractors.decode`), the extractor contract
 (:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
@@ -12,6 +13,7 @@ Importing this package registers the extractors it holds.
 from extractors import audio as _audio  # noqa: F401 - registers "logmel"
 from extractors import audio_embed as _audio_embed  # noqa: F401 - registers "audio"
 from extractors import face as _face  # noqa: F401 - registers "face"
+from extractors import face_crop as _face_crop  # noqa: F401 - registers "face_crop"
 from extractors import face_detect as _face_detect  # noqa: F401 - registers "face_detect"
 from extractors import speech as _speech  # noqa: F401 - registers "words"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register

@@ -5,6 +5,7 @@ For each chosen (feature set, array) and each video, one ``.npy`` file of
 
 ```
 OUT/<modality>/Videos/<participant>/<visit>/<video stem>.npy   (n_frames, dim) features
+OUT/video/Videos/<participant>/<visit>/<video stem>.npy  (n_frames, S, S, 3) uint8 face crops
 OUT/labels/Videos/<participant>/<visit>/<video stem>.npy        (n_frames,) int64 0/1
 OUT/<split>.txt                                  <video id>,<label>,<transcript>
 OUT/export.json                                  feature sets and provenance
@@ -37,11 +38,13 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
                     ) -> ExportReport:
     """Write the baseline layout. ``sources`` maps a modality folder name to a feature
     set id or extractor name, optionally ``:array``; default: every feature set, its
-    first declared array, under the extractor's name."""
+    first declared array, under the extractor's name (the aligned face crops of
+    ``face_crop`` under ``video``, the official baseline's ``video.npy``)."""
     reader = FeatureReader(store)
     sets = reader.featuresets()
     if sources is None:
-        sources = {s.extractor: fs for fs, s in sets.items()}
+        sources = {("video" if s.extractor == "face_crop" else s.extractor): fs
+                   for fs, s in sets.items()}
     chosen: dict[str, tuple[str, str]] = {}
     for modality, ref in sources.items():
         name, _, array = ref.partition(":")

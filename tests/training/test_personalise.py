@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
 from bahfs.cli import app
+from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
 from store.tables import read_table
 from training.personalise import iter_targets, split_target, targets
 

@@ -1,0 +1,80 @@
+"""Aligned face crops in the store: what CNN/ViT baselines train on, without video.
+
+The top face of every frame (CenterFace, :mod:`extractors.face_detect`) aligned by
+its 5 landmarks onto the ArcFace template scaled to ``size`` (112 by default, up to
+the paper's 256). As in the official pipeline, a frame where no face is found
+reuses the previous frame's crop (``carry_forward``); frames before the first face
+are black. ``has_face`` says where a face was actually found.
+
+Outputs per decoded frame: ``crop`` uint8 (size, size, 3) RGB, ``has_face`` bool.
+The store keeps crops uncompressed (measured: ``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from extractors.base import DecodedVideo, FrameExtractor, register
+from extractors.face_detect import FaceDetectConfig, FaceDetector, align
+from store.errors import ConfigError
+from store.features import ArraySpec
+
+
+@dataclass(frozen=True)
+class FaceCropConfig:
+    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
+    size: int = 112  # crop side in pixels, 32..256 (the paper: 256)
+    carry_forward: bool = True  # reuse the previous crop where no face is found
+
+
+@register
+class FaceCropExtractor(FrameExtractor):
+    """The aligned crop of the main face of every frame."""
+
+    name = "face_crop"
+    Config = FaceCropConfig
+    config: FaceCropConfig
+
+    def __init__(self, config: FaceCropConfig | None = None) -> None:
+        super().__init__(config)
+        if not 32 <= self.config.size <= 256:
+            raise ConfigError(f"face_crop: size {self.config.size}",
+                              expected="a crop side from 32 to 256 pixels")
+        self.detector = FaceDetector(self.config.detector)
+
+    def model_sha256(self) -> str:
+        return self.detector.model_sha256()
+
+    def provenance(self) -> dict[str, Any]:
+        return self.detector.provenance()
+
+    def outputs(self) -> tuple[ArraySpec, ...]:
+        s = self.config.size
+        return (ArraySpec("crop", "uint8", (s, s, 3), "aligned face, RGB (carried forward "
+                                                       "where no face)"),
+                ArraySpec("has_face", "bool", (), "a face was found in this frame"))
+
+    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+        b, s = self.config.detector.batch, self.config.size
+        for start in range(0, frames.shape[0], b):
+            chunk = frames[start:start + b]
+            _, marks, _, found = self.detector.detect(chunk)
+            crops = np.zeros((len(chunk), s, s, 3), np.uint8)
+            for i in np.flatnonzero(found):
+                crops[i] = align(chunk[i], marks[i], s)
+            state.setdefault("crops", []).append(crops)
+            state.setdefault("found", []).append(found)
+
+    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+        s = self.config.size
+        crops = (np.concatenate(state["crops"]) if state.get("crops")
+                 else np.zeros((0, s, s, 3), np.uint8))
+        found = np.concatenate(state["found"]) if state.get("found") else np.zeros(0, bool)
+        if self.config.carry_forward and found.any():
+            last = np.maximum.accumulate(np.where(found, np.arange(found.size), -1))
+            seen = last >= 0
+            crops[seen] = crops[last[seen]]
+        return {"crop": crops, "has_face": found}
