@@ -41,6 +41,16 @@ def _metrics_table(results: dict[str, Any]) -> Any:
     return pl.DataFrame(rows)
 
 
+StoreArg = Annotated[Path, typer.Argument(help="Store with features and tables.")]
+Modalities = Annotated[str, typer.Option(
+    help="Comma separated: extractor names, or name=featureset[:array].")]
+FRAME_MODELS = "mlp, tcn, fusion_concat, fusion_attention"
+
+
+def _names(modalities: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in modalities.split(",") if m.strip())
+
+
 METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: threshold-free "
                 "AP (scikit-learn); participant mean/std: frame-level metrics per participant")
 
@@ -48,14 +58,11 @@ METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: thre
 @app.command()
 @friendly
 def train(
-    store: Annotated[Path, typer.Argument(help="Store with features and tables.")],
+    store: StoreArg,
     model: Annotated[str, typer.Option(
-        help="mlp, tcn, fusion_concat, fusion_attention (frame level), or transcript "
-             "(video level: logistic regression on each transcript's mean word vector).")]
-    = "tcn",
-    modalities: Annotated[str, typer.Option(
-        help="Comma separated: extractor names, or name=featureset[:array].")]
-    = "face,audio,words",
+        help=f"{FRAME_MODELS} (frame level), or transcript (video level: logistic "
+             "regression on each transcript's mean word vector).")] = "tcn",
+    modalities: Modalities = "face,audio,words",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
     window: Annotated[int, typer.Option(help="Window length in frames.")] = 96,
     hop: Annotated[int, typer.Option(help="Hop between training windows.")] = 48,
@@ -71,7 +78,7 @@ def train(
     from training.run import train as run_train
     from training.transcript import train_transcript
 
-    names = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    names = _names(modalities)
     if model == "transcript":  # one words feature set: the one named, else `words`
         words = names[0] if len(names) == 1 else "words"
         run = train_transcript(store, words, seed=seed, out=out, log=typer.echo)
@@ -130,12 +137,9 @@ def predict(
 @app.command()
 @friendly
 def personalise(
-    store: Annotated[Path, typer.Argument(help="Store with features and tables.")],
-    model: Annotated[str, typer.Option(help="mlp, tcn, fusion_concat, fusion_attention.")]
-    = "tcn",
-    modalities: Annotated[str, typer.Option(
-        help="Comma separated: extractor names, or name=featureset[:array].")]
-    = "face,audio,words",
+    store: StoreArg,
+    model: Annotated[str, typer.Option(help=f"{FRAME_MODELS}.")] = "tcn",
+    modalities: Modalities = "face,audio,words",
     epochs: Annotated[int, typer.Option(help="Source training epochs.")] = 5,
     finetune_epochs: Annotated[int, typer.Option(help="Oracle fine-tuning epochs.")] = 3,
     split: Annotated[str, typer.Option(help="Whose participants are the targets.")] = "test",
@@ -151,7 +155,7 @@ def personalise(
     from training.run import TrainConfig
 
     cfg = TrainConfig(store=store, model=model, epochs=epochs, seed=seed, out=out,
-                      modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()))
+                      modalities=_names(modalities))
     run = run_personalise(cfg, finetune_epochs=finetune_epochs, split=split, log=typer.echo)
     results = json.loads((run / "results.json").read_text())
     rows = [{"baseline": b, "targets": s["avg_f1"]["n"],
