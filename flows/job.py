@@ -31,7 +31,7 @@ from extractors.base import Extractor
 from extractors.pipeline import extract_all, shared_extractors
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
-from store.errors import BahfsError, ConsentError
+from store.errors import BahfsError, ConsentError, VideoDecodeError
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
@@ -117,9 +117,10 @@ def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor,
     feats = extract_all(job.file, list(extractors), video_id=job.video_id,
                         participant_id=job.participant_id)
     if feats[0].n_frames != job.n_frames:
-        raise BahfsError(f"decoded {feats[0].n_frames} frames, the videos table says "
-                         f"{job.n_frames}", path=job.file, participant=job.participant_id,
-                         video=job.video_id, expected=f"{job.n_frames} frames")
+        raise VideoDecodeError(f"decoded {feats[0].n_frames} frames, the videos table says "
+                               f"{job.n_frames}", path=job.file,
+                               participant=job.participant_id, video=job.video_id,
+                               expected=f"{job.n_frames} frames")
     if subject_hash(job.participant_id) in withdrawn(store):
         raise ConsentError("participant withdrew while the video was extracted; not stored",
                            participant=job.participant_id, video=job.video_id)
