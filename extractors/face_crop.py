@@ -63,18 +63,19 @@ class FaceCropExtractor(FrameExtractor):
             chunk = frames[start:start + b]
             _, marks, _, found = self.detector.detect(chunk)
             crops = np.zeros((len(chunk), s, s, 3), np.uint8)
-            for i in np.flatnonzero(found):
-                crops[i] = align(chunk[i], marks[i], s)
+            last = state.get("last")  # the latest crop of a found face, across batches
+            for i, hit in enumerate(found):
+                if hit:
+                    crops[i] = last = align(chunk[i], marks[i], s)
+                elif last is not None and self.config.carry_forward:
+                    crops[i] = last
+            state["last"] = last
             state.setdefault("crops", []).append(crops)
             state.setdefault("found", []).append(found)
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         s = self.config.size
-        crops = (np.concatenate(state["crops"]) if state.get("crops")
-                 else np.zeros((0, s, s, 3), np.uint8))
-        found = np.concatenate(state["found"]) if state.get("found") else np.zeros(0, bool)
-        if self.config.carry_forward and found.any():
-            last = np.maximum.accumulate(np.where(found, np.arange(found.size), -1))
-            seen = last >= 0
-            crops[seen] = crops[last[seen]]
-        return {"crop": crops, "has_face": found}
+        if not state.get("crops"):
+            return {"crop": np.zeros((0, s, s, 3), np.uint8), "has_face": np.zeros(0, bool)}
+        return {"crop": np.concatenate(state["crops"]),
+                "has_face": np.concatenate(state["found"])}

@@ -134,5 +134,5 @@ def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
     for pid in sorted(excluded & had_data):  # consent gone: remove what earlier batches left
         purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
     with store_lock(store):
-        write_ingest_manifest(store, sources, policy, built.frame_base)
+        write_ingest_manifest(store, sources, policy, built.frame_base, built.notes)
     return report_of(store, built.tables, built.quarantined, built.notes)

@@ -36,8 +36,10 @@ def video_frame_counts(store: Path) -> pl.DataFrame:
 
 
 def _video_facts(store: Path) -> pl.DataFrame:
-    """The labelled videos (a release may withhold a split's labels) with their counts."""
-    videos = read_table(store, "videos").filter(pl.col("global_label").is_not_null())
+    """Every video with its frame counts. A video whose label the release withholds
+    counts in participants, videos and hours; its A/H figures are null and left out
+    of the sums and rates (frames counts labelled frames)."""
+    videos = read_table(store, "videos")
     return videos.join(video_frame_counts(store), on="video_id", how="left",
                        maintain_order="left")
 

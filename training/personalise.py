@@ -31,8 +31,9 @@ import torch
 
 from store.consent import subject_hash
 from store.errors import ConfigError
+from store.reader import FeatureReader
 from store.tables import read_table
-from training.data import WindowDataset, resolve_sources
+from training.data import Source, WindowDataset, resolve_sources
 from training.models import build_model
 from training.reports import SUMMARISED, mean_std
 from training.run import (
@@ -72,10 +73,17 @@ def split_target(participant_id: str, videos: pl.DataFrame, seed: int = 0
     return TargetSplit(participant_id, *(tuple(sorted(p)) for p in parts))
 
 
-def targets(store: Path, split: str = "test", seed: int = 0
+def targets(store: Path, split: str = "test", seed: int = 0,
+            present: set[str] | None = None
             ) -> tuple[list[str], list[TargetSplit], dict[str, str]]:
-    """Source video ids (the train split), the target splits, and the skipped targets."""
+    """Source video ids (the train split), the target splits, and the skipped targets;
+    with ``present``, only those videos (e.g. the ones extracted) are used."""
+    if split == "train":
+        raise ConfigError("the targets cannot come from the train split: it is the source",
+                          expected="--split test or val")
     videos = read_table(store, "videos").filter(pl.col("global_label").is_not_null())
+    if present is not None:
+        videos = videos.filter(pl.col("video_id").is_in(list(present)))
     source = sorted(videos.filter(pl.col("split") == "train")["video_id"].to_list())
     done, skipped = [], {}
     for (pid,), mine in videos.filter(pl.col("split") == split).group_by(
@@ -107,9 +115,9 @@ def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: in
         train_epoch(model, loader, opt, keys)
 
 
-def _test(model: torch.nn.Module, cfg: TrainConfig, ds_args: dict[str, Any],
+def _test(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
           ids: tuple[str, ...]) -> dict[str, Any]:
-    ds = WindowDataset(cfg.store, **ds_args, length=cfg.window, hop=cfg.window,
+    ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window,
                        video_ids=list(ids))
     result = evaluate_predictions(ds, predict_frames(model, ds, [s.modality
                                                                  for s in ds.sources]))
@@ -121,7 +129,9 @@ def personalise(cfg: TrainConfig, *, finetune_epochs: int = 3, finetune_lr: floa
     """Run both baselines over every target participant; return the run directory."""
     seed_everything(cfg.seed)
     sources = resolve_sources(cfg.store, list(cfg.modalities))
-    source_ids, found, skipped = targets(cfg.store, split, cfg.seed)
+    reader = FeatureReader(cfg.store)
+    present = set.intersection(*(set(reader.extracted(s.feature_set)) for s in sources))
+    source_ids, found, skipped = targets(cfg.store, split, cfg.seed, present)
     if not found:
         raise ConfigError(f"no {split} participant has 3 videos of each class",
                           expected="targets with both classes in train, val and test")
@@ -132,7 +142,6 @@ def personalise(cfg: TrainConfig, *, finetune_epochs: int = 3, finetune_lr: floa
     log(f"source model: {len(source_ids)} videos, {cfg.epochs} epochs; "
         f"{len(found)} targets, {len(skipped)} skipped")
     per: dict[str, dict[str, Any]] = {}
-    ds_args = {"sources": sources}
     for target in found:
         key = subject_hash(target.participant_id)[:16]
         tuned = copy.deepcopy(model)
@@ -141,9 +150,9 @@ def personalise(cfg: TrainConfig, *, finetune_epochs: int = 3, finetune_lr: floa
         _fit(tuned, cfg, tuned_ds, finetune_epochs, finetune_lr)
         per[key] = {"videos": {k: len(v) for k, v in asdict(target).items()
                                if k != "participant_id"},
-                    "source_only": _test(model, cfg, ds_args, target.test),
-                    "oracle": _test(tuned, cfg, ds_args, target.test),
-                    "oracle_val": _test(tuned, cfg, ds_args, target.val)}
+                    "source_only": _test(model, cfg, sources, target.test),
+                    "oracle": _test(tuned, cfg, sources, target.test),
+                    "oracle_val": _test(tuned, cfg, sources, target.val)}
     summary = {b: {k: mean_std([p[b]["frame"][k] for p in per.values()]) for k in SUMMARISED}
                for b in ("source_only", "oracle")}
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")

@@ -19,6 +19,7 @@ import polars as pl
 import torch
 
 from store.errors import ConfigError, NotFoundError
+from store.reader import FeatureReader
 from store.release.ids import parse_video_ref
 from store.tables import read_table
 from training.data import Source, WindowDataset
@@ -85,6 +86,19 @@ def store_ids(store: Path, wanted: list[str], *, path: Path) -> list[str]:
     return out
 
 
+def require_extracted(store: Path, sources: list[Source], video_ids: list[str],
+                      where: str) -> None:
+    """A submission covers every video asked for: raise naming those not extracted."""
+    reader = FeatureReader(store)
+    have = set.intersection(*(set(reader.extracted(s.feature_set)) for s in sources))
+    missing = [v for v in video_ids if v not in have]
+    if missing:
+        raise NotFoundError(
+            f"{len(missing)} videos of {where} are not extracted into every feature set the "
+            f"run uses, e.g. {missing[:3]}", video=missing[0],
+            expected=f"`bahfs extract` for {sorted(s.feature_set for s in sources)}")
+
+
 @torch.no_grad()
 def video_probabilities(model: torch.nn.Module, store: Path, sources: list[Source],
                         window: int, video_ids: list[str] | None = None,
@@ -125,9 +139,13 @@ def predict(run: Path, out: Path, *, split: str = "test", video_csv: Path | None
     if video_csv is not None:
         wanted = read_video_csv(video_csv)
         vids = store_ids(cfg.store, wanted, path=video_csv)
+        require_extracted(cfg.store, sources, vids, str(video_csv))
         probs = video_probabilities(model, cfg.store, sources, cfg.window, video_ids=vids)
         rows = [(ref, probs[v]) for ref, v in zip(wanted, vids, strict=True)]
     else:
+        videos = read_table(cfg.store, "videos").filter(pl.col("split") == split)
+        require_extracted(cfg.store, sources, videos["video_id"].to_list(),
+                          f"the {split} split")
         probs = video_probabilities(model, cfg.store, sources, cfg.window, split=split)
         rows = release_order(cfg.store, probs)
     write_submission(out, rows)

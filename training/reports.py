@@ -6,7 +6,9 @@
   0.999 gets an official AP of 0; this one has no grid.
 * Per participant: the official frame-level metrics of each participant's frames,
   and their mean and standard deviation over participants (population std,
-  ``ddof=0``), as the paper reports personalisation. Participants are keyed by
+  ``ddof=0``), as the paper reports personalisation. A value that is not defined
+  for a participant (AP without positive frames) is left out of that metric's mean
+  and std, so its ``n`` can be smaller. Participants are keyed by
   their pseudonymous subject hash (:func:`store.consent.subject_hash`, first 16
   hex digits), so a run directory holds no participant id.
 * Per demographic group (age range, gender): the official frame-level metrics of

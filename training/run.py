@@ -2,13 +2,15 @@
 
 A run directory holds ``config.json``, ``model.pt`` (weights + what is needed to
 rebuild the model) and ``results.json`` (config, the feature sets used with their
-model SHA-256, frame- and video-level metrics per split).
+model SHA-256, and per split the frame- and video-level metrics with the
+threshold-free AP, per-participant and per-group reports: :mod:`training.reports`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import pickle
 import random
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 
-from store.errors import ConfigError, NotFoundError
+from store.errors import ConfigError, CorruptError, NotFoundError
 from store.tables import read_table
 from training import reports
 from training.data import (
@@ -112,7 +114,8 @@ def evaluate_predictions(ds: WindowDataset, logits: dict[str, np.ndarray]) -> di
     threshold-free AP beside the official one), per participant (mean and std) and
     per demographic group (:mod:`training.reports`)."""
     vids = sorted(logits)
-    gts = {v: ds.reader.labels(v).astype(int) for v in vids}
+    n = dict(ds.videos.select("video_id", "n_frames").iter_rows())
+    gts = {v: ds.labels(v, n[v]).astype(int) for v in vids}
     gt = np.concatenate([gts[v] for v in vids])
     frame = reports.metrics(gt, np.concatenate([logits[v] for v in vids]))
     p = {v: torch.softmax(torch.from_numpy(logits[v]), 1)[:, 1].numpy() for v in vids}
@@ -189,11 +192,15 @@ def load_run(run: Path, store: Path | None = None
     if not path.is_file():
         raise NotFoundError("not a run directory (no model.pt)", path=run,
                             expected="a directory written by `bahfs train`")
-    ckpt = torch.load(path, weights_only=True)
-    cfg = TrainConfig(**{**ckpt["config"], **({"store": store} if store else {})})
-    sources = [Source(**s) for s in ckpt["sources"]]
-    model = _build(cfg, sources)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        ckpt = torch.load(path, weights_only=True)
+        cfg = TrainConfig(**{**ckpt["config"], **({"store": store} if store else {})})
+        sources = [Source(**s) for s in ckpt["sources"]]
+        model = _build(cfg, sources)
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise CorruptError(f"unreadable run checkpoint: {exc}", path=path,
+                           expected="model.pt as `bahfs train` writes it") from exc
     return model, cfg, sources
 
 

@@ -10,34 +10,43 @@ with the official metrics: at video level on its probability, and at frame level
 with every frame given its video's probability, so that it reads beside the
 frame-level baselines (the per-participant and per-group reports come along).
 The run directory also holds ``submission_<split>.csv``, the challenge's format
-(:mod:`training.predict`), for every video of val and test, including those
-whose labels the release withholds.
+(:mod:`training.predict`), for every extracted video of val and test, including
+those whose labels the release withholds (videos not extracted are named in the
+log and left out).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from store.errors import ConfigError
 from store.reader import FeatureReader
+from store.tables import read_table
 from training.data import Source, WindowDataset, resolve_sources
 from training.metrics import video_logits
 from training.predict import release_order, write_submission
+
+
+@lru_cache(maxsize=16)
+def _array_names(reader: FeatureReader, feature_set: str) -> frozenset[str]:
+    return frozenset(a.name for a in reader.featuresets()[feature_set].arrays)
 
 
 def transcript_vector(reader: FeatureReader, source: Source, video_id: str) -> np.ndarray:
     """The mean of a video's word vectors, each word counted once (zeros without words)."""
     n = reader.n_frames(video_id)
     emb = reader.read_rows(source.feature_set, video_id, source.array, 0, n).astype(np.float64)
-    names = {a.name for a in reader.featuresets()[source.feature_set].arrays}
+    names = _array_names(reader, source.feature_set)
     if "word_index" in names:
         index = reader.read_rows(source.feature_set, video_id, "word_index", 0, n)
         _, first = np.unique(index, return_index=True)
@@ -92,6 +101,11 @@ def train_transcript(store: Path, words: str = "words", *, c: float = 1.0, seed:
             results["splits"][split] = {"error": exc.message}
             continue
         ids = every.videos["video_id"].to_list()
+        left = read_table(store, "videos").filter(
+            (pl.col("split") == split) & ~pl.col("video_id").is_in(ids))["video_id"]
+        if left.len():
+            log(f"{split}: {left.len()} videos not extracted into {source.feature_set}, "
+                f"left out of submission_{split}.csv, e.g. {left[0]}")
         p = dict(zip(ids, model.predict_proba(np.stack(
             [transcript_vector(reader, source, v) for v in ids]))[:, 1].tolist(), strict=True))
         write_submission(run / f"submission_{split}.csv", release_order(store, p))

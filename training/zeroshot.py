@@ -10,9 +10,11 @@ two definitions of ambivalence/hesitancy; each definition with the transcript).
 The wording here is bahfs's own; to reproduce the paper's exact prompts, pass
 them as a YAML file (variant -> text, ``{transcript}`` where the transcript goes).
 
-Answers are read tolerantly: "Non-Ambivalent" (also "non ambivalent", "not
-ambivalent") is 0, "Ambivalent" is 1, case and punctuation aside; anything else
-is unparseable, counted and reported, and left out of the metrics.
+Answers are read tolerantly: "Non-Ambivalent" (also "non ambivalent", "not",
+"isn't", "not at all ambivalent", any dash) is 0, "Ambivalent" is 1, case and
+punctuation aside; an answer with neither, with both ("Ambivalent or
+Non-Ambivalent"), or saying it cannot tell is unparseable: counted, reported,
+and left out of the metrics.
 """
 
 from __future__ import annotations
@@ -50,16 +52,24 @@ PROMPTS: Final[dict[str, str]] = {
     "transcript_definition2": (f"{_DEF2} The person says: \"{{transcript}}\" Is the person "
                                f"in this video ambivalent or hesitant? {_ASK}"),
 }
-_NEG = re.compile(r"\b(non|not)[\s\-_]*ambivalent\b")
+_NEG = re.compile(r"\b(?:non|not|isn't|is not|not at all|never)[\s\-_]*ambivalent\b")
 _POS = re.compile(r"\bambivalent\b")
+_UNSURE = re.compile(r"\b(?:cannot|can't|can not|unable to) (?:tell|say|determine)\b"
+                     r"|\b(?:unclear|not sure|unsure|uncertain)\b")
+_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
 
 
 def parse_answer(text: object) -> int | None:
-    """1 for 'Ambivalent', 0 for 'Non-Ambivalent', None when neither can be read."""
-    t = str(text).lower() if text is not None else ""
-    if _NEG.search(t):
-        return 0
-    return 1 if _POS.search(t) else None
+    """1 for 'Ambivalent', 0 for 'Non-Ambivalent' (or 'not', 'isn't ambivalent'), None
+    when the answer says neither, says both, or says it cannot tell."""
+    t = str(text).lower().translate(_DASHES) if text is not None else ""
+    if _UNSURE.search(t):
+        return None
+    negative = bool(_NEG.search(t))
+    positive = bool(_POS.search(_NEG.sub(" ", t)))
+    if negative == positive:  # neither label, or both ("Ambivalent or Non-Ambivalent")
+        return None
+    return 0 if negative else 1
 
 
 def load_prompts(path: Path | None) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 ``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
 ``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
-(extract-video, extract), ``models`` (train, evaluate, predict), ``zeroshot``
+(extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
 (export, score) and ``demo``. Importing
 this package registers every command; the heavy imports happen inside each
 command.

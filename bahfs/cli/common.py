@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from store.errors import BahfsError
 
@@ -17,7 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Turn bahfs errors into one clear line on stderr and exit status 2."""
+    """Turn bahfs errors, and options a validated config refuses, into one clear line on
+    stderr and exit status 2."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -25,6 +27,12 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except BahfsError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            typer.secho(f"error: option {where!r}: {err['msg']} (got {err.get('input')!r})",
+                        fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]

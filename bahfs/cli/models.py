@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import app, friendly, print_table
+from bahfs.cli.common import app, csv_names, friendly, print_table
 
 
 def _metrics_table(results: dict[str, Any]) -> Any:
@@ -47,10 +47,6 @@ Modalities = Annotated[str, typer.Option(
 FRAME_MODELS = "mlp, tcn, fusion_concat, fusion_attention"
 
 
-def _names(modalities: str) -> tuple[str, ...]:
-    return tuple(m.strip() for m in modalities.split(",") if m.strip())
-
-
 METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: threshold-free "
                 "AP (scikit-learn); participant mean/std: frame-level metrics per participant")
 
@@ -78,7 +74,7 @@ def train(
     from training.run import train as run_train
     from training.transcript import train_transcript
 
-    names = _names(modalities)
+    names = tuple(csv_names(modalities))
     if model == "transcript":  # one words feature set: the one named, else `words`
         words = names[0] if len(names) == 1 else "words"
         run = train_transcript(store, words, seed=seed, out=out, log=typer.echo)
@@ -129,9 +125,10 @@ def predict(
     spells them."""
     from training.predict import predict as run_predict
 
-    rows = run_predict(run, out, split=split, video_csv=video_csv, store=store)
-    positive = sum(p > 0.5 for _, p in rows)
-    typer.echo(f"{len(rows)} videos ({positive} predicted A/H) -> {out}")
+    run_predict(run, out, split=split, video_csv=video_csv, store=store)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    positive = sum(line.endswith(",1") for line in lines)
+    typer.echo(f"{len(lines)} videos ({positive} predicted A/H) -> {out}")
 
 
 @app.command()
@@ -155,7 +152,7 @@ def personalise(
     from training.run import TrainConfig
 
     cfg = TrainConfig(store=store, model=model, epochs=epochs, seed=seed, out=out,
-                      modalities=_names(modalities))
+                      modalities=tuple(csv_names(modalities)))
     run = run_personalise(cfg, finetune_epochs=finetune_epochs, split=split, log=typer.echo)
     results = json.loads((run / "results.json").read_text())
     rows = [{"baseline": b, "targets": s["avg_f1"]["n"],

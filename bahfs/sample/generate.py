@@ -2,14 +2,15 @@
 
 Participants have numeric ids (82553, 82554, ...); file names carry a space between
 date and time, and where there are enough videos one carries a device suffix
-(``..._Video-DESKTOP-NQ55E0P.mp4``) and one is spelled with spaces instead of
-underscores, as in the real release. Annotations (YAML, CSV, split files) depend
-only on the seed and options: the same seed gives the same bytes, and every
-variant (:mod:`bahfs.sample.release_files`) of one seed describes the same videos.
-Videos are rendered in parallel worker processes; each
-video file is written atomically. A ground-truth sidecar ``bahfs_truth.json`` at the
-root records what the generator drew (face visible per frame, utterance times), for
-tests of the extractors; readers of the release ignore it.
+(``..._Video-DESKTOP-NQ55E0P.mp4``), one an underscore between date and time and
+one is spelled with spaces instead of underscores, as in the real release.
+Annotations (YAML, CSV, split files) depend only on the seed and options: the
+same seed gives the same bytes, and every variant
+(:mod:`bahfs.sample.release_files`) of one seed describes the same videos. Videos
+are rendered in parallel worker processes; each video file is written atomically.
+A ground-truth sidecar ``bahfs_truth.json`` at the root records what the generator
+drew (face visible per frame, utterance times), for tests of the extractors;
+readers of the release ignore it.
 """
 
 from __future__ import annotations
@@ -123,12 +124,16 @@ def plan_dataset(cfg: SampleConfig) -> tuple[dict[str, dict[str, Any]], dict[str
 
 
 def _irregular_names(jobs: list[VideoJob]) -> list[VideoJob]:
-    """As in the real release: the second video carries a device suffix and, with more
-    than two videos, the last is spelled with spaces instead of underscores."""
+    """As in the real release: the second video carries a device suffix; with four or
+    more videos the third has an underscore between date and time; with more than two,
+    the last is spelled with spaces instead of underscores."""
     out = list(jobs)
     if len(out) >= 2:
         j = out[1]
         out[1] = replace(j, name=j.name.replace("_Video.mp4", f"_Video{DEVICE_SUFFIX}.mp4"))
+    if len(out) >= 4:
+        j = out[2]
+        out[2] = replace(j, name=j.name.replace(" ", "_"))
     if len(out) >= 3:
         j = out[-1]
         out[-1] = replace(j, name=j.name.replace("_", " "))

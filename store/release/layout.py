@@ -88,8 +88,11 @@ def detect_layout(root: Path) -> ReleaseLayout:
                      f"{cb.SPLIT_DIR}/ takes precedence")
     frame_splits = _first_dir(root, cb.SPLIT_FRAMES_DIR, cb.OFFICIAL_FRAME_SPLIT_DIR)
     labels = root / cb.VIDEO_LABELS_CSV
+    # class ids come with the official splits (beside the frame-level or video-level files)
+    official = splits == root / cb.OFFICIAL_SPLIT_DIR
     class_ids = next((p for p in (root / cb.OFFICIAL_FRAME_SPLIT_DIR / cb.CLASS_ID_YAML,
-                                  splits / cb.CLASS_ID_YAML) if p.is_file()), None)
+                                  splits / cb.CLASS_ID_YAML) if official and p.is_file()),
+                     None)
     return ReleaseLayout(root, found[0], ANNOTATION_VARIANTS[found[0].name][1], splits,
                          frame_splits, labels if labels.is_file() else None, class_ids,
                          tuple(notes))

@@ -30,6 +30,7 @@ from store.release.models import ParticipantMeta, VideoAnnotation, validate
 from store.release.splits import check_class_ids, read_splits, read_video_labels
 from store.release.transcripts import read_transcription, transcription_file
 from store.release.yamlio import load_yaml
+from store.schema import schema
 
 
 @dataclass
@@ -74,10 +75,10 @@ class Release:
             out.append(f"{self.layout.annotations.name}: entries without "
                        + ", ".join(f"{k} ({n})" for k, n in self.absent_keys.items())
                        + ": those columns are empty for them")
-        if self.unlabelled.height:
-            out.append(f"{self.unlabelled.height} videos in the split files have their labels "
-                       "withheld and no annotation: ingested without labels (extracted and "
-                       "predicted, never trained or evaluated on)")
+        for split, n in self.unlabelled.group_by("split").len().sort("split").iter_rows():
+            out.append(f"{n} videos of the {split} split have their labels withheld and no "
+                       "annotation: ingested without labels (extracted and predicted, "
+                       "never trained or evaluated on)")
         return list(self.layout.notes) + out
 
 
@@ -123,7 +124,8 @@ def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str,
             missing = [k for k in layout.required_keys
                        if not isinstance(entry, dict) or k not in entry]
             if isinstance(entry, dict) and missing:
-                raise DatasetLayoutError(f"entry {key.ref!r}: missing key {missing[0]!r}",
+                raise DatasetLayoutError(f"entry {key.ref!r}: missing key(s) "
+                                         f"{', '.join(map(repr, missing))}",
                                          path=path, participant=key.participant_id,
                                          video=key.video_id,
                                          expected=f"keys {', '.join(layout.required_keys)}")
@@ -208,11 +210,17 @@ def _cross_check(key: VideoKey, ann: VideoAnnotation, layout: ReleaseLayout,
             f"video {key.ref!r}: label {video_labels.get(key.video_id)} in {csv_path.name} "
             f"but global_ah {ann.global_ah}", path=csv_path, video=key.video_id,
             expected="one line per annotated video, with the same label")
-    if split_row is None or split_row["label"] not in (None, ann.global_ah):
+    if split_row is None:
         raise DatasetLayoutError(
-            f"video {key.ref!r} missing from the split files or labelled differently there",
-            path=layout.splits, video=key.video_id,
+            f"video {key.ref!r} is in no split file", path=layout.splits,
+            participant=key.participant_id, video=key.video_id,
             expected=f"a line '{key.ref},{ann.global_ah},...' in one split file")
+    if split_row["label"] not in (None, ann.global_ah):
+        raise DatasetLayoutError(
+            f"video {key.ref!r}: label {split_row['label']} in the {split_row['split']} "
+            f"split file but global_ah {ann.global_ah}", path=layout.splits,
+            participant=key.participant_id, video=key.video_id,
+            expected="the same label in both files")
 
 
 def read_release(root: Path, *, collect: bool = False) -> Release:
@@ -293,6 +301,12 @@ def _unlabelled_videos(layout: ReleaseLayout, rows: pl.DataFrame, known_pids: se
             "annotator_id": None, "transcript": row["transcript"]})
 
 
+def _frame(tables: dict[str, list[dict[str, Any]]], name: str) -> pl.DataFrame:
+    """Rows of a per-video table with the store's declared schema (never inferred from
+    the first rows, where a column may be null throughout)."""
+    return pl.DataFrame(tables[name], schema=schema(name))
+
+
 def _assemble(layout: ReleaseLayout, meta: pl.DataFrame, splits: pl.DataFrame,
               tables: dict[str, list[dict[str, Any]]], frame_base: dict[str, int],
               anns: dict[str, tuple[VideoKey, VideoAnnotation]],
@@ -314,9 +328,8 @@ def _assemble(layout: ReleaseLayout, meta: pl.DataFrame, splits: pl.DataFrame,
         root=layout.root, layout=layout,
         participants=meta.join(pid_split, on="participant_id", how="left",
                                maintain_order="left"),
-        videos=videos, segments=pl.DataFrame(tables["segments"]),
-        cues=pl.DataFrame(tables["cues"]), frame_labels=frame_labels,
-        transcripts=pl.DataFrame(tables["transcripts"]),
+        videos=videos, segments=_frame(tables, "segments"), cues=_frame(tables, "cues"),
+        frame_labels=frame_labels, transcripts=_frame(tables, "transcripts"),
         splits=splits.filter(kept).drop("release_id", "transcript"),
         unlabelled=unlabelled, frame_base=frame_base,
         id_styles=tuple(sorted({key.style for key, _ in anns.values()})),

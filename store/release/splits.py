@@ -63,7 +63,7 @@ def read_splits(layout: ReleaseLayout, report: Report) -> pl.DataFrame:
                         expected="<video id>,<0|1 or empty>,<transcript>")
                 key = parse_video_ref(parts[0], path=f)
             except DatasetLayoutError as exc:
-                report(exc)
+                report(_on_line(exc, lineno))
                 continue
             rows.append({"video_id": key.video_id, "participant_id": key.participant_id,
                          "split": split, "label": label, "release_id": key.ref,
@@ -83,10 +83,19 @@ def read_splits(layout: ReleaseLayout, report: Report) -> pl.DataFrame:
     return df.unique("video_id", keep="first", maintain_order=True)
 
 
+def _on_line(exc: DatasetLayoutError, lineno: int) -> DatasetLayoutError:
+    """The same error with its line number in front (once)."""
+    if exc.message.startswith("line "):
+        return exc
+    return type(exc)(f"line {lineno}: {exc.message}", path=exc.path,
+                     participant=exc.participant, video=exc.video, expected=exc.expected)
+
+
 def read_video_labels(layout: ReleaseLayout, report: Report) -> dict[str, int] | None:
     """``bah-video.csv`` as store video id -> label (None when the release has none).
 
-    A first row whose label is not 0/1 is the header (``video-path,<class>``).
+    A first row whose label is not 0/1 is the header (``video-path,<class>``); a
+    withheld label (empty or a placeholder, as in the split files) leaves the video out.
     """
     path = layout.labels_csv
     if path is None:
@@ -96,15 +105,19 @@ def read_video_labels(layout: ReleaseLayout, report: Report) -> dict[str, int] |
         for lineno, row in enumerate(csv.reader(fh), start=1):
             if not row:
                 continue
+            label = _label(row[1]) if len(row) > 1 else None
             try:
-                if len(row) < 2 or row[1].strip() not in ("0", "1"):
+                if len(row) < 2 or isinstance(label, str):
                     if lineno == 1:
                         continue
                     raise DatasetLayoutError(f"line {lineno}: {row!r}", path=path,
-                                             expected="<video id>,<0|1>")
-                labels[parse_video_ref(row[0], path=path).video_id] = int(row[1])
+                                             expected="<video id>,<0|1 or empty>")
+                key = parse_video_ref(row[0], path=path)
             except DatasetLayoutError as exc:
-                report(exc)
+                report(_on_line(exc, lineno))
+                continue
+            if label is not None:
+                labels[key.video_id] = label
     return labels
 
 

@@ -3,7 +3,7 @@
 Whisper writes chunk times relative to the 30 s window it is decoding: they drop
 back near 0 when a new window starts, and the last chunk's end can be ``None``.
 :func:`rebuild_timeline` detects each restart (a start that drops by more than
-:data:`RESTART_DROP_S` below the previous chunk's start) and shifts the chunks
+:data:`RESTART_DROP_S` below the previous chunk's start or end) and shifts the chunks
 after it by the previous chunk's absolute end, where Whisper's next window began.
 A missing end becomes the next chunk's start; the last chunk's missing end stays
 ``None`` here and ingest fills it with the probed duration of the video.
@@ -28,12 +28,13 @@ def rebuild_timeline(times: Sequence[tuple[float | None, float | None]]
                      ) -> list[tuple[float, float | None, int]]:
     """``(start, end)`` per chunk, window-relative -> ``(start, end, window)`` absolute.
 
-    ``window`` counts the restarts before the chunk (0 for the first window).
-    Starts never decrease; an end is never before its start.
+    ``window`` counts the restarts before the chunk (0 for the first window). A
+    missing start is taken as the previous chunk's end. Starts never decrease; an end
+    is never before its start.
     """
     out: list[tuple[float, float | None, int]] = []
     offset, window = 0.0, 0
-    prev_raw: float | None = None
+    prev_raw: float | None = None  # the previous chunk's latest raw time (end, else start)
     prev_abs_end = 0.0
     for raw_start, raw_end in times:
         raw = prev_abs_end - offset if raw_start is None else float(raw_start)
@@ -42,7 +43,7 @@ def rebuild_timeline(times: Sequence[tuple[float | None, float | None]]
         start = max(raw + offset, out[-1][0] if out else 0.0)
         end = None if raw_end is None else max(float(raw_end) + offset, start)
         out.append((start, end, window))
-        prev_raw = raw
+        prev_raw = max(raw, float(raw_end)) if raw_end is not None else raw
         prev_abs_end = end if end is not None else start
     for i in range(len(out) - 1):  # a missing end inside the video: the next start
         if out[i][1] is None:

@@ -62,3 +62,18 @@ def test_both_baselines_from_the_cli(store: Path, tmp_path: Path) -> None:
         assert 0.0 <= entry["oracle"]["frame"]["avg_f1"] <= 1.0
     text = json.dumps(results)  # participants appear by subject hash only
     assert not any(p in text for p in read_table(store, "participants")["participant_id"])
+
+
+def test_targets_never_come_from_the_source(store: Path) -> None:
+    from store.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train split"):
+        targets(store, "train")
+    _, found, _ = targets(store)
+    first = found[0]
+    dropped = first.train[0]  # e.g. a video that was never extracted
+    everything = set(read_table(store, "videos")["video_id"].to_list())
+    _, again, skipped = targets(store, present=everything - {dropped})
+    mine = [t for t in again if t.participant_id == first.participant_id]
+    assert dropped not in set().union(*(t.train + t.val + t.test for t in again))
+    assert mine or first.participant_id in skipped

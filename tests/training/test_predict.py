@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -96,6 +97,27 @@ def test_video_csv_order_and_spelling_are_kept(run: Path, synth: Path, tmp_path:
     csv.write_text("Videos/99999/Visite_1/99999_Question_1_2024-01-01 10-00-00_Video.mp4\n")
     with pytest.raises(NotFoundError, match="not in the store"):
         predict(run, out, video_csv=csv)
+
+
+def test_a_video_not_extracted_is_an_error_not_a_gap(run: Path, synth: Path,
+                                                     tmp_path: Path) -> None:
+    import shutil
+
+    from store.layout import video_dir
+    from store.reader import FeatureReader
+
+    store = tmp_path / "store"
+    shutil.copytree(synth, store)
+    videos = read_table(store, "videos").filter(pl.col("split") == "test")
+    vid, pid = videos.select("video_id", "participant_id").row(0)
+    shutil.rmtree(video_dir(store, FeatureReader(store).resolve("face"), pid, vid))
+    with pytest.raises(NotFoundError, match="not extracted") as info:
+        predict(run, tmp_path / "sub.csv", split="test", store=store)
+    assert vid in str(info.value)
+    csv = tmp_path / "video.csv"
+    csv.write_text("\n".join(videos["release_id"]) + "\n")
+    with pytest.raises(NotFoundError, match="not extracted"):
+        predict(run, tmp_path / "sub.csv", video_csv=csv, store=store)
 
 
 @pytest.mark.slow  # real videos: ingest, log-mel extraction, training, predictions

@@ -68,6 +68,8 @@ def test_timeline_rebuild_restarts_and_open_ends() -> None:
     starts = [s for s, _, _ in out]
     assert starts == sorted(starts)
     assert rebuild_timeline([(0.0, 1.0), (0.5, 1.5)]) == [(0.0, 1.0, 0), (0.5, 1.5, 0)]
+    # a window with one long chunk: the restart shows against its end, not its start
+    assert rebuild_timeline([(0.0, 29.5), (0.2, 5.0)]) == [(0.0, 29.5, 0), (29.7, 34.5, 1)]
 
 
 def test_generated_transcripts_restart_and_are_rebuilt(tmp_path: Path) -> None:
