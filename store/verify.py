@@ -4,7 +4,10 @@ Errors: a table missing or off its schema; a feature set without provenance; a
 video group whose video or participant is not in the tables (orphan) or is
 withdrawn; an array missing, of the wrong dtype or shape, or whose first
 dimension is not the video's frame count; a raw chunk file of the wrong size;
-frame labels not one per frame. Warnings: staging left by a crashed writer.
+frame labels not one per frame; a video the ``extracted`` table records (as the
+last extract run or catalog refresh saw it) that is no longer published: lost.
+Warnings: staging left by a crashed writer. :func:`lost_videos` lists the lost
+ones; refreshing the catalog re-queues them (the next extract restores them).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import polars as pl
 from store.consent import subject_hash, withdrawn
 from store.errors import BahfsError
 from store.features import FeatureSetSpec
-from store.layout import STAGING, features_root, read_attrs
+from store.layout import STAGING, features_root, is_published, read_attrs
 from store.reader import array_meta
 from store.schema import INGEST_TABLES
-from store.tables import read_table
+from store.tables import read_table, read_table_or_empty
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,14 @@ def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: 
             return [Problem("error", where,
                             f"array {path.name!r} chunk holds {got} bytes, expected {size}")]
     return []
+
+
+def lost_videos(store: Path) -> list[tuple[str, str, str]]:
+    """``(feature set, participant, video)`` recorded as extracted, no longer published."""
+    recorded = read_table_or_empty(store, "extracted")
+    return [(fs, pid, vid) for fs, pid, vid in recorded.select(
+        "feature_set", "participant_id", "video_id").iter_rows()
+        if not is_published(store, fs, pid, vid)]
 
 
 def verify_store(store: Path) -> list[Problem]:
@@ -117,6 +128,10 @@ def verify_store(store: Path) -> list[Problem]:
                 problems += _check_array(vdir / "timestamps", n, "float64", (), where)
                 for a in spec.arrays:
                     problems += _check_array(vdir / a.name, n, a.dtype, a.shape, where)
+    for fs_id, pid, vid in lost_videos(store):
+        problems.append(Problem("error", f"features/{fs_id}/{pid}/{vid}",
+                                "recorded as extracted but no longer in the store: lost "
+                                "(`bahfs verify --fix` re-queues it for the next extract)"))
     staging = store / STAGING
     if staging.is_dir():
         for d in staging.iterdir():

@@ -14,11 +14,19 @@ from bahfs.cli.common import app, friendly
 @friendly
 def verify(
     store: Annotated[Path, typer.Argument(help="Store directory.")],
+    fix: Annotated[bool, typer.Option(
+        help="Re-queue lost videos (recorded as extracted, no longer in the store) so "
+             "that the next `bahfs extract` restores them, then verify.")] = False,
 ) -> None:
     """Check the store against its tables; exit 1 with a precise report when not valid."""
     from store.catalog import refresh_catalog
-    from store.verify import verify_store
+    from store.verify import lost_videos, verify_store
 
+    if fix:
+        lost = lost_videos(store)
+        refresh_catalog(store)  # the catalog now says what is there: extract redoes the rest
+        for fs, _, vid in lost:
+            typer.echo(f"re-queued {vid} ({fs}): the next `bahfs extract` restores it")
     problems = verify_store(store)
     for p in problems:
         typer.secho(str(p), fg=typer.colors.RED if p.severity == "error"

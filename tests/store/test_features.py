@@ -308,3 +308,24 @@ print(ds.sizes['frame'], ds['embedding'].shape, float(ds['timestamps'][1]))
     out = subprocess.run([sys.executable, "-c", code.replace("{group!r}", repr(group))],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(n), f"({n},", "16)", str(1 / 24.0)]
+
+
+def test_verify_sees_a_lost_video_and_fix_requeues_it(filled: Path) -> None:
+    """A published video deleted from a feature set after the catalog recorded it."""
+    from typer.testing import CliRunner
+
+    from bahfs.cli import app
+    from flows.job import pending_jobs
+
+    refresh_catalog(filled)  # as every extract run does when it ends
+    vid, pid, _ = _videos(filled)[0]
+    shutil.rmtree(video_dir(filled, SPEC.id, pid, vid))
+    problems = [str(p) for p in verify_store(filled)]
+    assert any(vid in p and "lost" in p for p in problems), problems
+    runner = CliRunner()
+    assert runner.invoke(app, ["verify", str(filled)]).exit_code == 1
+    fixed = runner.invoke(app, ["verify", str(filled), "--fix"])
+    assert fixed.exit_code == 0, fixed.output
+    assert f"re-queued {vid}" in fixed.output and "store is valid" in fixed.output
+    todo, _ = pending_jobs(filled, [SPEC.id])
+    assert [j.video_id for j in todo] == [vid]  # the next extract restores it
