@@ -84,6 +84,29 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
         raise
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(path: Path) -> None:
+    """fsync every file under ``path``, then its folders bottom-up: a rename that then
+    publishes ``path`` can never outrun its data (after a power loss a published video
+    has all its chunks on disk)."""
+    for folder, _, files in os.walk(path, topdown=False):
+        for name in files:
+            _fsync(os.path.join(folder, name))
+        _fsync(folder)
+
+
+def sync_dir(path: Path) -> None:
+    """fsync a folder, so that a rename inside it is on disk."""
+    _fsync(str(path))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (:func:`atomic_write`)."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

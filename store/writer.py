@@ -1,8 +1,10 @@
 """Publishing one video's features atomically.
 
-A video is written completely into a private staging directory, then renamed
-into ``features.zarr/<feature set>/<participant>/<video>``: readers see all of it
-or nothing. A crash leaves only a staging directory, which no reader looks at and
+A video is written completely into a private staging directory, synced to disk
+(every file, then its folders), then renamed into
+``features.zarr/<feature set>/<participant>/<video>`` and the rename synced:
+readers see all of it or nothing, and after a power loss a published video has
+all its chunks. A crash leaves only a staging directory, which no reader looks at and
 which the next writer on this host removes. Writing a video that is already there
 is a no-op unless ``overwrite`` is asked for. Different processes may write
 different videos at once: nothing is shared but the (idempotent) group metadata.
@@ -35,6 +37,8 @@ from store.layout import (
     read_attrs,
     remove_tree,
     staging_dir,
+    sync_dir,
+    sync_tree,
     video_dir,
 )
 from store.tables import utc_now
@@ -86,6 +90,7 @@ class FeatureWriter:
         try:
             built = stage / features.video_id
             self._build(built, features)
+            sync_tree(built)  # the data is on disk before the rename publishes it
             outcome: Outcome = "written"
             if final.exists():  # overwrite: move the old one out of sight first
                 remove_tree(self.store, final)
@@ -96,6 +101,7 @@ class FeatureWriter:
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                     return WriteResult(spec.id, features.video_id, "skipped", n)
                 raise
+            sync_dir(final.parent)  # and the rename itself
             return WriteResult(spec.id, features.video_id, outcome, n)
         finally:
             shutil.rmtree(stage, ignore_errors=True)

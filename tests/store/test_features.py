@@ -329,3 +329,23 @@ def test_verify_sees_a_lost_video_and_fix_requeues_it(filled: Path) -> None:
     assert f"re-queued {vid}" in fixed.output and "store is valid" in fixed.output
     todo, _ = pending_jobs(filled, [SPEC.id])
     assert [j.video_id for j in todo] == [vid]  # the next extract restores it
+
+
+def test_every_file_is_synced_before_the_publishing_rename(store: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A power loss cannot publish a video whose chunks are not on disk: each file
+    of the staged video is fsynced before the rename, the rename after it."""
+    import store.layout as layout
+
+    synced: list[str] = []
+    real = layout._fsync
+    monkeypatch.setattr(layout, "_fsync", lambda p: (synced.append(p), real(p)))
+    vid, pid, n = _videos(store)[0]
+    FeatureWriter(store).write(make_features(SPEC, vid, pid, n))
+    final = video_dir(store, SPEC.id, pid, vid)
+    published = {p.relative_to(final).as_posix() for p in final.rglob("*")}
+    staged = [Path(p) for p in synced[:-1]]
+    root = next(p for p in staged if p.name == vid)  # the staged video folder
+    assert {p.relative_to(root).as_posix() for p in staged if p != root} == published
+    assert synced[-1] == str(final.parent)  # the folder holding the rename, last
