@@ -121,12 +121,22 @@ def ensure_group(path: Path, attrs: dict[str, Any] | None = None) -> None:
                                         "attributes": attrs or {}}, indent=2))
 
 
+def refuse_zarr_v2(path: Path) -> None:
+    """A clear error where ``path`` holds a Zarr v2 node (the store is Zarr v3)."""
+    for name in (".zgroup", ".zarray"):
+        if (path / name).is_file():
+            raise CorruptError("a Zarr v2 node; the store is Zarr v3", path=path / name,
+                               expected="zarr.json (rewrite it with zarr-python 3, "
+                                        "zarr_format=3)")
+
+
 def read_attrs(path: Path) -> dict[str, Any]:
     """Attributes of the Zarr node at ``path`` (group or array)."""
     meta = path / "zarr.json"
     try:
         attrs: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))["attributes"]
     except FileNotFoundError as exc:
+        refuse_zarr_v2(path)
         raise NotFoundError("missing Zarr metadata", path=meta) from exc
     except (ValueError, KeyError) as exc:
         raise CorruptError(f"unreadable Zarr metadata: {exc}", path=meta) from exc

@@ -24,7 +24,13 @@ import zarr
 
 from store.errors import CorruptError, NotFoundError, StoreError
 from store.features import FeatureSetSpec
-from store.layout import features_root, published_videos, read_attrs, video_dir
+from store.layout import (
+    features_root,
+    published_videos,
+    read_attrs,
+    refuse_zarr_v2,
+    video_dir,
+)
 from store.tables import table_path
 
 
@@ -45,6 +51,7 @@ class ArrayMeta:
     dtype: np.dtype[Any]
     shape: tuple[int, ...]
     raw_chunk: Path | None  # set when the fast path applies
+    absent_chunk: bool = False  # the writer's layout, chunk file absent: all fill value
 
     @property
     def row_bytes(self) -> int:
@@ -53,10 +60,13 @@ class ArrayMeta:
 
 def array_meta(path: Path) -> ArrayMeta:
     """Shape, dtype and, for a single uncompressed little-endian chunk (the layout the
-    writer makes), the chunk file: the one place that rule is decided."""
+    writer makes), the chunk file: the one place that rule is decided. A chunk file
+    that is absent means the fill value (Zarr's rule): such arrays are read through
+    zarr-python."""
     try:
         meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
+        refuse_zarr_v2(path)
         raise NotFoundError("array not found", path=path) from exc
     shape = tuple(int(s) for s in meta["shape"])
     dtype = np.dtype(meta["data_type"]).newbyteorder("<")
@@ -67,6 +77,8 @@ def array_meta(path: Path) -> ArrayMeta:
            and meta["chunk_key_encoding"]["name"] == "default"
            and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/")
     chunk_file = path.joinpath("c", *(["0"] * len(shape))) if raw else None
+    if chunk_file is not None and not chunk_file.is_file():
+        return ArrayMeta(path, dtype, shape, None, absent_chunk=True)
     return ArrayMeta(path, dtype, shape, chunk_file)
 
 

@@ -6,8 +6,10 @@ withdrawn; an array missing, of the wrong dtype or shape, or whose first
 dimension is not the video's frame count; a raw chunk file of the wrong size;
 frame labels not one per frame; a video the ``extracted`` table records (as the
 last extract run or catalog refresh saw it) that is no longer published: lost.
-Warnings: staging left by a crashed writer. :func:`lost_videos` lists the lost
-ones; refreshing the catalog re-queues them (the next extract restores them).
+Warnings: staging left by a crashed writer; an array whose chunk file is absent
+(valid Zarr: it reads as its fill value, but the writer never leaves one out).
+:func:`lost_videos` lists the lost ones; refreshing the catalog re-queues them
+(the next extract restores them).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: 
     if meta.shape != want or meta.dtype != np.dtype(dtype):
         return [Problem("error", where, f"array {path.name!r} is {meta.dtype}"
                         f"{list(meta.shape)}, expected {dtype}{list(want)}")]
+    if meta.absent_chunk:
+        return [Problem("warning", where, f"array {path.name!r} has no chunk file: it reads "
+                                          "as its fill value throughout")]
     if meta.raw_chunk is not None:
         f = meta.raw_chunk
         size = meta.shape[0] * meta.row_bytes

@@ -4,7 +4,8 @@ As zarr-python's ``StoreTests``: one suite, one subclass per layout. A layout sa
 how an array of a published video lies on disk (the writer's single raw chunk,
 or what another tool may write: other chunks, compression, shards, big-endian).
 For each, the reader must return exactly what zarr-python reads, whole and in
-row ranges, and stay correct across fork and pickle.
+row ranges, stay correct across fork and pickle, and ``verify`` must not call the
+array damaged. A Zarr v2 array is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import pytest
 import zarr
 from zarr.codecs import BytesCodec, ZstdCodec
 
+from store.errors import CorruptError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.layout import video_dir
 from store.reader import FeatureReader, array_meta
 from store.tables import write_table
+from store.verify import verify_store
 from store.writer import FeatureWriter
 
 SPEC = FeatureSetSpec("probe", {"layout": "contract"}, "cd" * 32,
@@ -49,7 +52,8 @@ class ReaderLayoutContract:
     fast_path: ClassVar[bool] = False
     rewrite: ClassVar[bool] = True  # False: keep the array the writer made
 
-    def lay_out(self, group: zarr.Group, data: np.ndarray) -> None:
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
+        """Store ``data`` (or a variant of it) as ``values``; return what was stored."""
         raise NotImplementedError
 
     @pytest.fixture
@@ -58,10 +62,10 @@ class ReaderLayoutContract:
         write_table(store, "videos", _videos_table())
         FeatureWriter(store).write(_features())
         path = video_dir(store, SPEC.id, PID, VID)
-        data = _features().arrays["values"]
+        self.stored = _features().arrays["values"]
         if self.rewrite:
             shutil.rmtree(path / "values")
-            self.lay_out(zarr.open_group(str(path), mode="a"), data)
+            self.stored = self.lay_out(zarr.open_group(str(path), mode="a"), self.stored)
         return store
 
     def _direct(self, store: Path) -> np.ndarray:
@@ -70,7 +74,7 @@ class ReaderLayoutContract:
 
     def test_values_equal_zarr_python(self, store: Path) -> None:
         want = self._direct(store)
-        np.testing.assert_array_equal(want, _features().arrays["values"])
+        np.testing.assert_array_equal(want, self.stored)
         reader = FeatureReader(store)
         np.testing.assert_array_equal(reader.video(SPEC.id, VID)["values"], want)
         for a, b in ((0, 1), (5, 40), (N - 3, N), (0, N)):
@@ -91,6 +95,11 @@ class ReaderLayoutContract:
         assert q.get(timeout=30) == parent
         p.join(30)
         assert p.exitcode == 0
+
+    def test_verify_never_calls_it_damaged(self, store: Path) -> None:
+        errors = [p for p in verify_store(store)
+                  if p.severity == "error" and p.where.startswith("features/")]
+        assert errors == []
 
     def test_pickle_safe(self, store: Path) -> None:
         reader = FeatureReader(store)
@@ -117,24 +126,65 @@ class TestWriterLayout(ReaderLayoutContract):
 
 
 class TestOtherChunks(ReaderLayoutContract):
-    def lay_out(self, group: zarr.Group, data: np.ndarray) -> None:
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
         group.create_array("values", shape=data.shape, chunks=(16, 3), dtype=data.dtype,
                            compressors=None)[...] = data
+        return data
 
 
 class TestZstd(ReaderLayoutContract):
-    def lay_out(self, group: zarr.Group, data: np.ndarray) -> None:
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
         group.create_array("values", shape=data.shape, chunks=data.shape, dtype=data.dtype,
                            compressors=ZstdCodec(level=3))[...] = data
+        return data
 
 
 class TestSharded(ReaderLayoutContract):
-    def lay_out(self, group: zarr.Group, data: np.ndarray) -> None:
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
         group.create_array("values", shape=data.shape, shards=(64, 6), chunks=(16, 6),
                            dtype=data.dtype)[...] = data
+        return data
 
 
 class TestBigEndian(ReaderLayoutContract):
-    def lay_out(self, group: zarr.Group, data: np.ndarray) -> None:
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
         group.create_array("values", shape=data.shape, chunks=data.shape, dtype=data.dtype,
                            serializer=BytesCodec(endian="big"), compressors=None)[...] = data
+        return data
+
+
+class TestAbsentChunks(ReaderLayoutContract):
+    """Chunks that hold only the fill value are not written (Zarr's default): absent."""
+
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
+        data = data.copy()
+        data[16:48] = 0  # two whole 16-row chunks of fill value
+        arr = group.create_array("values", shape=data.shape, chunks=(16, 6), dtype=data.dtype,
+                                 compressors=None, fill_value=0,
+                                 config={"write_empty_chunks": False})
+        arr[...] = data
+        assert not (Path(arr.store_path.store.root) / arr.path / "c" / "1").exists()
+        return data
+
+
+class TestOneAbsentChunk(ReaderLayoutContract):
+    """The writer's layout, but the whole video is the fill value: no chunk file."""
+
+    def lay_out(self, group: zarr.Group, data: np.ndarray) -> np.ndarray:
+        zeros = np.zeros_like(data)
+        group.create_array("values", shape=data.shape, chunks=data.shape, dtype=data.dtype,
+                           compressors=None, fill_value=0,
+                           config={"write_empty_chunks": False})[...] = zeros
+        return zeros
+
+
+def test_a_zarr_v2_array_is_refused_clearly(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    write_table(store, "videos", _videos_table())
+    FeatureWriter(store).write(_features())
+    path = video_dir(store, SPEC.id, PID, VID) / "values"
+    shutil.rmtree(path)
+    zarr.create_array(str(path), shape=(N, 6), dtype="float32", zarr_format=2)
+    with pytest.raises(CorruptError, match="Zarr v2") as info:
+        FeatureReader(store).read_rows(SPEC.id, VID, "values", 0, 5)
+    assert ".zarray" in str(info.value)
