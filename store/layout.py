@@ -23,6 +23,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -160,20 +161,36 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_staging(store: Path) -> list[Path]:
-    """Remove staging dirs of dead writer processes on this host; return them."""
+#: a staging dir of another host untouched this long belongs to a dead writer (a
+#: video is written in seconds to minutes)
+STALE_REMOTE_S = 6 * 3600.0
+
+
+def _last_touched(path: Path) -> float:
+    return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+
+
+def clean_stale_staging(store: Path, remote_after_s: float = STALE_REMOTE_S) -> list[Path]:
+    """Remove staging dirs of dead writers; return them. On this host a writer is dead
+    when its process is; on another host sharing the store (whose processes cannot be
+    seen) when nothing in its staging dir changed for ``remote_after_s`` seconds."""
     root = Path(store) / STAGING
     removed: list[Path] = []
     if not root.is_dir():
         return removed
-    host = socket.gethostname()
+    host, now = socket.gethostname(), time.time()
     for d in root.iterdir():
         h, _, rest = d.name.rpartition("-")[0].rpartition("-")
         try:
             pid = int(rest)
         except ValueError:
             continue
-        if h == host and pid != os.getpid() and not _pid_alive(pid):
+        try:
+            dead = (not _pid_alive(pid) and pid != os.getpid() if h == host
+                    else now - _last_touched(d) > remote_after_s)
+        except FileNotFoundError:  # removed meanwhile by its writer or another cleaner
+            continue
+        if dead:
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed

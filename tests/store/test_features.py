@@ -349,3 +349,24 @@ def test_every_file_is_synced_before_the_publishing_rename(store: Path,
     root = next(p for p in staged if p.name == vid)  # the staged video folder
     assert {p.relative_to(root).as_posix() for p in staged if p != root} == published
     assert synced[-1] == str(final.parent)  # the folder holding the rename, last
+
+
+def test_staging_of_a_dead_writer_on_another_host_is_cleaned(store: Path) -> None:
+    """Another machine's processes cannot be seen: its staging is stale once untouched
+    for hours (a video takes seconds to minutes to write)."""
+    import os
+    import time
+
+    from store.layout import STALE_REMOTE_S
+
+    old = store / STAGING / "other-host-4242-deadbeef"
+    (old / "82553__Visite_1__Q1").mkdir(parents=True)
+    (old / "82553__Visite_1__Q1" / "zarr.json").write_text("{}")
+    fresh = store / STAGING / "other-host-4343-cafebabe"
+    fresh.mkdir(parents=True)
+    past = time.time() - STALE_REMOTE_S - 60
+    for p in (old, *old.rglob("*")):
+        os.utime(p, (past, past))
+    vid, pid, n = _videos(store)[0]
+    FeatureWriter(store).write(make_features(SPEC, vid, pid, n))  # a writer cleans up
+    assert not old.exists() and fresh.exists()
