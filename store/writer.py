@@ -4,10 +4,11 @@ A video is written completely into a private staging directory, synced to disk
 (every file, then its folders), then renamed into
 ``features.zarr/<feature set>/<participant>/<video>`` and the rename synced:
 readers see all of it or nothing, and after a power loss a published video has
-all its chunks. A crash leaves only a staging directory, which no reader looks at and
-which the next writer removes (:func:`store.layout.clean_stale_staging`). Writing a video that is already there
-is a no-op unless ``overwrite`` is asked for. Different processes may write
-different videos at once: nothing is shared but the (idempotent) group metadata.
+all its chunks. A crash leaves only a staging directory, which no reader looks at
+and which the next writer removes (:func:`store.layout.clean_stale_staging`).
+Writing a video that is already there is a no-op unless ``overwrite`` is asked
+for. Different processes may write different videos at once: nothing is shared
+but the (idempotent) group metadata.
 
 Arrays are uncompressed and stored as one chunk per video, chosen by measurement
 (``benchmarks/store.py``, ``docs/store.md``): float16 features compress ~1.1x with
