@@ -143,6 +143,9 @@ def summary_markdown(report: ExtractReport) -> str:
     if report.quarantined or report.failed:
         lines += ["| video | problem |", "|---|---|"]
         lines += [f"| {v} | {r} |" for v, r in {**report.quarantined, **report.failed}.items()]
+    if report.bad_batches:
+        lines += ["", "| batch not ingested | problem |", "|---|---|"]
+        lines += [f"| {b} | {r} |" for b, r in report.bad_batches.items()]
     if report.model_loads:
         lines += ["", "Models loaded per worker process: "
                   + ", ".join(f"{w}: {n}" for w, n in sorted(report.model_loads.items()))]

@@ -40,7 +40,7 @@ from flows.job import (
     run_video,
     summarise,
 )
-from store.errors import ExtractionError
+from store.errors import DatasetLayoutError, ExtractionError
 from store.tables import utc_now
 
 
@@ -56,16 +56,25 @@ def ingest_batch_task(batch: Batch, store: str, consent: list[str] | None
 
 
 def ingest_new_batches(source: str, store: str, consent: list[str] | None,
-                       settle_seconds: float) -> list[Batch]:
-    """Ingest every batch under ``source`` that the store has not seen (as tasks)."""
+                       settle_seconds: float) -> tuple[list[Batch], dict[str, str]]:
+    """Ingest every batch under ``source`` that the store has not seen (as tasks); a
+    batch that cannot be read is reported and skipped (it stays pending: the next run
+    tries it again) while the others land. Returns the ingested and the bad ones."""
     logger = get_run_logger()
     Path(store).mkdir(parents=True, exist_ok=True)
     found = find_batches(Path(source), settle_seconds)
     new = pending_batches(Path(store), found)
     logger.info("%d batches under %s, %d new or changed", len(found), source, len(new))
+    done, bad = [], {}
     for batch in new:  # one at a time: each merges into the same tables
-        ingest_batch_task(batch, store, consent)
-    return new
+        try:
+            ingest_batch_task(batch, store, consent)
+        except DatasetLayoutError as exc:
+            logger.error("batch %s not ingested: %s", batch.name, exc)
+            bad[batch.name] = str(exc)
+        else:
+            done.append(batch)
+    return done, bad
 
 
 @task(name="extract-video", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE,
@@ -119,7 +128,7 @@ def extract(
     started = utc_now()
     names = list(extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
-    new = ingest_new_batches(source, store, consent, settle_seconds)
+    new, bad = ingest_new_batches(source, store, consent, settle_seconds)
     fs_ids = feature_set_ids(tuple(names))
     todo, done = pending_jobs(Path(store), fs_ids)
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
@@ -129,7 +138,7 @@ def extract(
         outcomes = extract_videos.with_options(task_runner=runner)(
             store, [asdict(j) for j in todo], names, progress)
     report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
-                           skipped=done, batches=len(new))
+                           skipped=done, batches=len(new), bad_batches=bad)
     summarise([VideoOutcome(**o) for o in outcomes], report)
     record_run(Path(store), report, started)
     create_markdown_artifact(summary_markdown(report), key="extract-summary",

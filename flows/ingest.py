@@ -21,5 +21,5 @@ def ingest(source: str | None = None, store: str | None = None,
     ``data/store``); ``consent``: consents required (default: challenges and
     publications)."""
     source, store = source_and_store(source, store)
-    new = ingest_new_batches(source, store, consent, settle_seconds)
-    return {"batches": [b.name for b in new]}
+    new, bad = ingest_new_batches(source, store, consent, settle_seconds)
+    return {"batches": [b.name for b in new], "bad_batches": bad}

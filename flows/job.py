@@ -80,6 +80,7 @@ class ExtractReport:
     failed: dict[str, str] = field(default_factory=dict)
     frames: int = 0
     batches: int = 0
+    bad_batches: dict[str, str] = field(default_factory=dict)  # batch -> why it was skipped
     model_loads: dict[str, int] = field(default_factory=dict)  # worker -> loads
 
     def as_dict(self) -> dict[str, Any]:
@@ -181,7 +182,8 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
             write_table(store, "quarantine", pl.concat([q, new]).unique(
                 ["video_id", "stage"], keep="last", maintain_order=True))
         detail = {"quarantined": report.quarantined, "failed": report.failed,
-                  "busy": report.busy, "model_loads_per_worker": report.model_loads}
+                  "busy": report.busy, "model_loads_per_worker": report.model_loads,
+                  "bad_batches": report.bad_batches}
         row = pl.DataFrame([{
             "run_id": report.run_id, "started_at": started_at, "finished_at": utc_now(),
             "feature_sets": json.dumps(report.feature_sets), "batches": report.batches,

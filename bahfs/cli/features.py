@@ -70,3 +70,5 @@ def extract(
                f"quarantined {len(report['quarantined'])}")
     for vid, why in report["quarantined"].items():
         typer.secho(f"  quarantined {vid}: {why}", fg=typer.colors.YELLOW)
+    for batch, why in report["bad_batches"].items():
+        typer.secho(f"  batch {batch} not ingested: {why}", fg=typer.colors.RED)

@@ -79,16 +79,21 @@ def ingest(
     """Read a release and write its Parquet tables (consent applied, videos probed)."""
     from flows.batches import find_batches, ingest_batch, pending_batches
     from store.consent import ConsentPolicy
-    from store.errors import StoreError
+    from store.errors import DatasetLayoutError, StoreError
     from store.ingest import ingest as run_ingest
     from store.tables import read_table_or_empty
 
     policy = ConsentPolicy(require=tuple(csv_names(require_consent)))
     t0 = time.perf_counter()
+    bad: dict[str, str] = {}
     if merge:
-        new = pending_batches(store, find_batches(dataset))
-        reports = [(b.name, ingest_batch(b, store, policy)) for b in new]
-        if not reports:
+        reports = []
+        for b in pending_batches(store, find_batches(dataset)):
+            try:
+                reports.append((b.name, ingest_batch(b, store, policy)))
+            except DatasetLayoutError as exc:  # reported and skipped; the others land
+                bad[b.name] = str(exc)
+        if not reports and not bad:
             typer.echo(f"nothing new under {dataset}")
     elif read_table_or_empty(store, "batches").height:
         raise StoreError("this store holds merged batches; replacing its tables with one "
@@ -106,3 +111,7 @@ def ingest(
             typer.echo(f"  excluded {pid}: {reason}")
         for vid, reason in report.quarantined.items():
             typer.secho(f"  quarantined {vid}: {reason}", fg=typer.colors.YELLOW)
+    for name, why in bad.items():
+        typer.secho(f"batch {name} not ingested: {why}", fg=typer.colors.RED, err=True)
+    if bad:
+        raise typer.Exit(1)

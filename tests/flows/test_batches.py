@@ -123,3 +123,25 @@ def test_consent_removed_by_a_later_delivery_purges_everywhere(inbox: Path,
     ingest_batch(again, store)
     assert "82553" not in _pids(store, "participants")
     assert read_table(store, "exclusions").filter(pl.col("participant_id") == "82553").height
+
+
+def test_a_bad_batch_is_reported_and_skipped_the_others_land(inbox: Path,
+                                                             tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bahfs.cli import app
+
+    store = tmp_path / "store"
+    ann = inbox / "batch-002" / cb.ANNOTATIONS_YAML
+    good = ann.read_text(encoding="utf-8")
+    ann.write_text(good.replace("global_ah:", "global_ah: [", 1), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(inbox), "--store", str(store), "--merge"])
+    assert result.exit_code == 1
+    assert "batch batch-002 not ingested" in result.output and str(ann) in result.output
+    assert "line" in result.output  # malformed YAML: where it broke
+    assert _pids(store, "participants") == {"82553", "82554"}  # batch-001 landed
+    ann.write_text(good, encoding="utf-8")  # fixed and re-delivered: it lands
+    again = runner.invoke(app, ["ingest", str(inbox), "--store", str(store), "--merge"])
+    assert again.exit_code == 0, again.output
+    assert _pids(store, "participants") == {"82553", "82554", "82556", "82557"}
