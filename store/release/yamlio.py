@@ -3,10 +3,17 @@
 The Whisper transcription files tag timestamps with ``!!python/tuple``. We accept
 exactly that tag (as a list of plain scalars) on a safe loader; every other
 ``python/...`` tag, and any other unknown tag, is rejected with the file named.
+
+YAML aliases are refused: the release uses none, and an alias bomb (a few lines
+whose aliases expand to billions of nodes) would exhaust memory in whatever walks
+the result. A fast scan of the text looks for anchors; only a file where it finds
+one is loaded by the loader that refuses a node met twice, so ordinary files pay
+nothing for the check.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,21 @@ def _reject_unknown(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -
 BahSafeLoader.add_constructor(_TUPLE_TAG, _construct_tuple)
 BahSafeLoader.add_multi_constructor("", _reject_unknown)
 
+#: where YAML could define an anchor: ``&name`` after a line start, a space or a
+#: flow indicator (``R&D`` in a sentence is not one)
+_ANCHOR = re.compile(r"(?:^|[\s\[\]{},])&[^\s\[\]{},]+", re.MULTILINE)
+
+
+class NoAliasLoader(BahSafeLoader):
+    """:class:`BahSafeLoader` that refuses any node constructed twice: an alias."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects:
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases are not allowed (an alias bomb can exhaust "
+                "memory)", node.start_mark)
+        return super().construct_object(node, deep)
+
 
 def load_yaml(path: Path) -> Any:
     """Load one YAML file safely; raise a bahfs error naming the file on any problem."""
@@ -50,13 +72,15 @@ def load_yaml(path: Path) -> Any:
         raise DatasetLayoutError("file not found", path=path) from exc
     except UnicodeDecodeError as exc:
         raise DatasetLayoutError("file is not UTF-8 text", path=path) from exc
+    loader = NoAliasLoader if _ANCHOR.search(text) else BahSafeLoader
     try:
-        return yaml.load(text, Loader=BahSafeLoader)
+        return yaml.load(text, Loader=loader)
     except yaml.constructor.ConstructorError as exc:
         raise UnsafeYamlError(
-            f"refused YAML tag ({exc.problem})",
+            f"refused YAML ({exc.problem}; {exc.problem_mark})",
             path=path,
-            expected="plain YAML; the only python tag allowed is !!python/tuple",
+            expected="plain YAML without aliases; the only python tag allowed is "
+                     "!!python/tuple",
         ) from exc
     except yaml.YAMLError as exc:
         raise DatasetLayoutError(f"invalid YAML: {exc}", path=path) from exc

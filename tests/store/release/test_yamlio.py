@@ -39,3 +39,27 @@ def test_invalid_yaml_and_missing_file_name_the_file(tmp_path: Path) -> None:
     assert str(p) in str(info.value)
     with pytest.raises(DatasetLayoutError, match="not found"):
         load_yaml(tmp_path / "nope.yml")
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    # nine levels of nine aliases: 9**9 (387 million) strings once walked
+    lines = ['a0: &a0 ["lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    p = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(UnsafeYamlError, match="aliases are not allowed") as info:
+        load_yaml(p)
+    assert str(p) in str(info.value) and "line" in str(info.value)
+
+
+def test_ampersands_in_text_are_not_anchors(tmp_path: Path) -> None:
+    p = _write(tmp_path, "text: R&D, rock & roll, Q&A\nkey: 'a &b'\n")
+    assert load_yaml(p) == {"text": "R&D, rock & roll, Q&A", "key": "a &b"}
+    lone = _write(tmp_path, "x: &only 1\ny: 2\n")  # an anchor never used: no alias
+    assert load_yaml(lone) == {"x": 1, "y": 2}
+
+
+def test_malformed_yaml_names_line_and_column(tmp_path: Path) -> None:
+    p = _write(tmp_path, "a: 1\nb: [1, 2\nc: 3\n")
+    with pytest.raises(DatasetLayoutError, match="invalid YAML") as info:
+        load_yaml(p)
+    assert "line" in str(info.value) and "column" in str(info.value)
