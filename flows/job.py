@@ -35,6 +35,7 @@ from store.errors import BahfsError, ConsentError, VideoDecodeError
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
+from store.purge import unpublish_video
 from store.schema import empty
 from store.tables import read_table, read_table_or_empty, utc_now, write_table
 from store.writer import FeatureWriter
@@ -114,7 +115,9 @@ def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[s
 def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor, ...],
                 job: VideoJob) -> int:
     """Decode once, run every extractor, check the frame count against the videos
-    table and consent, then publish each feature set; return the frames."""
+    table and consent, then publish each feature set; return the frames. Consent is
+    checked again once published: a withdrawal recorded meanwhile (the purge records
+    it before it removes features) takes back what was just published."""
     feats = extract_all(job.file, list(extractors), video_id=job.video_id,
                         participant_id=job.participant_id)
     if feats[0].n_frames != job.n_frames:
@@ -127,6 +130,10 @@ def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor,
                            participant=job.participant_id, video=job.video_id)
     for f in feats:
         writer.write(f)
+    if subject_hash(job.participant_id) in withdrawn(store):
+        unpublish_video(store, job.participant_id, job.video_id, [f.spec.id for f in feats])
+        raise ConsentError("participant withdrew while the video was published; removed",
+                           participant=job.participant_id, video=job.video_id)
     return feats[0].n_frames
 
 

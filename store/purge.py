@@ -37,6 +37,19 @@ def _append(store: Path, name: str, row: dict[str, str]) -> None:
     write_table(store, name, pl.concat([read_table_or_empty(store, name), new]))
 
 
+def unpublish_video(store: Path, participant_id: str, video_id: str,
+                    fs_ids: list[str]) -> None:
+    """Remove one video from the given feature sets, and the participant's folder in
+    each where no video of theirs is left (a withdrawal that raced a publish)."""
+    root = features_root(store)
+    for fs in fs_ids:
+        pdir = root / fs / participant_id
+        remove_tree(store, pdir / video_id)
+        if pdir.is_dir() and not any((v / "zarr.json").is_file() for v in pdir.iterdir()
+                                     if v.is_dir()):
+            remove_tree(store, pdir)
+
+
 def purge_participant(store: Path, participant_id: str, *, operator: str | None = None,
                       reason: str = "consent withdrawn") -> PurgeReport:
     """Remove ``participant_id`` everywhere in ``store``; record and audit it."""

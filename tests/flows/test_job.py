@@ -106,3 +106,30 @@ def test_withdrawal_during_extraction_stores_nothing(sample_release: Path,
     assert out.status == "quarantined" and "withdrew" in out.reason
     assert not (features_root(store)).exists() or not any(
         features_root(store).glob(f"*/{job.participant_id}/*/zarr.json"))
+
+
+def test_a_withdrawal_racing_the_publish_takes_it_back(sample_release: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """The worst moment: consent is checked, then the participant withdraws (the purge
+    records it and removes their features) before this video is published."""
+    import flows.job as job_module
+    from store.verify import verify_store
+
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    job = _job(store)
+    real_write = job_module.FeatureWriter.write
+    purged: list[bool] = []
+
+    def write_after_a_purge(self: object, *args: object, **kwargs: object) -> object:
+        if not purged:
+            purge_participant(store, job.participant_id)
+            purged.append(True)
+        return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_module.FeatureWriter, "write", write_after_a_purge)
+    out = run_video(store, job, ("logmel",))
+    assert purged and out.status == "quarantined" and "withdrew" in out.reason
+    assert not list(features_root(store).glob(f"*/{job.participant_id}"))
+    assert [p for p in verify_store(store) if p.severity == "error"] == []
