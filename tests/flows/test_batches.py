@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from bahfs.sample.generate import SampleConfig, generate
-from flows.batches import find_batches, ingest_batch, pending_batches
+from flows.batches import Batch, find_batches, ingest_batch, pending_batches
 from flows.job import extract_release
 from store.consent import subject_hash, withdrawn
 from store.errors import DatasetLayoutError
@@ -145,3 +145,53 @@ def test_a_bad_batch_is_reported_and_skipped_the_others_land(inbox: Path,
     again = runner.invoke(app, ["ingest", str(inbox), "--store", str(store), "--merge"])
     assert again.exit_code == 0, again.output
     assert _pids(store, "participants") == {"82553", "82554", "82556", "82557"}
+
+
+def _ingest_in_child(batch: Batch, store: str) -> None:
+    ingest_batch(batch, Path(store))
+
+
+def test_two_ingests_of_different_batches_at_once(inbox: Path, tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    store = tmp_path / "store"
+    batches = find_batches(inbox)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_ingest_in_child, args=(b, str(store))) for b in batches]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+        assert p.exitcode == 0
+    assert _pids(store, "participants") == {"82553", "82554", "82556", "82557"}
+    videos = read_table(store, "videos")
+    assert videos["video_id"].is_unique().all() and videos.height == 4  # one per person
+    assert sorted(read_table(store, "batches")["batch"]) == ["batch-001", "batch-002"]
+    for table in INGEST_TABLES:
+        assert "82555" not in _pids(store, table) or table == "exclusions"
+
+
+def _extract_in_child(store: str) -> None:
+    extract_release(Path(store), ("logmel",))
+
+
+def test_an_ingest_while_an_extract_runs(inbox: Path, tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    store = tmp_path / "store"
+    first, second = find_batches(inbox)
+    ingest_batch(first, store)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_extract_in_child, args=(str(store),)),
+             ctx.Process(target=_ingest_in_child, args=(second, str(store)))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+        assert p.exitcode == 0
+    extract_release(store, ("logmel",))  # the next run takes what arrived meanwhile
+    videos = read_table(store, "videos")
+    extracted = read_table(store, "extracted")
+    assert sorted(extracted["video_id"]) == sorted(videos["video_id"])  # all, once each
+    assert _pids(store, "participants") == {"82553", "82554", "82556", "82557"}
+    assert read_table(store, "extract_runs").height == 2
