@@ -13,11 +13,19 @@ from store.release import codebook as cb
 from store.release.reader import read_release
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes an entry used twice as two copies, as the release does (no aliases:
+    bahfs refuses them)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _edit_annotations(root: Path, edit: Any) -> Path:
     path = root / cb.ANNOTATIONS_YAML
     data = yaml.safe_load(path.read_text())
     edit(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yaml.dump(data, Dumper=_PlainDumper, sort_keys=False))
     return path
 
 
