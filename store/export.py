@@ -68,13 +68,14 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
             target = out / modality / f"{stem}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
             np.save(target, reader.read_rows(fs, vid, array, 0, row["n_frames"]))
-        label = "" if row["global_label"] is None else row["global_label"]
-        if label != "":  # a withheld label: no label file, an empty label in the split
+        labelled = row["global_label"] is not None  # withheld: no label file, empty label
+        if labelled:
             target = out / "labels" / f"{stem}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
             np.save(target, reader.labels(vid).astype(np.int64))
         split_lines.setdefault(row["split"], []).append(
-            f"{row['release_id']},{label},{row['transcript'] or ''}")
+            f"{row['release_id']},{row['global_label'] if labelled else ''},"
+            f"{row['transcript'] or ''}")
         n_done += 1
     for split, lines in split_lines.items():
         (out / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -39,10 +39,10 @@ from training.reports import SUMMARISED, mean_std
 from training.run import (
     TrainConfig,
     evaluate_predictions,
+    fit,
     make_loader,
     predict_frames,
     seed_everything,
-    train_epoch,
 )
 
 
@@ -108,11 +108,8 @@ def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: in
          lr: float) -> None:
     keys = [s.modality for s in ds.sources]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    loader = make_loader(ds, cfg, train=True)
-    for epoch in range(epochs):
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        train_epoch(model, loader, opt, keys)
+    for _ in fit(model, make_loader(ds, cfg, train=True), opt, keys, epochs):
+        pass
 
 
 def _test(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],

@@ -20,7 +20,7 @@ import torch
 
 from store.errors import ConfigError, NotFoundError
 from store.reader import FeatureReader
-from store.release.ids import parse_video_ref
+from store.release.ids import VIDEO_EXTENSIONS, parse_video_ref
 from store.tables import read_table
 from training.data import Source, WindowDataset
 from training.metrics import video_probability
@@ -61,7 +61,7 @@ def read_video_csv(path: Path) -> list[str]:
         first = line.split(",", 1)[0].strip()
         if not first:
             continue
-        if i == 0 and not first.lower().endswith((".mp4", ".webm", ".mov", ".avi", ".mkv")):
+        if i == 0 and not first.lower().endswith(tuple(f".{e}" for e in VIDEO_EXTENSIONS)):
             continue  # the header
         ids.append(first)
     if not ids:

@@ -13,6 +13,7 @@ import json
 import pickle
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,15 @@ def _build(cfg: TrainConfig, sources: list[Source]) -> torch.nn.Module:
     return build_model(cfg.model, {s.modality: s.dim for s in sources}, cfg.hidden)
 
 
+def fit(model: torch.nn.Module, loader: DataLoader[Any], opt: torch.optim.Optimizer,
+        keys: list[str], epochs: int) -> Iterator[tuple[int, float]]:
+    """Train ``epochs`` epochs (the sampler told each epoch); yield (epoch, loss)."""
+    for epoch in range(epochs):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        yield epoch, train_epoch(model, loader, opt, keys)
+
+
 def train(cfg: TrainConfig, log: Any = print) -> Path:
     """Train ``cfg.model`` on the train split; evaluate val and test; return the run dir."""
     seed_everything(cfg.seed)
@@ -153,10 +163,7 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     run.mkdir(parents=True, exist_ok=False)
     history = []
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        loss = train_epoch(model, loader, opt, keys)
+    for epoch, loss in fit(model, loader, opt, keys, cfg.epochs):
         history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0})
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f} "
             f"({time.perf_counter() - t0:.1f} s)")

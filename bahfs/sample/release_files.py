@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path, PurePosixPath
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 import yaml
@@ -28,7 +28,7 @@ from store.release import codebook as cb
 from store.release.yamlio import dump_yaml
 
 Variant = Literal["release", "official", "challenge-2025"]
-VARIANTS: Final[tuple[str, ...]] = ("release", "official", "challenge-2025")
+VARIANTS: Final[tuple[str, ...]] = get_args(Variant)
 WHISPER_WINDOW_S: Final = 30.0
 
 

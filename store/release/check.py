@@ -17,9 +17,8 @@ import polars as pl
 
 from store.errors import DatasetLayoutError
 from store.release import codebook as cb
+from store.release.ids import VIDEO_EXTENSIONS
 from store.release.reader import Release, read_release
-
-VIDEO_SUFFIXES: Final = (".mp4", ".webm", ".mov", ".avi", ".mkv")
 
 #: the paper's Table 2 and the current release's split files (778 / 124 / 525 videos)
 PAPER: Final[dict[str, dict[str, int | None]]] = {
@@ -70,8 +69,10 @@ def split_counts(rel: Release) -> pl.DataFrame:
 
 def _video_files(root: Path) -> set[str]:
     base = root / cb.VIDEOS_DIR
+    if not base.is_dir():
+        return set()
     return {p.relative_to(root).as_posix() for p in base.rglob("*")
-            if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()} if base.is_dir() else set()
+            if p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS and p.is_file()}
 
 
 def check_release(root: Path) -> ReleaseCheck:

@@ -20,9 +20,10 @@ from store.release import codebook as cb
 
 #: the file name: ``<pid>_Question_<q>_<date time...>Video[-<device>].<ext>``, words
 #: separated by ``_`` or a space, case-insensitive (as readers of the real files do)
+VIDEO_EXTENSIONS = ("mp4", "webm", "mov", "avi", "mkv")
 VIDEO_FILE_RE = re.compile(
     r"^(?P<pid>[^_ /]+)[_ ]Question[_ ](?P<q>\d+)[_ ](?P<rest>.*?Video[^/]*)"
-    r"\.(?P<ext>mp4|webm|mov|avi|mkv)$", re.IGNORECASE)
+    rf"\.(?P<ext>{'|'.join(VIDEO_EXTENSIONS)})$", re.IGNORECASE)
 VISIT_RE = re.compile(r"^Visite[_ ](?P<n>\d+)$", re.IGNORECASE)
 VIDEO_REF_FORM = ("[Videos/]<pid>/Visite_<n>/<pid>_Question_<1-7>_<date time>_Video[-<device>]"
                   ".mp4 (words separated by '_' or spaces)")

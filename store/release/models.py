@@ -113,6 +113,13 @@ class TranscriptFile(BaseModel):
     chunks: list[TranscriptChunk]
 
 
+def note_extra(unknown: dict[str, set[str]], where: str, *models: BaseModel) -> None:
+    """Add the keys ``models`` did not know (their ``model_extra``) to ``unknown[where]``."""
+    extra = {str(k) for m in models for k in (m.model_extra or ())}
+    if extra:
+        unknown.setdefault(where, set()).update(extra)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -26,7 +26,7 @@ from store.release.ids import (
     video_file,
 )
 from store.release.layout import ReleaseLayout, detect_layout
-from store.release.models import ParticipantMeta, VideoAnnotation, validate
+from store.release.models import ParticipantMeta, VideoAnnotation, note_extra, validate
 from store.release.splits import check_class_ids, read_splits, read_video_labels
 from store.release.transcripts import read_transcription, transcription_file
 from store.release.yamlio import load_yaml
@@ -82,11 +82,6 @@ class Release:
         return list(self.layout.notes) + out
 
 
-def _note_extra(unknown: dict[str, set[str]], where: str, extra: dict[str, Any] | None) -> None:
-    if extra:
-        unknown.setdefault(where, set()).update(str(k) for k in extra)
-
-
 def read_meta(root: Path, unknown: dict[str, set[str]]) -> pl.DataFrame:
     path = root / cb.META_YML
     if not path.is_file():
@@ -99,7 +94,7 @@ def read_meta(root: Path, unknown: dict[str, set[str]]) -> pl.DataFrame:
     rows = []
     for pid, entry in data.items():
         meta = validate(ParticipantMeta, entry, path=path, entry=str(pid), participant=str(pid))
-        _note_extra(unknown, cb.META_YML, meta.model_extra)
+        note_extra(unknown, cb.META_YML, meta)
         rows.append({"participant_id": str(pid),
                      **meta.model_dump(include=set(ParticipantMeta.model_fields))})
     return pl.DataFrame(rows, schema_overrides={"age": pl.Int16}, infer_schema_length=None)
@@ -142,7 +137,7 @@ def read_annotations(layout: ReleaseLayout, report: Problems, unknown: dict[str,
             if key is not None:
                 failed.add(key.video_id)
             continue
-        _note_extra(unknown, path.name, ann.model_extra)
+        note_extra(unknown, path.name, ann)
         for k in cb.ANNOTATION_KEYS:
             if k not in entry:
                 absent[k] = absent.get(k, 0) + 1

@@ -18,7 +18,7 @@ from typing import Any
 from store.errors import DatasetLayoutError
 from store.release import codebook as cb
 from store.release.ids import VideoKey, safe_relative
-from store.release.models import TranscriptFile, validate
+from store.release.models import TranscriptFile, note_extra, validate
 from store.release.yamlio import load_yaml
 
 RESTART_DROP_S = 1.0
@@ -84,9 +84,7 @@ def read_transcription(path: Path, key: VideoKey, unknown: dict[str, set[str]]
     """
     tf = validate(TranscriptFile, load_yaml(path), path=path, entry=path.name,
                   participant=key.participant_id, video=key.video_id)
-    extra = set(tf.model_extra or ()) | {k for c in tf.chunks for k in (c.model_extra or ())}
-    if extra:
-        unknown.setdefault("transcription files", set()).update(extra)
+    note_extra(unknown, "transcription files", tf, *tf.chunks)
     timeline = rebuild_timeline([c.timestamp for c in tf.chunks])
     return [{"video_id": key.video_id, "participant_id": key.participant_id, "chunk": i,
              "start_s": start, "end_s": end, "window": window, "language": c.language,
