@@ -5,6 +5,12 @@ Frames are never resampled to a nominal rate (``-fps_mode passthrough``): webcam
 recordings can have a variable frame rate, so each frame's time comes from
 ffmpeg's ``showinfo`` filter, read from the same decoding run. The number of
 frames downstream is the number decoded here, always.
+
+Rotated videos (a display matrix or a ``rotate`` tag, as phones write them) decode
+upright: ffmpeg turns the frames, and the frame size read is the displayed size
+from :func:`store.media.probe_video`. ``showinfo`` reports the size of every frame
+it passed on; a frame of any other size fails the decode rather than being read
+as scrambled pixels.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from store.errors import VideoDecodeError
 from store.media import VideoInfo, probe_video
 
 AUDIO_RATE = 16_000
-_PTS = re.compile(rb"\bn:\s*(\d+)\b.*?\bpts_time:\s*(-?[0-9.eE+-]+)")
+_PTS = re.compile(rb"\bn:\s*(\d+)\b.*?\bpts_time:\s*(-?[0-9.eE+-]+).*?\bs:(\d+)x(\d+)")
 
 
 @dataclass
@@ -67,7 +73,14 @@ class FrameStream:
             tail = log.decode(errors="replace").strip().splitlines()[-3:]
             raise VideoDecodeError(f"ffmpeg failed to decode: {' / '.join(tail)}",
                                    path=self.path, expected="a decodable video stream")
-        self.timestamps = [float(m[2]) for m in _PTS.finditer(log)]
+        shown = list(_PTS.finditer(log))
+        sizes = {(int(m[3]), int(m[4])) for m in shown}
+        if sizes - {(w, h)}:
+            raise VideoDecodeError(
+                f"ffmpeg decoded frames of {sorted(sizes)} (width, height), the probe "
+                f"said {w}x{h} (rotation {self.info.rotation})", path=self.path,
+                expected=f"every frame {w}x{h}")
+        self.timestamps = [float(m[2]) for m in shown]
         if len(self.timestamps) != self.n_decoded or self.n_decoded == 0:
             raise VideoDecodeError(
                 f"decoded {self.n_decoded} frames but read {len(self.timestamps)} timestamps",

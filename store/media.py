@@ -1,4 +1,5 @@
-"""Probing media files with ffprobe (no decoding): duration, frame rate, frame count."""
+"""Probing media files with ffprobe (no decoding): duration, frame rate, frame count,
+frame size as displayed (rotation applied)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from store.errors import ToolMissingError, VideoDecodeError
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What ffprobe says about a video file."""
+    """What ffprobe says about a video file.
+
+    ``width`` and ``height`` are the frame size as displayed, which is the size ffmpeg
+    decodes to: ffmpeg turns rotated frames upright, so a phone video stored 1920x1080
+    with a 90-degree rotation decodes to 1080x1920. ``rotation`` is that rotation in
+    degrees counter-clockwise (the display matrix convention), in [0, 360).
+    """
 
     path: str
     duration_s: float
@@ -24,6 +31,7 @@ class VideoInfo:
     width: int
     height: int
     has_audio: bool
+    rotation: int = 0
 
 
 def require_tool(name: str) -> str:
@@ -43,9 +51,30 @@ def _rate(text: str | None) -> float:
     return float(Fraction(text))
 
 
+def rotation_of(stream: dict[str, Any]) -> int:
+    """Degrees counter-clockwise that a video stream is turned to be shown upright,
+    in [0, 360): the "Display Matrix" side data's ``rotation`` (counter-clockwise),
+    else the legacy ``rotate`` tag (clockwise, written by older muxers and ffprobes)."""
+    for side in stream.get("side_data_list") or []:
+        if side.get("rotation") is not None:
+            return round(float(side["rotation"])) % 360
+    tag = (stream.get("tags") or {}).get("rotate")
+    try:
+        return round(-float(tag)) % 360 if tag is not None else 0
+    except ValueError:
+        return 0
+
+
+def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """The frame size ffmpeg decodes to: swapped for a quarter turn (90 or 270 degrees);
+    ffmpeg rotates any other angle inside the coded size."""
+    return (height, width) if rotation % 180 == 90 else (width, height)
+
+
 def _ffprobe(ffprobe: str, path: Path) -> dict[str, Any]:
     entries = ("stream=codec_type,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets,"
-               "width,height,duration:format=duration")
+               "width,height,duration:stream_tags=rotate:"
+               "stream_side_data=side_data_type,rotation:format=duration")
     cmd = [ffprobe, "-v", "error", "-count_packets", "-show_entries", entries, "-of", "json",
            str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -84,12 +113,16 @@ def probe_video(path: Path) -> VideoInfo:
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
     if fps <= 0 and duration > 0:
         fps = n_frames / duration
+    rotation = rotation_of(video)
+    width, height = display_size(int(video.get("width") or 0), int(video.get("height") or 0),
+                                 rotation)
     return VideoInfo(
         path=str(path),
         duration_s=duration,
         fps=fps,
         n_frames=n_frames,
-        width=int(video.get("width") or 0),
-        height=int(video.get("height") or 0),
+        width=width,
+        height=height,
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        rotation=rotation,
     )
