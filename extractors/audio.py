@@ -7,15 +7,21 @@ timestamp, as the paper aligns audio to frames):
   10 ms hop) over ``window_s`` seconds around the frame;
 - ``energy_db`` float32 ``(n_frames,)``: RMS level in dBFS over one frame period;
 - ``voiced`` bool ``(n_frames,)``: energy above ``vad_db`` and 10 dB above the
-  video's noise floor.
+  video's noise floor;
+- ``has_audio`` bool ``(n_frames,)``: the frame's timestamp lies within the
+  soundtrack (see :func:`audio_coverage`).
 
-A video without an audio stream gives zeros, -120 dB and no voice, never an error.
+A video without an audio stream gives zeros, -120 dB, no voice and ``has_audio``
+false everywhere, never an error; frames past the end of a soundtrack that stops
+early get the same. Why frames lack audio is recorded in the per-video attributes
+under ``audio`` (absent when every frame has audio).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +39,33 @@ class LogMelConfig:
     fmin: float = 60.0
     fmax: float = 7800.0
     vad_db: float = -45.0
+
+
+NO_AUDIO_STREAM = "no audio stream"
+EMPTY_AUDIO = "audio stream decodes to no samples"
+SHORT_AUDIO = "audio stream shorter than the video"
+
+
+def audio_coverage(video: DecodedVideo) -> tuple[np.ndarray, str]:
+    """Per frame, whether its timestamp lies within the soundtrack (``0 <= t <
+    samples / 16 kHz``), and why some frames have none ("" when all have audio)."""
+    if video.audio is None:
+        return np.zeros(video.n_frames, bool), NO_AUDIO_STREAM
+    if video.audio.size == 0:
+        return np.zeros(video.n_frames, bool), EMPTY_AUDIO
+    end = video.audio.size / AUDIO_RATE
+    inside = (video.timestamps >= 0) & (video.timestamps < end)
+    if inside.all():
+        return inside, ""
+    last = float(video.timestamps.max()) if video.n_frames else 0.0
+    return inside, f"{SHORT_AUDIO}: the sound ends at {end:.3f} s, the last frame is at " \
+                   f"{last:.3f} s"
+
+
+def audio_attributes(video: DecodedVideo) -> dict[str, Any]:
+    """``{"audio": why some frames have no audio}``, or ``{}`` when all have it."""
+    reason = audio_coverage(video)[1]
+    return {"audio": reason} if reason else {}
 
 
 @lru_cache(maxsize=8)
@@ -78,14 +111,20 @@ class LogMelExtractor(Extractor):
         return (ArraySpec("logmel", "float16", (self.config.n_mels,),
                           "mean log-mel power around the frame"),
                 ArraySpec("energy_db", "float32", (), "RMS level over one frame, dBFS"),
-                ArraySpec("voiced", "bool", (), "voice activity (energy threshold)"))
+                ArraySpec("voiced", "bool", (), "voice activity (energy threshold)"),
+                ArraySpec("has_audio", "bool", (), "the frame's time lies within the soundtrack"))
+
+    def attributes(self, video: DecodedVideo) -> dict[str, Any]:
+        """Why frames have no audio (``audio``), when some have none."""
+        return audio_attributes(video)
 
     def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
         n, cfg = video.n_frames, self.config
+        has_audio = audio_coverage(video)[0]
         if video.audio is None or video.audio.size == 0:
             return {"logmel": np.zeros((n, cfg.n_mels), np.float16),
                     "energy_db": np.full(n, -120.0, np.float32),
-                    "voiced": np.zeros(n, bool)}
+                    "voiced": np.zeros(n, bool), "has_audio": has_audio}
         mel = log_mel_frames(video.audio, cfg)
         centres = np.arange(mel.shape[0]) * _HOP / AUDIO_RATE
         csum = np.concatenate([np.zeros((1, cfg.n_mels), np.float64),
@@ -99,7 +138,8 @@ class LogMelExtractor(Extractor):
         starts, length = frame_windows(video.timestamps, AUDIO_RATE, period)
         rms = np.sqrt(np.mean(gather(video.audio, starts, length) ** 2, axis=1))
         energy = 20 * np.log10(np.maximum(rms, 1e-6))
-        floor = float(np.percentile(energy, 10))
-        voiced = (energy > cfg.vad_db) & (energy > floor + 10.0)
+        floor = float(np.percentile(energy[has_audio] if has_audio.any() else energy, 10))
+        voiced = (energy > cfg.vad_db) & (energy > floor + 10.0) & has_audio
+        logmel[~has_audio], energy[~has_audio] = 0.0, -120.0
         return {"logmel": logmel.astype(np.float16), "energy_db": energy.astype(np.float32),
-                "voiced": voiced}
+                "voiced": voiced, "has_audio": has_audio}

@@ -7,7 +7,10 @@ its timestamp (the paper's one audio vector per frame, hop = 1/fps). Audio
 longer than 30 s is encoded in 30 s chunks; frames past the end of the audio, or
 a video without audio, get zeros.
 
-Output: ``embedding`` float16 (d,) with d = the model's width (384 for tiny).
+Outputs: ``embedding`` float16 (d,) with d = the model's width (384 for tiny), and
+``has_audio`` bool, the frame's timestamp lies within the soundtrack (false
+everywhere without an audio stream); why some frames have none is in the
+per-video attributes under ``audio`` (``extractors.audio.audio_coverage``).
 No model that ONNX Runtime can run was found offline for this (VGGish, YAMNet,
 PANNs, CLAP and wav2vec2 all download at run time); CTranslate2 runs it instead.
 """
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from extractors.audio import audio_attributes, audio_coverage
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
 from store.features import ArraySpec
@@ -59,7 +63,12 @@ class WhisperEncoderExtractor(Extractor):
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("embedding", "float16", (self.dim,),
-                          "Whisper encoder states averaged around the frame"),)
+                          "Whisper encoder states averaged around the frame"),
+                ArraySpec("has_audio", "bool", (), "the frame's time lies within the soundtrack"))
+
+    def attributes(self, video: DecodedVideo) -> dict[str, Any]:
+        """Why frames have no audio (``audio``), when some have none."""
+        return audio_attributes(video)
 
     def _encode(self, audio: np.ndarray) -> np.ndarray:
         """(n_steps, d) encoder states at 50 Hz for the whole ``audio``."""
@@ -80,8 +89,9 @@ class WhisperEncoderExtractor(Extractor):
 
     def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
         n = video.n_frames
+        has_audio = audio_coverage(video)[0]
         if video.audio is None or video.audio.size == 0:
-            return {"embedding": np.zeros((n, self.dim), np.float16)}
+            return {"embedding": np.zeros((n, self.dim), np.float16), "has_audio": has_audio}
         states = self._encode(video.audio)
         csum = np.concatenate([np.zeros((1, self.dim)), np.cumsum(states, 0, dtype=np.float64)])
         centre = video.timestamps * _ENC_HZ
@@ -91,5 +101,5 @@ class WhisperEncoderExtractor(Extractor):
         hi = np.maximum(hi, np.minimum(lo + 1, len(states)))
         count = np.maximum(hi - lo, 1)[:, None]
         emb = (csum[hi] - csum[lo]) / count
-        emb[hi <= lo] = 0.0
-        return {"embedding": emb.astype(np.float16)}
+        emb[(hi <= lo) | ~has_audio] = 0.0
+        return {"embedding": emb.astype(np.float16), "has_audio": has_audio}

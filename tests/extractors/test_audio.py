@@ -11,8 +11,9 @@ from bahfs.sample.script import VideoPlan
 from extractors import get_extractor
 from extractors.audio import LogMelConfig, LogMelExtractor
 from extractors.base import DecodedVideo
-from extractors.decode import decode_audio, open_video
+from extractors.decode import AUDIO_RATE, decode_audio, open_video
 from store.errors import ConfigError
+from store.media import VideoInfo
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 
@@ -49,15 +50,48 @@ def test_voice_activity_follows_the_speech(media: Media) -> None:
 
 
 def test_no_audio_gives_zeros_not_an_error(media: Media) -> None:
-    out = LogMelExtractor().extract(decoded(media["silent"][0])).arrays
-    assert not out["voiced"].any() and float(np.abs(out["logmel"]).sum()) == 0.0
+    out = LogMelExtractor().extract(decoded(media["silent"][0]))
+    arrays = out.arrays
+    assert not arrays["voiced"].any() and float(np.abs(arrays["logmel"]).sum()) == 0.0
+    assert arrays["has_audio"].dtype == bool and not arrays["has_audio"].any()
+    assert out.attrs == {"audio": "no audio stream"}
+
+
+def test_every_frame_of_a_full_soundtrack_has_audio(media: Media) -> None:
+    out = LogMelExtractor().extract(decoded(media["speech24"][0]))
+    assert out.arrays["has_audio"].shape == (out.n_frames,) and out.arrays["has_audio"].all()
+    assert "audio" not in out.attrs
+
+
+def short_soundtrack(seconds: float, audio_s: float, fps: float = 24.0) -> DecodedVideo:
+    """A synthetic video of ``seconds`` whose soundtrack (1 s of near silence, then a
+    loud tone) stops at ``audio_s``."""
+    n = int(seconds * fps)
+    info = VideoInfo("synthetic", seconds, fps, n, 64, 48, True)
+    t = np.arange(int(audio_s * AUDIO_RATE)) / AUDIO_RATE
+    tone = np.where(t < 1.0, 1e-4, 0.3) * np.sin(2 * np.pi * 220 * t)
+    tone = tone.astype(np.float32)
+    return DecodedVideo(Path("synthetic.mp4"), "v", "p", info, np.arange(n) / fps, tone)
+
+
+def test_frames_past_the_end_of_the_soundtrack_have_no_audio() -> None:
+    video = short_soundtrack(4.0, 2.5)
+    out = LogMelExtractor().extract(video)
+    has = out.arrays["has_audio"]
+    np.testing.assert_array_equal(has, video.timestamps < 2.5)
+    assert out.attrs["audio"].startswith("audio stream shorter than the video")
+    assert "2.500 s" in out.attrs["audio"]
+    voiced, t = out.arrays["voiced"], video.timestamps
+    assert not voiced[~has].any() and voiced[(t > 1.2) & has].mean() > 0.9
+    assert not out.arrays["logmel"][~has].any()
+    assert (out.arrays["energy_db"][~has] == -120.0).all()
 
 
 def test_registry_and_frozen_config() -> None:
     assert get_extractor("logmel") is LogMelExtractor
     spec = LogMelExtractor(LogMelConfig(n_mels=40)).spec()
     assert spec.extractor == "logmel" and spec.config["n_mels"] == 40
-    assert [a.name for a in spec.arrays] == ["logmel", "energy_db", "voiced"]
+    assert [a.name for a in spec.arrays] == ["logmel", "energy_db", "voiced", "has_audio"]
     assert spec.id != LogMelExtractor().spec().id  # another config, another feature set
     with pytest.raises(ConfigError, match="unknown extractor"):
         get_extractor("nope")

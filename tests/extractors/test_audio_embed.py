@@ -27,8 +27,12 @@ def test_rows_equal_decoded_frames(media: Media, audio: WhisperEncoderExtractor,
                                    key: str) -> None:
     out = extract_all(media[key][0], [audio])[0]
     assert out.arrays["embedding"].shape == (out.n_frames, audio.dim)
+    assert out.arrays["has_audio"].shape == (out.n_frames,)
     if key == "silent":
-        assert not out.arrays["embedding"].any()
+        assert not out.arrays["embedding"].any() and not out.arrays["has_audio"].any()
+        assert out.attrs == {"audio": "no audio stream"}
+    else:
+        assert out.arrays["has_audio"].all() and "audio" not in out.attrs
 
 
 def test_speech_and_silence_embed_differently(media: Media,
@@ -54,3 +58,18 @@ def test_audio_longer_than_one_whisper_chunk(audio: WhisperEncoderExtractor) -> 
     emb = audio.extract(video).arrays["embedding"]
     assert emb.shape == (n, audio.dim)
     assert np.abs(emb[-24:]).sum(axis=1).min() > 0  # the second chunk is encoded too
+
+
+def test_frames_past_the_end_of_the_soundtrack_have_no_audio(
+        audio: WhisperEncoderExtractor) -> None:
+    fps, n = 24.0, 96  # 4 s of video, 2.5 s of sound
+    info = VideoInfo("synthetic", n / fps, fps, n, 64, 48, True)
+    tone = np.sin(np.arange(int(2.5 * 16000)) / 16000 * 2 * np.pi * 220).astype(np.float32)
+    video = DecodedVideo(Path("synthetic.mp4"), "v", "p", info, np.arange(n) / fps,
+                         0.3 * tone)
+    out = audio.extract(video)
+    has = out.arrays["has_audio"]
+    np.testing.assert_array_equal(has, video.timestamps < 2.5)
+    assert out.attrs["audio"].startswith("audio stream shorter than the video")
+    emb = out.arrays["embedding"]
+    assert not emb[~has].any() and np.abs(emb[has]).sum(axis=1).min() > 0
