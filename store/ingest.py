@@ -19,6 +19,7 @@ import polars as pl
 from store import __version__
 from store.consent import ConsentPolicy, consent_exclusions, withdrawn
 from store.errors import BahfsError
+from store.faults import fault_point
 from store.locks import store_lock
 from store.media import VideoInfo, probe_video
 from store.release.ids import safe_relative
@@ -114,6 +115,7 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
                            f"{frame_counts.get(vid)}")
             del infos[vid]
     quarantine = quarantine_rows(videos, failed, "ingest")
+    fault_point("ingest")  # crash tests (store.faults): read and probed, nothing written
     ok = pl.col("video_id").is_in(list(infos))
     probe = pl.DataFrame([{"video_id": v, "duration_s": i.duration_s, "fps": i.fps,
                            "n_frames": i.n_frames, "has_audio": i.has_audio}

@@ -17,6 +17,7 @@ STORE/
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import CorruptError, NotFoundError, StoreError
+from store.faults import fault_point
 
 FEATURES = "features.zarr"
 STAGING = ".staging"
@@ -71,14 +73,22 @@ def is_published(store: Path, fs_id: str, participant_id: str, video_id: str) ->
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """``write(tmp)`` a temporary file beside ``path``, sync it, rename it over ``path``:
-    readers see the old file or the new one, never half of one."""
+    readers see the old file or the new one, never half of one. The temporary file is
+    named after its writer (host, pid); temporary files of ``path`` left by dead
+    writers (a crash between write and rename) are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}."
+    for old in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        if _writer_gone(old.name[len(prefix):-len(".tmp")], old):
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{_writer_tag()}-", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        fault_point(f"replace{path.suffix}")  # crash tests: written, not yet in place
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -144,9 +154,15 @@ def read_attrs(path: Path) -> dict[str, Any]:
     return attrs
 
 
+def _writer_tag() -> str:
+    """``<host>-<pid>``: names what this process writes, so that a later process can
+    tell a dead writer's leftovers (:func:`_writer_gone`)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def staging_dir(store: Path) -> Path:
     """A fresh private staging directory for this process."""
-    path = Path(store) / STAGING / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path = Path(store) / STAGING / f"{_writer_tag()}-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True)
     return path
 
@@ -167,7 +183,27 @@ STALE_REMOTE_S = 6 * 3600.0
 
 
 def _last_touched(path: Path) -> float:
+    if not path.is_dir():
+        return path.stat().st_mtime
     return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+
+
+def _writer_gone(tag: str, path: Path, remote_after_s: float = STALE_REMOTE_S) -> bool:
+    """Whether the writer of ``path``, named ``<host>-<pid>-<random>`` by ``tag``, is
+    dead: on this host when its process is gone, on another host (whose processes
+    cannot be seen) when ``path`` did not change for ``remote_after_s`` seconds.
+    Untagged names and this process's own leftovers count as alive."""
+    host, _, rest = tag.rpartition("-")[0].rpartition("-")
+    try:
+        pid = int(rest)
+    except ValueError:
+        return False
+    try:
+        if host == socket.gethostname():
+            return pid != os.getpid() and not _pid_alive(pid)
+        return time.time() - _last_touched(path) > remote_after_s
+    except FileNotFoundError:  # removed meanwhile by its writer or another cleaner
+        return False
 
 
 def clean_stale_staging(store: Path, remote_after_s: float = STALE_REMOTE_S) -> list[Path]:
@@ -178,19 +214,8 @@ def clean_stale_staging(store: Path, remote_after_s: float = STALE_REMOTE_S) -> 
     removed: list[Path] = []
     if not root.is_dir():
         return removed
-    host, now = socket.gethostname(), time.time()
     for d in root.iterdir():
-        h, _, rest = d.name.rpartition("-")[0].rpartition("-")
-        try:
-            pid = int(rest)
-        except ValueError:
-            continue
-        try:
-            dead = (not _pid_alive(pid) and pid != os.getpid() if h == host
-                    else now - _last_touched(d) > remote_after_s)
-        except FileNotFoundError:  # removed meanwhile by its writer or another cleaner
-            continue
-        if dead:
+        if _writer_gone(d.name, d, remote_after_s):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed

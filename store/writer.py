@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 
 from store.errors import CorruptError
+from store.faults import fault_point
 from store.features import FeatureSetSpec, VideoFeatures
 from store.layout import (
     LAYOUT_VERSION,
@@ -91,11 +92,13 @@ class FeatureWriter:
         try:
             built = stage / features.video_id
             self._build(built, features)
+            fault_point("staged")  # crash tests (store.faults): off unless asked for
             sync_tree(built)  # the data is on disk before the rename publishes it
             outcome: Outcome = "written"
             if final.exists():  # overwrite: move the old one out of sight first
                 remove_tree(self.store, final)
                 outcome = "overwritten"
+            fault_point("rename")
             try:
                 os.rename(built, final)
             except OSError as exc:  # another writer published it in between
@@ -103,6 +106,7 @@ class FeatureWriter:
                     return WriteResult(spec.id, features.video_id, "skipped", n)
                 raise
             sync_dir(final.parent)  # and the rename itself
+            fault_point("published")
             return WriteResult(spec.id, features.video_id, outcome, n)
         finally:
             shutil.rmtree(stage, ignore_errors=True)

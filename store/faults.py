@@ -1,0 +1,54 @@
+"""Named fault points: a real crash at a chosen point, for the crash-safety tests.
+
+Off unless ``$BAHFS_FAULT`` is set (then a dictionary update per point reached).
+``BAHFS_FAULT=<point>:<n>`` (several, comma separated) makes the process that
+reaches ``point`` for the ``n``-th time kill **its whole process group** with
+SIGKILL: the main process, its Dask workers and the temporary Prefect server all
+die at once, as in a power cut, and no cleanup code runs. Run a faulted command in
+a process group of its own (``setsid``, or ``start_new_session=True`` in
+``subprocess``), never in the group of the caller. Hits are counted per process
+(a Dask worker counts its own). ``tests/flows/test_kill.py`` uses them.
+
+Points:
+
+* ``ingest``: a batch was read and its videos probed; no table written yet;
+* ``replace.parquet`` / ``replace.json``: a table (or Zarr metadata) file was
+  written to its temporary name and synced, not yet renamed over the old one;
+* ``staged``: a video's arrays are written in staging, not yet synced;
+* ``rename``: the staged video is synced, not yet renamed into place (published);
+* ``published``: one feature set of a video is published (the video's next feature
+  set, or the next video, not yet).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+from store.errors import ConfigError
+
+FAULT_ENV = "BAHFS_FAULT"
+POINTS = ("ingest", "replace.parquet", "replace.json", "staged", "rename", "published")
+_hits: Counter[str] = Counter()
+
+
+def _plan(spec: str) -> dict[str, int]:
+    plan: dict[str, int] = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        point, _, nth = item.rpartition(":")
+        if point not in POINTS or not nth.isdigit() or int(nth) < 1:
+            raise ConfigError(f"bad {FAULT_ENV} item {item!r}",
+                              expected=f"<point>:<n >= 1>, point one of {', '.join(POINTS)}")
+        plan[point] = int(nth)
+    return plan
+
+
+def fault_point(name: str) -> None:
+    """Kill this process group here if ``$BAHFS_FAULT`` asks for this hit of ``name``."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    _hits[name] += 1
+    if _plan(spec).get(name) == _hits[name]:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
