@@ -10,7 +10,9 @@ Rotated videos (a display matrix or a ``rotate`` tag, as phones write them) deco
 upright: ffmpeg turns the frames, and the frame size read is the displayed size
 from :func:`store.media.probe_video`. ``showinfo`` reports the size of every frame
 it passed on; a frame of any other size fails the decode rather than being read
-as scrambled pixels.
+as scrambled pixels. A decode that gives fewer frames than the probe counted
+(corrupt packets that the decoder drops) fails too, naming the decoder's errors,
+so no feature row is silently shifted against the frame labels.
 """
 
 from __future__ import annotations
@@ -70,8 +72,7 @@ class FrameStream:
             reader.join(timeout=10)
         log = b"".join(stderr)
         if code != 0:
-            tail = log.decode(errors="replace").strip().splitlines()[-3:]
-            raise VideoDecodeError(f"ffmpeg failed to decode: {' / '.join(tail)}",
+            raise VideoDecodeError(f"ffmpeg failed to decode: {_errors(log, 3)}",
                                    path=self.path, expected="a decodable video stream")
         shown = list(_PTS.finditer(log))
         sizes = {(int(m[3]), int(m[4])) for m in shown}
@@ -85,6 +86,19 @@ class FrameStream:
             raise VideoDecodeError(
                 f"decoded {self.n_decoded} frames but read {len(self.timestamps)} timestamps",
                 path=self.path, expected="one timestamp per decoded frame")
+        if self.n_decoded != self.info.n_frames:
+            raise VideoDecodeError(
+                f"decoded {self.n_decoded} frames of the {self.info.n_frames} the file holds "
+                f"(corrupt or undecodable packets: {_errors(log, 2) or 'no decoder error'})",
+                path=self.path, expected=f"{self.info.n_frames} decodable frames")
+
+
+def _errors(log: bytes, n: int) -> str:
+    """The first ``n`` distinct error lines of an ffmpeg log (progress lines else)."""
+    lines = [ln.strip() for ln in log.decode(errors="replace").splitlines()
+             if ln.strip() and "showinfo" not in ln]
+    bad = [ln for ln in lines if any(w in ln.lower() for w in ("error", "invalid", "fail"))]
+    return " / ".join(list(dict.fromkeys(bad or lines[-n:]))[:n])
 
 
 def open_video(path: Path, batch: int = 32) -> FrameStream:

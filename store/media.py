@@ -72,9 +72,10 @@ def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
 
 
 def _ffprobe(ffprobe: str, path: Path) -> dict[str, Any]:
-    entries = ("stream=codec_type,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets,"
-               "width,height,duration:stream_tags=rotate:"
-               "stream_side_data=side_data_type,rotation:format=duration")
+    entries = ("stream=index,codec_type,avg_frame_rate,r_frame_rate,nb_frames,"
+               "nb_read_packets,width,height,duration:stream_tags=rotate:"
+               "stream_side_data=side_data_type,rotation:format=duration:"
+               "packet=stream_index,flags")
     cmd = [ffprobe, "-v", "error", "-count_packets", "-show_entries", entries, "-of", "json",
            str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -87,10 +88,17 @@ def _ffprobe(ffprobe: str, path: Path) -> dict[str, Any]:
     return out
 
 
+def shown_packets(info: dict[str, Any], index: int) -> int:
+    """Packets of stream ``index`` that are shown: those an edit list discards (flag
+    ``D``, e.g. the lead-in of a file cut without re-encoding) decode to no frame."""
+    return sum(1 for p in info.get("packets") or []
+               if p.get("stream_index") == index and "D" not in str(p.get("flags", "")))
+
+
 def probe_video(path: Path) -> VideoInfo:
-    """Probe ``path`` without decoding: count the video packets (reads, never decodes)
-    and compare with the header's frame count, which catches truncated files.
-    Raises VideoDecodeError."""
+    """Probe ``path`` without decoding: count the video packets that are shown (reads,
+    never decodes) and compare all the packets read with the header's frame count,
+    which catches truncated files. Raises VideoDecodeError."""
     ffprobe = require_tool("ffprobe")
     if not path.is_file():
         raise VideoDecodeError("video file not found", path=path)
@@ -101,12 +109,13 @@ def probe_video(path: Path) -> VideoInfo:
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
         raise VideoDecodeError("no video stream", path=path, expected="one video stream")
-    n_frames = int(video.get("nb_read_packets") or 0)
+    packets = int(video.get("nb_read_packets") or 0)
     declared = int(video.get("nb_frames") or 0)  # absent in webm/mkv
-    if declared and n_frames < declared:
+    if declared and packets < declared:
         raise VideoDecodeError(
             f"video is truncated: its header declares {declared} frames, the file holds "
-            f"{n_frames}", path=path, expected=f"{declared} frames")
+            f"{packets}", path=path, expected=f"{declared} frames")
+    n_frames = shown_packets(info, int(video.get("index", -1)))
     if n_frames <= 0:
         raise VideoDecodeError("video stream holds no frames", path=path)
     duration = float(video.get("duration") or info.get("format", {}).get("duration") or 0.0)

@@ -44,3 +44,19 @@ def test_probe_reports_the_displayed_size_of_a_rotated_file(tmp_path: Path) -> N
     assert (a.width, a.height, a.rotation) == (160, 96, 0)
     assert (b.width, b.height, b.rotation) == (96, 160, 90)
     assert b.n_frames == a.n_frames == 10
+
+
+def test_packets_an_edit_list_discards_are_not_counted(tmp_path: Path) -> None:
+    """A file cut without re-encoding keeps the packets before the cut (back to the
+    keyframe) behind an edit list; they decode to no frame, so they are no frames."""
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10", "-t", "3", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(whole)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "0.55", "-i", str(whole), "-c", "copy",
+                    str(cut)], check=True)
+    decoded = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                              "stream=nb_read_frames", "-of", "csv=p=0", str(cut)],
+                             capture_output=True, text=True, check=True).stdout
+    assert probe_video(whole).n_frames == 30
+    assert probe_video(cut).n_frames == int(decoded) == 24
