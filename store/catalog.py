@@ -1,4 +1,5 @@
-"""The feature-set and extracted-video tables, derived from the Zarr hierarchy.
+"""The feature-set, extracted-video and transcribed-word tables, derived from the Zarr
+hierarchy.
 
 The hierarchy is the single source of truth (a video exists once its group is
 published), so these tables can never disagree with it: they are snapshots,
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from store.asr_words import asr_words_table
 from store.layout import features_root, published_videos, read_attrs
 from store.schema import empty
 from store.tables import write_table
@@ -51,9 +53,11 @@ def featuresets_table(store: Path, extracted: pl.DataFrame | None = None) -> pl.
 
 
 def refresh_catalog(store: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rewrite ``featuresets`` and ``extracted`` from the hierarchy; return both."""
+    """Rewrite ``featuresets``, ``extracted`` and ``asr_words`` from the hierarchy;
+    return the first two."""
     ext = extracted_table(store)
     fsets = featuresets_table(store, ext)
     write_table(store, "extracted", ext)
     write_table(store, "featuresets", fsets)
+    write_table(store, "asr_words", asr_words_table(store))
     return fsets, ext

@@ -47,6 +47,10 @@ def test_embeddings_only_where_a_face_is(media: Media, face: FaceExtractor) -> N
     assert EMOTIONS[int(probs.mean(axis=0).argmax())] == "happy"  # the astronaut smiles
 
 
-def test_missing_model_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=r"setup\.sh"):
+def test_missing_model_says_how_to_get_it(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelError, match=r"not found.*fer_emotion\.onnx"):
         FaceExtractor(FaceConfig(model_path=str(tmp_path / "fer_emotion.onnx")))
+    monkeypatch.setenv("BAHFS_MODELS", str(tmp_path))  # the default, never converted
+    with pytest.raises(ModelError, match=r"setup\.sh"):
+        FaceExtractor()

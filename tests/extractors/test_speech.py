@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 
 from bahfs.sample.script import VideoPlan
-from extractors.models import models_dir
 from extractors.pipeline import extract_all
-from extractors.runtime import session
-from extractors.speech import SpeechExtractor, interpolate_times, place_on_frames, words_table
+from extractors.speech import (
+    SpeechConfig,
+    SpeechExtractor,
+    interpolate_times,
+    place_on_frames,
+    words_table,
+)
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 
@@ -25,15 +29,6 @@ def speech() -> SpeechExtractor:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
-
-
-def test_onnx_word_model_matches_torch() -> None:
-    ref = np.load(models_dir() / "minilm_tokens.reference.npz")
-    sess = session((models_dir() / "minilm_tokens.onnx").read_bytes())
-    out = sess.run(["tokens"], {"input_ids": ref["input_ids"],
-                                "attention_mask": ref["attention_mask"]})[0]
-    m = ref["attention_mask"].astype(bool)
-    np.testing.assert_allclose(out[m], ref["tokens"][m], atol=1e-4)
 
 
 def test_interpolation_of_untimed_words() -> None:
@@ -78,9 +73,74 @@ def test_transcript_of_synthesised_speech(media: Media, speech: SpeechExtractor)
     assert out.arrays["word_embedding"][has].any(axis=1).all()
     table = words_table(out)
     assert table.height == len(transcript["words"]) and table["video_id"][0] == "v1"
+    for row in table.filter(table["first_frame"].is_not_null()).iter_rows(named=True):
+        span = np.flatnonzero(idx == row["word_index"])
+        assert (row["first_frame"], row["last_frame"]) == (span[0], span[-1])
 
 
 def test_video_without_audio_gives_no_words(media: Media, speech: SpeechExtractor) -> None:
     out = extract_all(media["silent"][0], [speech])[0]
-    assert not out.arrays["has_word"].any()
-    assert json.loads(out.attrs["transcript"])["words"] == []
+    assert not out.arrays["has_word"].any() and not out.arrays["word_embedding"].any()
+    transcript = json.loads(out.attrs["transcript"])
+    assert transcript["words"] == [] and transcript["audio"] == "no audio stream"
+
+
+SENTENCES = ("I am not sure I want to stop smoking right now.",
+             "Maybe next week, or maybe next month, I do not really know.",
+             "My doctor told me to exercise more, and I tried, but it is hard.",
+             "Honestly, part of me wants to change and part of me does not.",
+             "I think about it every morning when I wake up and look outside.")
+
+
+@pytest.fixture(scope="module")
+def long_talk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About two and a half minutes of espeak-ng speech on a tiny video (5 fps)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("long")
+    text = " ".join(SENTENCES[i % len(SENTENCES)] for i in range(36))
+    subprocess.run(["espeak-ng", "-s", "165", "-w", str(d / "talk.wav"), text], check=True)
+    out = d / "talk.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x48:r=5",
+                    "-i", str(d / "talk.wav"), "-shortest", "-c:v", "libx264", "-c:a", "aac",
+                    str(out)], check=True)
+    return out
+
+
+@pytest.mark.slow
+def test_minutes_of_speech_give_every_word_a_vector(long_talk: Path,
+                                                    speech: SpeechExtractor) -> None:
+    out = extract_all(long_talk, [speech], video_id="long", participant_id="P")[0]
+    assert out.timestamps[-1] > 120  # minutes, not seconds
+    words = json.loads(out.attrs["transcript"])["words"]
+    assert len(words) > 300  # far beyond one 256-token window
+    has, emb = out.arrays["has_word"], out.arrays["word_embedding"]
+    assert has.sum() > 0.5 * has.size
+    assert emb[has].any(axis=1).all()  # never a zero vector where a word is spoken
+    spoken = {int(i) for i in np.unique(out.arrays["word_index"]) if i >= 0}
+    assert len(spoken) > 0.9 * len(words)
+
+
+@pytest.mark.slow
+def test_multilingual_whisper_by_path_detects_the_language(media: Media) -> None:
+    from extractors.convert.whisper_parts import WHISPER_BASE_SHA256
+    from extractors.models import models_dir
+
+    path, plan = media["speech24"]
+    assert plan is not None
+    base = SpeechExtractor(SpeechConfig(asr_model_dir=str(models_dir() / "whisper-base-ct2")))
+    assert base.spec().extra["asr_model_sha256"] == WHISPER_BASE_SHA256
+    out = extract_all(path, [base])[0]
+    transcript = json.loads(out.attrs["transcript"])
+    assert transcript["language"] == "en" and 0.5 < transcript["language_probability"] < 1.0
+    said = {w for u in plan.utterances for w in _words(u.text)}
+    assert len(said & set(_words(transcript["text"]))) >= 0.6 * len(said)
+
+
+def test_a_folder_that_is_not_whisper_fails_naming_it(tmp_path: Path) -> None:
+    from extractors.models import load_whisper
+    from store.errors import ModelError
+
+    (tmp_path / "model.bin").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"missing config\.json"):
+        load_whisper(str(tmp_path), "int8")
