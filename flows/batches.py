@@ -31,6 +31,7 @@ from store.errors import DatasetLayoutError
 from store.ingest import (
     IngestReport,
     build_tables,
+    drop_withdrawn,
     report_of,
     write_ingest_manifest,
 )
@@ -106,14 +107,25 @@ def pending_batches(store: Path, batches: list[Batch]) -> list[Batch]:
 
 def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
                  workers: int = 8) -> IngestReport:
-    """Merge ``batch`` into the store's tables (see the module docstring)."""
+    """Merge ``batch`` into the store's tables (see the module docstring).
+
+    Crash-safe in this order: participants the batch no longer lets in are purged
+    first (a purge records the withdrawal before it removes anything, and finishes
+    when run again), then the tables are merged and the manifest written, and the
+    ``batches`` row that marks the batch done comes last; a run killed anywhere
+    before it ingests the whole batch again, which replaces the same rows."""
     policy = policy or ConsentPolicy()
     store = Path(store)
     built = build_tables(batch.root, store, policy, workers)
-    excluded = set(built.tables["exclusions"]["participant_id"].to_list())
-    pids, vids = set(built.participant_ids), set(built.video_ids)
     with store_lock(store):
         had_data = set(read_table_or_empty(store, "participants")["participant_id"].to_list())
+    excluded = set(built.tables["exclusions"]["participant_id"].to_list())
+    for pid in sorted(excluded & had_data):  # consent gone: remove what earlier batches left
+        purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
+    pids, vids = set(built.participant_ids), set(built.video_ids)
+    with store_lock(store):
+        built = drop_withdrawn(built, store)  # a purge that ran while the batch was read
+        excluded = set(built.tables["exclusions"]["participant_id"].to_list())
         for name in INGEST_TABLES:
             old = read_table_or_empty(store, name)
             if name in ("participants", "exclusions"):
@@ -129,10 +141,7 @@ def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
             "videos": built.tables["videos"].height, "excluded": len(excluded),
             "quarantined": len(built.quarantined)}], schema=empty("batches").schema)
         done = read_table_or_empty(store, "batches").filter(pl.col("source") != str(batch.root))
-        write_table(store, "batches", pl.concat([done, row]))
         sources = sorted(set(done["source"].to_list()) | {str(batch.root)})
-    for pid in sorted(excluded & had_data):  # consent gone: remove what earlier batches left
-        purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
-    with store_lock(store):
         write_ingest_manifest(store, sources, policy, built.frame_base, built.notes)
+        write_table(store, "batches", pl.concat([done, row]))
     return report_of(store, built.tables, built.quarantined, built.notes)

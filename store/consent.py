@@ -18,6 +18,8 @@ from store.errors import ConfigError
 from store.tables import read_table_or_empty
 
 CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
+#: the ``exclusions`` reason of a participant who withdrew
+WITHDREW = "withdrew consent (purged)"
 
 
 class ConsentPolicy(BaseModel):
@@ -62,7 +64,7 @@ def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy,
         missing = [c for c in policy.require if not row[CONSENTS[c]]]
         if subject_hash(row["participant_id"]) in withdrawn_subjects:
             reasons.append({"participant_id": row["participant_id"],
-                            "reason": "withdrew consent (purged)"})
+                            "reason": WITHDREW})
         elif missing:
             reasons.append({"participant_id": row["participant_id"],
                             "reason": "declined use in " + " and ".join(missing)})

@@ -6,8 +6,11 @@ reaches ``point`` for the ``n``-th time kill **its whole process group** with
 SIGKILL: the main process, its Dask workers and the temporary Prefect server all
 die at once, as in a power cut, and no cleanup code runs. Run a faulted command in
 a process group of its own (``setsid``, or ``start_new_session=True`` in
-``subprocess``), never in the group of the caller. Hits are counted per process
-(a Dask worker counts its own). ``tests/flows/test_kill.py`` uses them.
+``subprocess``), never in the group of the caller. ``<point>:<n>:stop`` instead
+stops that one process (SIGSTOP) until it is sent SIGCONT, so that a test can run
+something else at exactly that moment (a purge racing an extraction). Hits are
+counted per process (a Dask worker counts its own). ``tests/flows/test_kill.py``
+uses them.
 
 Points:
 
@@ -33,22 +36,30 @@ POINTS = ("ingest", "replace.parquet", "replace.json", "staged", "rename", "publ
 _hits: Counter[str] = Counter()
 
 
-def _plan(spec: str) -> dict[str, int]:
-    plan: dict[str, int] = {}
+def _plan(spec: str) -> dict[tuple[str, int], str]:
+    """``{(point, n): action}`` from the value of ``$BAHFS_FAULT``."""
+    plan: dict[tuple[str, int], str] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
-        point, _, nth = item.rpartition(":")
-        if point not in POINTS or not nth.isdigit() or int(nth) < 1:
+        point, _, nth = item.partition(":")
+        nth, _, action = nth.partition(":")
+        if point not in POINTS or not nth.isdigit() or int(nth) < 1 \
+                or action not in ("", "kill", "stop"):
             raise ConfigError(f"bad {FAULT_ENV} item {item!r}",
-                              expected=f"<point>:<n >= 1>, point one of {', '.join(POINTS)}")
-        plan[point] = int(nth)
+                              expected=f"<point>:<n >= 1>[:stop], point one of "
+                                       f"{', '.join(POINTS)}")
+        plan[(point, int(nth))] = action or "kill"
     return plan
 
 
 def fault_point(name: str) -> None:
-    """Kill this process group here if ``$BAHFS_FAULT`` asks for this hit of ``name``."""
+    """Kill this process group (or stop this process) here if ``$BAHFS_FAULT`` asks
+    for this hit of ``name``."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
     _hits[name] += 1
-    if _plan(spec).get(name) == _hits[name]:
+    action = _plan(spec).get((name, _hits[name]))
+    if action == "kill":
         os.killpg(os.getpgrp(), signal.SIGKILL)
+    elif action == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -10,14 +10,14 @@ quarantined (``quarantine`` table) and the rest of the release still lands.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
 
 from store import __version__
-from store.consent import ConsentPolicy, consent_exclusions, withdrawn
+from store.consent import WITHDREW, ConsentPolicy, consent_exclusions, subject_hash, withdrawn
 from store.errors import BahfsError
 from store.faults import fault_point
 from store.locks import store_lock
@@ -150,6 +150,31 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
                           *rel.notes))
 
 
+def drop_withdrawn(built: ReleaseTables, store: Path) -> ReleaseTables:
+    """``built`` without the participants who withdrew since it was read (a purge that
+    ran while the release was being read and probed): they move to ``exclusions``.
+    Call it holding the store lock, just before writing the tables."""
+    gone = withdrawn(store)
+    late = [p for p in built.tables["participants"]["participant_id"].to_list()
+            if subject_hash(p) in gone]
+    if not late:
+        return built
+    theirs = pl.col("participant_id").is_in(late)
+    tables = {name: df.filter(~theirs) if "participant_id" in df.columns else df
+              for name, df in built.tables.items()}
+    n_videos = pl.concat([built.tables[t].select("participant_id", "video_id")
+                          for t in ("videos", "quarantine")]).filter(theirs).group_by(
+        "participant_id").len("n_videos")
+    moved = pl.DataFrame({"participant_id": late, "reason": WITHDREW}
+                         ).join(n_videos, on="participant_id", how="left")
+    tables["exclusions"] = conform("exclusions", pl.concat(
+        [tables["exclusions"], moved.with_columns(pl.col("n_videos").fill_null(0))],
+        how="diagonal_relaxed"))
+    failed = set(tables["quarantine"]["video_id"].to_list())
+    return replace(built, tables=tables,
+                   quarantined={v: r for v, r in built.quarantined.items() if v in failed})
+
+
 def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentPolicy,
                           frame_base: list[int], notes: tuple[str, ...] = ()) -> IngestReport:
     """Summarise the tables now in ``store`` into its manifest; return the report."""
@@ -179,6 +204,7 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
     policy = policy or ConsentPolicy()
     built = build_tables(dataset, store, policy, workers)
     with store_lock(store):
+        built = drop_withdrawn(built, store)
         for name, df in built.tables.items():
             write_table(store, name, df)
         return write_ingest_manifest(store, str(Path(dataset).resolve()), policy,

@@ -2,10 +2,11 @@
 
 Errors: a table missing or off its schema; a feature set without provenance; a
 video group whose video or participant is not in the tables (orphan) or is
-withdrawn; an array missing, of the wrong dtype or shape, or whose first
-dimension is not the video's frame count; a raw chunk file of the wrong size;
-frame labels not one per frame; a video the ``extracted`` table records (as the
-last extract run or catalog refresh saw it) that is no longer published: lost.
+withdrawn (only ``exclusions`` may name who withdrew, with that reason); an array
+missing, of the wrong dtype or shape, or whose first dimension is not the video's
+frame count; a raw chunk file of the wrong size; frame labels not one per frame; a
+video the ``extracted`` table records (as the last extract run or catalog refresh saw
+it) that is no longer published: lost.
 Warnings: staging left by a crashed writer; an array whose chunk file is absent
 (valid Zarr: it reads as its fill value, but the writer never leaves one out).
 :func:`lost_videos` lists the lost ones; refreshing the catalog re-queues them
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from store.consent import subject_hash, withdrawn
+from store.consent import WITHDREW, subject_hash, withdrawn
 from store.errors import BahfsError
 from store.features import FeatureSetSpec
 from store.layout import STAGING, features_root, is_published, read_attrs
@@ -87,6 +88,8 @@ def verify_store(store: Path) -> list[Problem]:
     gone = withdrawn(store)
     for name, df in tables.items():
         if "participant_id" in df.columns and gone:
+            if name == "exclusions":  # where a re-ingest lists who withdrew, by design
+                df = df.filter(pl.col("reason") != WITHDREW)
             hit = [p for p in df["participant_id"].unique().to_list() if subject_hash(p) in gone]
             if hit:
                 problems.append(Problem("error", f"tables/{name}",
