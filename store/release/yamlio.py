@@ -6,16 +6,22 @@ exactly that tag (as a list of plain scalars) on a safe loader; every other
 
 YAML aliases are refused: the release uses none, and an alias bomb (a few lines
 whose aliases expand to billions of nodes) would exhaust memory in whatever walks
-the result. A fast scan of the text looks for anchors; only a file where it finds
-one is loaded by the loader that refuses a node met twice, so ordinary files pay
-nothing for the check.
+the result. The loader refuses an alias the moment the parser meets one.
+
+Memory: a document whose top is a mapping (the annotation files: video -> entry) is
+read from the file as a stream of parser events (libyaml when present) and built
+one entry at a time: the node tree of one entry exists at a time, never the
+file's, so the peak is the loaded data plus one entry. Composing the whole
+document first (``yaml.load``) peaked at ~19x the file's size (a 22.7 MB
+annotation file: 418 MB), the data itself is a fraction of that
+(``tests/store/release/test_big_yaml.py``).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -48,33 +54,79 @@ def _reject_unknown(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -
 BahSafeLoader.add_constructor(_TUPLE_TAG, _construct_tuple)
 BahSafeLoader.add_multi_constructor("", _reject_unknown)
 
-#: where YAML could define an anchor: ``&name`` after a line start, a space or a
-#: flow indicator (``R&D`` in a sentence is not one)
-_ANCHOR = re.compile(r"(?:^|[\s\[\]{},])&[^\s\[\]{},]+", re.MULTILINE)
+class _EntryLoader(BahSafeLoader, yaml.composer.Composer):
+    """:class:`BahSafeLoader` with Python's composer over the (C) parser's events, so
+    that a document can be composed and constructed piece by piece; refuses aliases."""
 
+    def __init__(self, stream: IO[str]) -> None:
+        _Base.__init__(self, stream)
+        self.anchors: dict[str, yaml.Node] = {}
 
-class NoAliasLoader(BahSafeLoader):
-    """:class:`BahSafeLoader` that refuses any node constructed twice: an alias."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        if node in self.constructed_objects:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
             raise yaml.constructor.ConstructorError(
                 None, None, "YAML aliases are not allowed (an alias bomb can exhaust "
-                "memory)", node.start_mark)
-        return super().construct_object(node, deep)
+                "memory)", self.peek_event().start_mark)
+        node = yaml.composer.Composer.compose_node(self, parent, index)
+        if node is None:
+            raise yaml.composer.ComposerError(None, None, "no node where one was expected",
+                                              self.peek_event().start_mark)
+        return node
+
+    def one(self) -> Any:
+        """Construct the next node whole, then forget its nodes."""
+        data = self.construct_object(self.compose_node(None, None), deep=True)
+        self.constructed_objects.clear()
+        self.recursive_objects.clear()
+        self.anchors.clear()
+        return data
+
+
+_MAP_TAGS = (None, "!", "tag:yaml.org,2002:map")
+
+
+def _load(loader: _EntryLoader) -> Any:
+    """The single document of the stream; a top-level mapping entry by entry."""
+    loader.get_event()  # stream start
+    if loader.check_event(yaml.StreamEndEvent):
+        return None
+    loader.get_event()  # document start
+    start = loader.peek_event()
+    if not isinstance(start, yaml.MappingStartEvent) or start.tag not in _MAP_TAGS:
+        data = loader.one()
+    else:
+        loader.get_event()
+        data = {}
+        while not loader.check_event(yaml.MappingEndEvent):
+            mark = loader.peek_event().start_mark
+            key = loader.one()
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", None,
+                    "found unhashable key", mark)
+            data[key] = loader.one()
+        loader.get_event()  # mapping end
+    loader.get_event()  # document end
+    if not loader.check_event(yaml.StreamEndEvent):
+        raise yaml.composer.ComposerError(
+            "expected a single document in the stream", start.start_mark,
+            "but found another document", loader.peek_event().start_mark)
+    return data
 
 
 def load_yaml(path: Path) -> Any:
     """Load one YAML file safely; raise a bahfs error naming the file on any problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            loader = _EntryLoader(fh)
+            try:
+                return _load(loader)
+            finally:
+                loader.dispose()
     except FileNotFoundError as exc:
         raise DatasetLayoutError("file not found", path=path) from exc
     except UnicodeDecodeError as exc:
         raise DatasetLayoutError("file is not UTF-8 text", path=path) from exc
-    loader = NoAliasLoader if _ANCHOR.search(text) else BahSafeLoader
-    try:
-        return yaml.load(text, Loader=loader)
     except yaml.constructor.ConstructorError as exc:
         raise UnsafeYamlError(
             f"refused YAML ({exc.problem}; {exc.problem_mark})",
