@@ -43,6 +43,8 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[Any]]
+    #: The feature set's name when it is not the extractor's (set by a plan).
+    label: str = ""
 
     def __init__(self, config: Any = None) -> None:
         config = config if config is not None else self.Config()
@@ -63,8 +65,8 @@ class Extractor(ABC):
 
     def spec(self) -> FeatureSetSpec:
         return FeatureSetSpec(self.name, dataclasses.asdict(self.config),  # frozen dataclass
-                              self.model_sha256(),
-                              self.outputs(), extra=self.provenance())
+                              self.model_sha256(), self.outputs(), extra=self.provenance(),
+                              name=self.label if self.label != self.name else "")
 
     def provenance(self) -> dict[str, Any]:
         """What is not identity but worth recording (runtime provider, versions)."""

@@ -11,17 +11,18 @@ from typing import Any
 import numpy as np
 import zarr
 
-from extractors.base import DecodedVideo, Extractor, FrameExtractor, get_extractor
+from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
+from extractors.plan import Plan
 from store.features import VideoFeatures
 
 
 @lru_cache(maxsize=8)
-def shared_extractors(names: tuple[str, ...]) -> tuple[Extractor, ...]:
-    """The extractors ``names`` with default configs, built (models loaded and
-    checked) once per process: a Dask worker reuses them for every video it runs.
+def shared_extractors(plan: Plan) -> tuple[Extractor, ...]:
+    """The plan's extractors, built (models loaded and checked) once per process: a
+    Dask worker reuses them for every video it runs.
     ``shared_extractors.cache_info().misses`` counts the loads."""
-    return tuple(get_extractor(n)() for n in names)
+    return tuple(e.build() for e in plan)
 
 
 def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
@@ -55,7 +56,7 @@ def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> 
     n = features[0].n_frames
     root.create_array("timestamps", data=features[0].timestamps, dimension_names=("frame",))
     for f in features:
-        g = root.create_group(f.spec.extractor, attributes=f.spec.to_attrs())
+        g = root.create_group(f.spec.label, attributes=f.spec.to_attrs())
         for name, arr in f.arrays.items():
             dims = ("frame", *(f"{name}_{i}" for i in range(1, arr.ndim)))
             g.create_array(name, data=arr, dimension_names=dims)
@@ -66,6 +67,6 @@ def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> 
               for f in features for k, v in f.attrs.items()}
     (Path(out).with_suffix(".json")).write_text(json.dumps(
         {"source": str(source), "n_frames": n,
-         "feature_sets": {f.spec.extractor: f.spec.to_attrs() for f in features}, **extras},
+         "feature_sets": {f.spec.label: f.spec.to_attrs() for f in features}, **extras},
         indent=2, default=str))
     return out

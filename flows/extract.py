@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from extractors import DEFAULT_EXTRACTORS
+from extractors.plan import as_plan, plan_from_names, plan_to_json, read_plan
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
 from flows.common import (
     Progress,
@@ -79,18 +80,19 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
 
 @task(name="extract-video", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE,
       task_run_name="extract-{job[video_id]}")
-def extract_video_task(store: str, job: dict[str, Any], names: list[str]) -> dict[str, Any]:
+def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str]]
+                       ) -> dict[str, Any]:
     """One video, end to end (decode, every extractor, publish). Models are loaded
     once per worker process and reused. Checks that fail quarantine the video;
     other errors are retried."""
-    return asdict(run_video(store, VideoJob(**job), tuple(names)))
+    return asdict(run_video(store, VideoJob(**job), as_plan(plan)))
 
 
 @flow(name="extract-videos", description="One task per video, on the flow's task runner.")
-def extract_videos(store: str, jobs: list[dict[str, Any]], names: list[str],
+def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, str]],
                    progress: bool = False) -> list[dict[str, Any]]:
     futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
-        extract_video_task.submit(store, job, names): job for job in jobs}
+        extract_video_task.submit(store, job, plan): job for job in jobs}
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
@@ -110,6 +112,7 @@ def extract(
     source: str | None = None,
     store: str | None = None,
     extractors: list[str] | None = None,
+    plan: str | None = None,
     consent: list[str] | None = None,
     dask_address: str | None = None,
     dask_workers: Annotated[int | None, Field(ge=1, le=256)] = None,
@@ -119,6 +122,8 @@ def extract(
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
     directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
     ``data/store``); ``extractors``: registered names (default: face, logmel, audio, words);
+    ``plan``: instead, a plan file (YAML: feature sets with their models and options,
+    ``docs/models.md``) readable where the flow runs;
     ``consent``: consents required (default: challenges and publications);
     ``dask_address``: an existing scheduler (``tcp://host:8786``), else a LocalCluster
     of ``dask_workers`` processes (default: one per core, at most 8); ``settle_seconds``:
@@ -126,17 +131,18 @@ def extract(
     progress bar on stderr."""
     logger = get_run_logger()
     started = utc_now()
-    names = list(extractors or DEFAULT_EXTRACTORS)
+    chosen = read_plan(Path(plan)) if plan else plan_from_names(
+        extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
     new, bad = ingest_new_batches(source, store, consent, settle_seconds)
-    fs_ids = feature_set_ids(tuple(names))
+    fs_ids = feature_set_ids(chosen)
     todo, done = pending_jobs(Path(store), fs_ids)
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     outcomes: list[dict[str, Any]] = []
     if todo:
         runner = dask_runner(dask_address, dask_workers)
         outcomes = extract_videos.with_options(task_runner=runner)(
-            store, [asdict(j) for j in todo], names, progress)
+            store, [asdict(j) for j in todo], plan_to_json(chosen), progress)
     report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
                            skipped=done, batches=len(new), bad_batches=bad)
     summarise([VideoOutcome(**o) for o in outcomes], report)

@@ -29,6 +29,7 @@ import polars as pl
 
 from extractors.base import Extractor
 from extractors.pipeline import extract_all, shared_extractors
+from extractors.plan import Plan, as_plan
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import BahfsError, ConsentError, VideoDecodeError
@@ -88,8 +89,9 @@ class ExtractReport:
         return asdict(self)
 
 
-def feature_set_ids(names: tuple[str, ...]) -> list[str]:
-    return [e.spec().id for e in shared_extractors(names)]
+def feature_set_ids(plan: Plan | tuple[str, ...]) -> list[str]:
+    """The ids of the plan's feature sets (extractor names: their default options)."""
+    return [e.spec().id for e in shared_extractors(as_plan(plan))]
 
 
 def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
@@ -137,11 +139,12 @@ def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor,
     return feats[0].n_frames
 
 
-def run_video(store: str | Path, job: VideoJob, names: tuple[str, ...]) -> VideoOutcome:
+def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) -> VideoOutcome:
     """Extract one video into ``store`` unless done, claimed elsewhere or broken."""
     store = Path(store)
     t0 = time.perf_counter()
-    extractors = shared_extractors(names)
+    plan = as_plan(plan)
+    extractors = shared_extractors(plan)
     who = f"{socket.gethostname()}:{os.getpid()}"
     loads = shared_extractors.cache_info().misses
 
@@ -152,12 +155,12 @@ def run_video(store: str | Path, job: VideoJob, names: tuple[str, ...]) -> Video
     with video_lock(store, job.video_id) as mine:
         if not mine:
             return outcome("busy", reason="another run is extracting it")
-        if _done(store, feature_set_ids(names), job):
+        if _done(store, feature_set_ids(plan), job):
             return outcome("skipped")
         try:
             return outcome("extracted", extract_one(store, FeatureWriter(store), extractors, job))
         except BahfsError as exc:
-            return outcome("quarantined", reason=exc.message)
+            return outcome("quarantined", reason=str(exc))
 
 
 def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractReport:
@@ -203,16 +206,18 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
         refresh_catalog(store)
 
 
-def extract_release(store: Path, names: tuple[str, ...],
+def extract_release(store: Path, plan: Plan | tuple[str, ...],
                     progress: Callable[[str], None] | None = None) -> ExtractReport:
-    """Extract every pending video of ``store`` in this process, one after another."""
+    """Extract every pending video of ``store`` in this process, one after another
+    (``plan``: an extraction plan, or extractor names with their default options)."""
     started = utc_now()
-    fs_ids = feature_set_ids(names)
+    plan = as_plan(plan)
+    fs_ids = feature_set_ids(plan)
     todo, done = pending_jobs(store, fs_ids)
     report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
     outcomes = []
     for i, job in enumerate(todo, 1):
-        outcomes.append(run_video(store, job, names))
+        outcomes.append(run_video(store, job, plan))
         if progress:
             progress(f"[{i}/{len(todo)}] {job.video_id}: {outcomes[-1].status}")
     summarise(outcomes, report)

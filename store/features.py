@@ -38,18 +38,24 @@ class ArraySpec:
 class FeatureSetSpec:
     """What identifies a feature set: extractor name, its config, the model's sha256,
     and the arrays it produces. Same inputs, same id; another model or config, another
-    feature set beside the old one."""
+    feature set beside the old one. ``name`` (default: the extractor's) prefixes the id,
+    so two feature sets of one extractor can be told apart by name (``face_resnet``)."""
 
     extractor: str
     config: dict[str, Any]
     model_sha256: str
     arrays: tuple[ArraySpec, ...]
     extra: dict[str, Any] = field(default_factory=dict)  # provenance that is not identity
+    name: str = ""  # the feature set's name; empty: the extractor's
+
+    @property
+    def label(self) -> str:
+        return self.name or self.extractor
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.extractor):
-            raise ConfigError(f"bad extractor name {self.extractor!r}",
-                              expected="[a-z][a-z0-9_]*")
+        for what, value in (("extractor", self.extractor), ("feature set", self.label)):
+            if not _NAME_RE.match(value):
+                raise ConfigError(f"bad {what} name {value!r}", expected="[a-z][a-z0-9_]*")
         names = [a.name for a in self.arrays]
         if len(set(names)) != len(names) or not names:
             raise ConfigError(f"feature set {self.extractor!r}: array names {names}",
@@ -61,10 +67,11 @@ class FeatureSetSpec:
         ident = json.dumps({"config": self.config, "model_sha256": self.model_sha256,
                             "arrays": [[a.name, a.dtype, list(a.shape)] for a in self.arrays]},
                            sort_keys=True, default=str)
-        return f"{self.extractor}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+        return f"{self.label}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
 
     def to_attrs(self) -> dict[str, Any]:
-        return {"id": self.id, "extractor": self.extractor, "config": self.config,
+        return {"id": self.id, "name": self.label, "extractor": self.extractor,
+                "config": self.config,
                 "model_sha256": self.model_sha256, "extra": self.extra,
                 "arrays": [{"name": a.name, "dtype": a.dtype, "shape": list(a.shape),
                             "doc": a.doc} for a in self.arrays]}
@@ -74,6 +81,8 @@ class FeatureSetSpec:
         try:
             return cls(extractor=attrs["extractor"], config=dict(attrs["config"]),
                        model_sha256=attrs["model_sha256"], extra=dict(attrs.get("extra", {})),
+                       name=attrs.get("name", "") if attrs.get("name") != attrs["extractor"]
+                       else "",
                        arrays=tuple(ArraySpec(a["name"], a["dtype"], tuple(a["shape"]),
                                               a.get("doc", "")) for a in attrs["arrays"]))
         except (KeyError, TypeError) as exc:

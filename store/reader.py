@@ -136,11 +136,13 @@ class FeatureReader:
                 if (d / "zarr.json").is_file()}
 
     def resolve(self, name: str) -> str:
-        """A feature set id from an id or an extractor name (which must be unambiguous)."""
+        """A feature set id from an id, a feature set name, or an extractor name (a name
+        must be unambiguous; a feature set's own name wins over its extractor's)."""
         sets = self.featuresets()
         if name in sets:
             return name
-        matches = [i for i, s in sets.items() if s.extractor == name]
+        matches = [i for i, s in sets.items() if s.label == name] or \
+            [i for i, s in sets.items() if s.extractor == name]
         if len(matches) != 1:
             raise (NotFoundError if not matches else StoreError)(
                 f"{len(matches)} feature sets match {name!r}",

@@ -1,16 +1,30 @@
-"""``bahfs extract-video`` (one video, standalone) and ``bahfs extract`` (the Prefect
-``extract`` flow into the store, for people who do not know Prefect)."""
+"""``bahfs extract-video`` (one video, standalone), ``bahfs extract`` (the Prefect
+``extract`` flow into the store, for people who do not know Prefect) and ``bahfs
+plan`` (what a plan would extract: every model loaded and checked, nothing written)."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bahfs.cli.common import app, csv_names, friendly
+
+PlanOption = Annotated[Path | None, typer.Option(
+    "--plan", help="A plan file (YAML): feature sets with their models and options, "
+                   "instead of --extractors (docs/models.md).")]
+
+
+def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
+    from extractors.plan import plan_from_names, read_plan
+
+    if plan is not None and extractors:
+        raise typer.BadParameter("give --extractors or --plan, not both")
+    return read_plan(plan) if plan is not None else plan_from_names(
+        csv_names(extractors) or list(default))
 
 
 @app.command("extract-video")
@@ -19,15 +33,16 @@ def extract_video(
     video: Annotated[Path, typer.Argument(help="Any video file ffmpeg reads.")],
     out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
-                                                 "(default: face,logmel).")] = "",
+                                                 "(default: face,logmel,audio,words).")] = "",
+    plan: PlanOption = None,
 ) -> None:
     """Run the extractors on one video; write a standalone Zarr group (frames first)."""
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
 
-    names = csv_names(extractors) or list(
-        registry.DEFAULT_EXTRACTORS)
-    chosen = [registry.get_extractor(n)() for n in names]
+    entries = _plan(extractors, plan, registry.DEFAULT_EXTRACTORS)
+    names = [e.name for e in entries]
+    chosen = [e.build() for e in entries]
     t0 = time.perf_counter()
     feats = extract_all(video, chosen)
     write_standalone(out, feats, video)
@@ -45,6 +60,7 @@ def extract(
     store: Annotated[Path, typer.Option("--store", help="Store directory.")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
+    plan: PlanOption = None,
     require_consent: Annotated[str, typer.Option(
         help="Consents required, comma separated.")] = "challenges,publications",
     dask_address: Annotated[str, typer.Option(
@@ -58,9 +74,13 @@ def extract(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.extract import extract as extract_flow
 
+    if plan is not None and extractors:
+        raise typer.BadParameter("give --extractors or --plan, not both")
     t0 = time.perf_counter()
     report = extract_flow(source=str(source), store=str(store),
-                          extractors=csv_names(extractors), consent=csv_names(require_consent),
+                          extractors=csv_names(extractors),
+                          plan=str(plan.resolve()) if plan else None,
+                          consent=csv_names(require_consent),
                           dask_address=dask_address or None, dask_workers=workers or None,
                           progress=True)
     dt = time.perf_counter() - t0
@@ -72,3 +92,23 @@ def extract(
         typer.secho(f"  quarantined {vid}: {why}", fg=typer.colors.YELLOW)
     for batch, why in report["bad_batches"].items():
         typer.secho(f"  batch {batch} not ingested: {why}", fg=typer.colors.RED)
+
+
+@app.command("plan")
+@friendly
+def show_plan(
+    extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
+                                                 "(default: face,logmel,audio,words).")] = "",
+    plan: PlanOption = None,
+) -> None:
+    """Plan before apply: build every feature set of the plan (models loaded and
+    checked, nothing written) and print its id, model hashes and arrays."""
+    import extractors as registry
+
+    for entry in _plan(extractors, plan, registry.DEFAULT_EXTRACTORS):
+        spec = entry.build().spec()
+        typer.echo(f"{spec.id}  (extractor {spec.extractor})")
+        typer.echo(f"  model sha256: {spec.model_sha256}")
+        for a in spec.arrays:
+            typer.echo(f"  {a.name}: {a.dtype} (frames, {', '.join(map(str, a.shape))})"
+                       .replace(", )", ")") + (f"  {a.doc}" if a.doc else ""))
