@@ -34,6 +34,7 @@ from store.errors import ConfigError
 from store.reader import FeatureReader
 from store.tables import read_table
 from training.data import Source, WindowDataset, resolve_sources
+from training.device import device_errors, model_device, torch_device
 from training.models import build_model
 from training.reports import SUMMARISED, mean_std
 from training.run import (
@@ -107,8 +108,10 @@ def iter_targets(store: Path, split: str = "test", seed: int = 0
 def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: int,
          lr: float) -> None:
     keys = [s.modality for s in ds.sources]
+    device = model_device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    for _ in fit(model, make_loader(ds, cfg, train=True), opt, keys, epochs):
+    for _ in fit(model, make_loader(ds, cfg, train=True, device=device), opt, keys, epochs,
+                 device):
         pass
 
 
@@ -123,7 +126,16 @@ def _test(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
 
 def personalise(cfg: TrainConfig, *, finetune_epochs: int = 3, finetune_lr: float = 1e-3,
                 split: str = "test", log: Any = print) -> Path:
-    """Run both baselines over every target participant; return the run directory."""
+    """Run both baselines over every target participant (on ``cfg.device``); return the
+    run directory."""
+    device = torch_device(cfg.device)
+    cfg = cfg.model_copy(update={"device": str(device)})  # recorded: the device used
+    with device_errors(device):
+        return _personalise(cfg, device, finetune_epochs, finetune_lr, split, log)
+
+
+def _personalise(cfg: TrainConfig, device: torch.device, finetune_epochs: int,
+                 finetune_lr: float, split: str, log: Any) -> Path:
     seed_everything(cfg.seed)
     sources = resolve_sources(cfg.store, list(cfg.modalities))
     reader = FeatureReader(cfg.store)
@@ -132,11 +144,11 @@ def personalise(cfg: TrainConfig, *, finetune_epochs: int = 3, finetune_lr: floa
     if not found:
         raise ConfigError(f"no {split} participant has 3 videos of each class",
                           expected="targets with both classes in train, val and test")
-    model = build_model(cfg.model, {s.modality: s.dim for s in sources}, cfg.hidden)
+    model = build_model(cfg.model, {s.modality: s.dim for s in sources}, cfg.hidden).to(device)
     source_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop,
                               video_ids=source_ids)
     _fit(model, cfg, source_ds, cfg.epochs, cfg.lr)
-    log(f"source model: {len(source_ids)} videos, {cfg.epochs} epochs; "
+    log(f"source model: {len(source_ids)} videos, {cfg.epochs} epochs on {device}; "
         f"{len(found)} targets, {len(skipped)} skipped")
     per: dict[str, dict[str, Any]] = {}
     for target in found:

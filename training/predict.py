@@ -23,6 +23,7 @@ from store.reader import FeatureReader
 from store.release.ids import VIDEO_EXTENSIONS, parse_video_ref
 from store.tables import read_table
 from training.data import Source, WindowDataset
+from training.device import device_errors, model_device
 from training.metrics import video_probability
 
 DECIMALS = 6
@@ -103,8 +104,8 @@ def require_extracted(store: Path, sources: list[Source], video_ids: list[str],
 def video_probabilities(model: torch.nn.Module, store: Path, sources: list[Source],
                         window: int, video_ids: list[str] | None = None,
                         split: str | None = None) -> dict[str, float]:
-    """Positive-class probability per video: frame probabilities from windows, then the
-    official rule (the best 24-frame window's mean)."""
+    """Positive-class probability per video: frame probabilities from windows (computed
+    where the model is), then the official rule (the best 24-frame window's mean)."""
     from training.run import predict_frames
 
     ds = WindowDataset(store, sources, length=window, hop=window, split=split,
@@ -130,23 +131,32 @@ def release_order(store: Path, probabilities: dict[str, float]) -> list[tuple[st
 
 
 def predict(run: Path, out: Path, *, split: str = "test", video_csv: Path | None = None,
-            store: Path | None = None) -> list[tuple[str, float]]:
+            store: Path | None = None, device: str | None = None
+            ) -> list[tuple[str, float]]:
     """Write the submission of ``run`` for ``split`` (or the videos of ``video_csv``, in
-    its order and spelling) to ``out``; return the ``(video id, p1)`` rows written."""
+    its order and spelling) to ``out``, the model run on ``device`` (default
+    ``$BAHFS_DEVICE``, else auto); return the ``(video id, p1)`` rows written."""
     from training.run import load_run
 
-    model, cfg, sources = load_run(run, store)
+    model, cfg, sources = load_run(run, store, device)
+    with device_errors(model_device(model)):
+        rows = _predict(model, cfg.store, sources, cfg.window, split, video_csv)
+    write_submission(out, rows)
+    return rows
+
+
+def _predict(model: torch.nn.Module, store: Path, sources: list[Source], window: int,
+             split: str, video_csv: Path | None) -> list[tuple[str, float]]:
     if video_csv is not None:
         wanted = read_video_csv(video_csv)
-        vids = store_ids(cfg.store, wanted, path=video_csv)
-        require_extracted(cfg.store, sources, vids, str(video_csv))
-        probs = video_probabilities(model, cfg.store, sources, cfg.window, video_ids=vids)
+        vids = store_ids(store, wanted, path=video_csv)
+        require_extracted(store, sources, vids, str(video_csv))
+        probs = video_probabilities(model, store, sources, window, video_ids=vids)
         rows = [(ref, probs[v]) for ref, v in zip(wanted, vids, strict=True)]
     else:
-        videos = read_table(cfg.store, "videos").filter(pl.col("split") == split)
-        require_extracted(cfg.store, sources, videos["video_id"].to_list(),
+        videos = read_table(store, "videos").filter(pl.col("split") == split)
+        require_extracted(store, sources, videos["video_id"].to_list(),
                           f"the {split} split")
-        probs = video_probabilities(model, cfg.store, sources, cfg.window, split=split)
-        rows = release_order(cfg.store, probs)
-    write_submission(out, rows)
+        probs = video_probabilities(model, store, sources, window, split=split)
+        rows = release_order(store, probs)
     return rows

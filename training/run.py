@@ -33,6 +33,7 @@ from training.data import (
     collate,
     resolve_sources,
 )
+from training.device import device_errors, model_device, pins, to_device, torch_device
 from training.metrics import video_logits, video_probability
 from training.models import build_model
 
@@ -56,6 +57,9 @@ class TrainConfig(BaseModel):
     undersample_ratio: float = Field(default=1.0, gt=0)
     workers: int = Field(default=0, ge=0)
     out: Path = Path("runs")
+    # auto, cpu, cuda or cuda:N (None: $BAHFS_DEVICE, else auto); a run records the
+    # device it used here (config.json)
+    device: str | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -64,7 +68,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(ds: WindowDataset, cfg: TrainConfig, train: bool) -> DataLoader[Any]:
+def make_loader(ds: WindowDataset, cfg: TrainConfig, train: bool,
+                device: torch.device | None = None) -> DataLoader[Any]:
+    """Batches of ``ds`` (pinned when they go to a CUDA ``device``)."""
     sampler: Any = None
     if train and cfg.sampler == "undersample":
         sampler = NegativeUndersampler(ds.positive, cfg.undersample_ratio, cfg.seed)
@@ -73,14 +79,18 @@ def make_loader(ds: WindowDataset, cfg: TrainConfig, train: bool) -> DataLoader[
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler,
                       shuffle=train and sampler is None, num_workers=cfg.workers,
                       collate_fn=collate, persistent_workers=cfg.workers > 0,
+                      pin_memory=device is not None and pins(device),
                       multiprocessing_context="fork" if cfg.workers > 0 else None)
 
 
 def train_epoch(model: torch.nn.Module, loader: DataLoader[Any], opt: torch.optim.Optimizer,
-                keys: list[str]) -> float:
+                keys: list[str], device: torch.device | None = None) -> float:
+    """One epoch on ``device`` (default: where the model is); the mean frame loss."""
+    device = device or model_device(model)
     model.train()
     total, count = 0.0, 0
-    for batch in loader:
+    for cpu_batch in loader:
+        batch = to_device(cpu_batch, [*keys, "labels", "mask"], device)
         logits = model({k: batch[k] for k in keys})
         mask = batch["mask"]
         loss = torch.nn.functional.cross_entropy(logits[mask], batch["labels"][mask])
@@ -94,14 +104,18 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader[Any], opt: torch.opti
 
 @torch.no_grad()
 def predict_frames(model: torch.nn.Module, ds: WindowDataset, keys: list[str],
-                   batch_size: int = 128) -> dict[str, np.ndarray]:
-    """Per-frame logits for every frame of every video of ``ds`` (overlaps averaged)."""
+                   batch_size: int = 128, device: torch.device | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Per-frame logits for every frame of every video of ``ds`` (overlaps averaged),
+    computed on ``device`` (default: where the model is), returned on the CPU."""
+    device = device or model_device(model)
     model.eval()
     sums = {v: np.zeros((n, 2)) for v, n in ds.videos.select("video_id", "n_frames").iter_rows()}
     hits = {v: np.zeros(len(s)) for v, s in sums.items()}
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                        pin_memory=pins(device))
     for batch in loader:
-        logits = model({k: batch[k] for k in keys}).numpy()
+        logits = model(to_device(batch, keys, device)).float().cpu().numpy()
         for b, i in enumerate(batch["index"].tolist()):
             vid, start = ds.items[i]
             m = batch["mask"][b].numpy()
@@ -141,33 +155,45 @@ def _build(cfg: TrainConfig, sources: list[Source]) -> torch.nn.Module:
 
 
 def fit(model: torch.nn.Module, loader: DataLoader[Any], opt: torch.optim.Optimizer,
-        keys: list[str], epochs: int) -> Iterator[tuple[int, float]]:
-    """Train ``epochs`` epochs (the sampler told each epoch); yield (epoch, loss)."""
+        keys: list[str], epochs: int, device: torch.device | None = None
+        ) -> Iterator[tuple[int, float]]:
+    """Train ``epochs`` epochs on ``device`` (default: where the model is; the sampler
+    told each epoch); yield (epoch, loss)."""
     for epoch in range(epochs):
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
-        yield epoch, train_epoch(model, loader, opt, keys)
+        yield epoch, train_epoch(model, loader, opt, keys, device)
 
 
 def train(cfg: TrainConfig, log: Any = print) -> Path:
-    """Train ``cfg.model`` on the train split; evaluate val and test; return the run dir."""
+    """Train ``cfg.model`` on the train split (on ``cfg.device``); evaluate val and test;
+    return the run dir."""
+    device = torch_device(cfg.device)
+    cfg = cfg.model_copy(update={"device": str(device)})  # recorded: the device used
+    with device_errors(device):
+        return _train(cfg, device, log)
+
+
+def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     seed_everything(cfg.seed)
     sources = resolve_sources(cfg.store, list(cfg.modalities))
     keys = [s.modality for s in sources]
     train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train")
-    model = _build(cfg, sources)
+    model = _build(cfg, sources).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    loader = make_loader(train_ds, cfg, train=True)
+    loader = make_loader(train_ds, cfg, train=True, device=device)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
     run.mkdir(parents=True, exist_ok=False)
     history = []
     t0 = time.perf_counter()
-    for epoch, loss in fit(model, loader, opt, keys, cfg.epochs):
+    log(f"device: {device}")
+    for epoch, loss in fit(model, loader, opt, keys, cfg.epochs, device):
         history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0})
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f} "
             f"({time.perf_counter() - t0:.1f} s)")
-    torch.save({"state_dict": model.state_dict(), "config": cfg.model_dump(mode="json"),
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "config": cfg.model_dump(mode="json"),
                 "sources": [s.__dict__ for s in sources]}, run / "model.pt")
     results: dict[str, Any] = {
         "config": cfg.model_dump(mode="json"),
@@ -191,16 +217,18 @@ def evaluate_run_model(model: torch.nn.Module, cfg: TrainConfig, sources: list[S
     return evaluate_predictions(ds, predict_frames(model, ds, keys))
 
 
-def load_run(run: Path, store: Path | None = None
+def load_run(run: Path, store: Path | None = None, device: str | None = None
              ) -> tuple[torch.nn.Module, TrainConfig, list[Source]]:
-    """The trained model of a run directory, its config (``store`` replaced when given)
-    and its sources."""
+    """The trained model of a run directory on ``device`` (a setting as ``--device``
+    takes it; default ``$BAHFS_DEVICE``, else auto), its config (``store`` replaced
+    when given; ``device`` the one the model is on) and its sources."""
+    where = torch_device(device)
     path = Path(run) / "model.pt"
     if not path.is_file():
         raise NotFoundError("not a run directory (no model.pt)", path=run,
                             expected="a directory written by `bahfs train`")
     try:
-        ckpt = torch.load(path, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         cfg = TrainConfig(**{**ckpt["config"], **({"store": store} if store else {})})
         sources = [Source(**s) for s in ckpt["sources"]]
         model = _build(cfg, sources)
@@ -208,12 +236,15 @@ def load_run(run: Path, store: Path | None = None
     except (KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise CorruptError(f"unreadable run checkpoint: {exc}", path=path,
                            expected="model.pt as `bahfs train` writes it") from exc
-    return model, cfg, sources
+    return model.to(where), cfg.model_copy(update={"device": str(where)}), sources
 
 
-def evaluate(run: Path, split: str = "test", store: Path | None = None) -> dict[str, Any]:
-    """Re-evaluate a saved run on ``split``; writes ``eval_<split>.json`` in the run."""
-    model, cfg, sources = load_run(run, store)
-    result = evaluate_run_model(model, cfg, sources, split)
+def evaluate(run: Path, split: str = "test", store: Path | None = None,
+             device: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a saved run on ``split`` on ``device`` (default ``$BAHFS_DEVICE``,
+    else auto); writes ``eval_<split>.json`` (with the device used) in the run."""
+    model, cfg, sources = load_run(run, store, device)
+    with device_errors(model_device(model)):
+        result = {**evaluate_run_model(model, cfg, sources, split), "device": cfg.device}
     (Path(run) / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
     return result

@@ -5,6 +5,9 @@ personalisation protocol."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +44,29 @@ def _metrics_table(results: dict[str, Any]) -> Any:
     return pl.DataFrame(rows)
 
 
+class _ToStderr(logging.Handler):
+    """Training's warnings (e.g. no GPU for --device auto) as yellow lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.secho(f"warning: {record.getMessage()}", fg=typer.colors.YELLOW, err=True)
+
+
+@contextmanager
+def warnings_shown() -> Iterator[None]:
+    """Show what training logs at WARNING and above to the user while a command runs."""
+    logger = logging.getLogger("bahfs.training")
+    handler = _ToStderr(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 StoreArg = Annotated[Path, typer.Argument(help="Store with features and tables.")]
+Device = Annotated[str | None, typer.Option(
+    help="auto, cpu, cuda or cuda:N (default: $BAHFS_DEVICE, else auto: the first GPU, "
+         "else the CPU with a warning). CUDA asked for where there is none is an error.")]
 Modalities = Annotated[str, typer.Option(
     help="Comma separated: extractor names, or name=featureset[:array].")]
 FRAME_MODELS = "mlp, tcn, fusion_concat, fusion_attention"
@@ -68,22 +93,29 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    device: Device = None,
 ) -> None:
     """Train a baseline from the store (no video decoding); print val/test metrics."""
+    from store.devices import parse_device
     from training.run import TrainConfig
     from training.run import train as run_train
     from training.transcript import train_transcript
 
     names = tuple(csv_names(modalities))
+    setting = parse_device(device)
     if model == "transcript":  # one words feature set: the one named, else `words`
+        if setting.kind == "cuda":
+            typer.secho(f"note: the transcript baseline is scikit-learn on the CPU; "
+                        f"device {setting} is not used", fg=typer.colors.YELLOW, err=True)
         words = names[0] if len(names) == 1 else "words"
         run = train_transcript(store, words, seed=seed, out=out, log=typer.echo)
         modalities = words
     else:
         cfg = TrainConfig(store=store, model=model, epochs=epochs, window=window, hop=hop,
                           batch_size=batch_size, sampler=sampler, seed=seed,
-                          workers=workers, out=out, modalities=names)
-        run = run_train(cfg, log=typer.echo)
+                          workers=workers, out=out, modalities=names, device=str(setting))
+        with warnings_shown():
+            run = run_train(cfg, log=typer.echo)
     results = json.loads((run / "results.json").read_text())
     print_table(f"{model} on {modalities}: official BAH metrics", _metrics_table(
         results["splits"]))
@@ -100,11 +132,13 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory written by `bahfs train`.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     store: Annotated[Path | None, typer.Option(help="Another store to evaluate on.")] = None,
+    device: Device = None,
 ) -> None:
     """Evaluate a trained run on a split: frame- and video-level official metrics."""
     from training.run import evaluate as run_evaluate
 
-    result = run_evaluate(run, split, store)
+    with warnings_shown():
+        result = run_evaluate(run, split, store, device)
     print_table(f"{run.name} on {split}", _metrics_table({split: result}))
     typer.echo(METRICS_NOTE)
     typer.echo(f"written: {run / f'eval_{split}.json'}")
@@ -119,13 +153,15 @@ def predict(
     video_csv: Annotated[Path | None, typer.Option(
         help="The organisers' video.csv: predict its videos, in its row order.")] = None,
     store: Annotated[Path | None, typer.Option(help="Another store to predict from.")] = None,
+    device: Device = None,
 ) -> None:
     """Video-level predictions as the A/H challenge takes them: `<video id>,<p0>,<p1>,<pred>`
     per line (p0 + p1 == 1 exactly as the validator parses it), ids as the release
     spells them."""
     from training.predict import predict as run_predict
 
-    run_predict(run, out, split=split, video_csv=video_csv, store=store)
+    with warnings_shown():
+        run_predict(run, out, split=split, video_csv=video_csv, store=store, device=device)
     lines = out.read_text(encoding="utf-8").splitlines()
     positive = sum(line.endswith(",1") for line in lines)
     typer.echo(f"{len(lines)} videos ({positive} predicted A/H) -> {out}")
@@ -142,6 +178,7 @@ def personalise(
     split: Annotated[str, typer.Option(help="Whose participants are the targets.")] = "test",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    device: Device = None,
 ) -> None:
     """The personalisation protocol: each participant of SPLIT is a target domain with
     its own train/val/test videos; source-only and oracle (fine-tuned on the target)
@@ -152,8 +189,10 @@ def personalise(
     from training.run import TrainConfig
 
     cfg = TrainConfig(store=store, model=model, epochs=epochs, seed=seed, out=out,
-                      modalities=tuple(csv_names(modalities)))
-    run = run_personalise(cfg, finetune_epochs=finetune_epochs, split=split, log=typer.echo)
+                      modalities=tuple(csv_names(modalities)), device=device)
+    with warnings_shown():
+        run = run_personalise(cfg, finetune_epochs=finetune_epochs, split=split,
+                              log=typer.echo)
     results = json.loads((run / "results.json").read_text())
     rows = [{"baseline": b, "targets": s["avg_f1"]["n"],
              **{k: f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}"
