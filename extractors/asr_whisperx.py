@@ -33,15 +33,17 @@ from typing import IO, Any, NoReturn
 
 import numpy as np
 
-from store.errors import ConfigError, ExtractionError, ModelError
+from store.devices import parse_device
+from store.errors import ConfigError, DeviceError, ExtractionError, ModelError
 
 RUNNER = Path(__file__).with_name("whisperx_runner.py")
 DEFAULT_PYTHON = Path(__file__).resolve().parents[1] / ".venv-whisperx" / "bin" / "python"
 BATCH_SIZE = 8
 START_TIMEOUT_S = 600.0
 INSTALL_HINT = "`bash .ci/whisperx.sh` (or BAHFS_WHISPERX_PYTHON set to its interpreter)"
-_ERRORS: dict[str, type[ModelError] | type[ConfigError]] = {
-    "config": ConfigError, "model": ModelError, "extraction": ExtractionError}
+_ERRORS: dict[str, type[ModelError] | type[ConfigError] | type[DeviceError]] = {
+    "config": ConfigError, "model": ModelError, "extraction": ExtractionError,
+    "device": DeviceError}
 
 
 def whisperx_python() -> Path:
@@ -131,7 +133,7 @@ class _Runner:
                 self.proc.wait()
 
 
-def _error(reply: dict[str, Any]) -> ModelError | ConfigError:
+def _error(reply: dict[str, Any]) -> ModelError | ConfigError | DeviceError:
     cls = _ERRORS.get(str(reply.get("kind")), ExtractionError)
     return cls(str(reply.get("message", "the whisperX runner failed")),
                path=reply.get("path") or str(RUNNER), expected=reply.get("expected"))
@@ -179,11 +181,11 @@ def transcribe_whisperx(audio: np.ndarray, model_dir: str, compute_type: str,
         request = {"audio": str(npy), "model_dir": str(Path(model_dir).resolve()),
                    "compute_type": compute_type, "language": language,
                    "align_model_dir": str(Path(align_dir).resolve()),
-                   "batch_size": BATCH_SIZE}
+                   "batch_size": BATCH_SIZE, "device": str(parse_device())}
         with _lock:
             reply = _runner().ask(request, timeout)
     if not reply.get("ok"):
         raise _error(reply)
     return {"language": reply["language"],
             "language_probability": float(reply["language_probability"]),
-            "words": list(reply["words"])}
+            "words": list(reply["words"]), "device": str(reply.get("device", "cpu"))}

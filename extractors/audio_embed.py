@@ -49,7 +49,8 @@ class WhisperEncoderExtractor(Extractor):
         super().__init__(config)
         from extractors.models import load_whisper
 
-        self.model, self._sha = load_whisper(self.config.model_dir, self.config.compute_type)
+        self.model, self._sha, self.device = load_whisper(self.config.model_dir,
+                                                          self.config.compute_type)
         probe = self._encode(np.zeros(AUDIO_RATE, np.float32))
         self.dim = int(probe.shape[1])
 

@@ -17,7 +17,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from store.errors import ConfigError, ExtractionError
+from extractors.runtime import device_fault
+from store.errors import ConfigError, DeviceError, ExtractionError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.media import VideoInfo
 
@@ -45,6 +46,8 @@ class Extractor(ABC):
     Config: ClassVar[type[Any]]
     #: The feature set's name when it is not the extractor's (set by a plan).
     label: str = ""
+    #: Where the models ran (``cpu``, ``cuda:N``), recorded with every video.
+    device: str = "cpu"
 
     def __init__(self, config: Any = None) -> None:
         config = config if config is not None else self.Config()
@@ -84,14 +87,18 @@ class Extractor(ABC):
         """The validated output for ``video`` from computed ``arrays``."""
         return VideoFeatures(self.spec(), video.video_id, video.participant_id,
                              video.timestamps.astype(np.float64), arrays,
-                             self.attributes(video))
+                             {**self.attributes(video), "device": self.device})
 
     def extract(self, video: DecodedVideo) -> VideoFeatures:
         try:
             arrays = self.compute(video)
-        except ExtractionError:
+        except (ExtractionError, DeviceError):
             raise
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:
+            if device_fault(exc):
+                raise as_device_error(exc, video) from exc
+            if not isinstance(exc, (ValueError, RuntimeError)):
+                raise
             raise ExtractionError(f"{self.name} failed: {exc}", path=video.path,
                                   participant=video.participant_id, video=video.video_id
                                   ) from exc
@@ -122,6 +129,13 @@ class FrameExtractor(Extractor):
             raise ExtractionError(f"decoded {stream.n_decoded} frames, expected "
                                   f"{video.n_frames}", path=video.path, video=video.video_id)
         return self.finish(state, video)
+
+
+def as_device_error(exc: BaseException, video: DecodedVideo) -> DeviceError:
+    """A device failure met on ``video`` (never the video's fault: retried)."""
+    return DeviceError(f"the device failed: {exc}", path=video.path,
+                       participant=video.participant_id, video=video.video_id,
+                       expected="free GPU memory and a working device (retried)")
 
 
 REGISTRY: dict[str, type[Extractor]] = {}

@@ -26,6 +26,7 @@ from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.face_detect import FaceDetectConfig, FaceDetector
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
 from extractors.models import models_dir
+from extractors.runtime import device_fault, warn_once
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -74,6 +75,7 @@ class FaceExtractor(FrameExtractor):
             raise ModelError("face model file not found", path=path,
                              expected="an ONNX image model (see docs/models.md)")
         self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()))
+        self.device = self.detector.device
 
     def model_sha256(self) -> str:
         return f"{self.detector.model_sha256()}+{self.model.sha256}"
@@ -89,14 +91,28 @@ class FaceExtractor(FrameExtractor):
     def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
         b = self.config.detector.batch
         for start in range(0, frames.shape[0], b):
-            chunk = frames[start:start + b]
+            self._consume(state, frames[start:start + b])
+
+    def _consume(self, state: dict[str, Any], chunk: np.ndarray) -> None:
+        """One batch; when the device runs out of memory, the batch in halves (down to
+        one frame, then the device error goes up to be retried)."""
+        try:
             box, marks, score, found = self.detector.detect(chunk)
             outs = [np.zeros((len(chunk), o.width), np.float32) for o in self.model.outputs]
             if found.any():
                 for out, res in zip(outs, self.model.run(chunk[found], marks[found]),
                                     strict=True):
                     out[found] = res
-            state.setdefault("parts", []).append((*outs, box, marks, score, found))
+        except Exception as exc:
+            if not device_fault(exc) or len(chunk) == 1:
+                raise
+            warn_once("face-halve", f"device out of memory at a batch of {len(chunk)} "
+                                    "frames: retrying in halves")
+            half = len(chunk) // 2
+            self._consume(state, chunk[:half])
+            self._consume(state, chunk[half:])
+            return
+        state.setdefault("parts", []).append((*outs, box, marks, score, found))
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])

@@ -44,6 +44,7 @@ class FaceCropExtractor(FrameExtractor):
             raise ConfigError(f"face_crop: size {self.config.size}",
                               expected="a crop side from 32 to 256 pixels")
         self.detector = FaceDetector(self.config.detector)
+        self.device = self.detector.device
 
     def model_sha256(self) -> str:
         return self.detector.model_sha256()

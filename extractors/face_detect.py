@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from extractors.base import DecodedVideo, FrameExtractor, register
-from extractors.runtime import check_model, providers, session
+from extractors.runtime import check_model, providers, session, session_device
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -116,6 +116,7 @@ class FaceDetector(FrameExtractor):
         path = Path(self.config.model_path) if self.config.model_path else default_model()
         self._sha = check_model(path, self.config.model_sha256)
         self._sess: Any = session(_dynamic_model(path))
+        self.device = session_device(self._sess)
 
     def model_sha256(self) -> str:
         return self._sha

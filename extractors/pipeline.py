@@ -14,6 +14,8 @@ import zarr
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
 from extractors.plan import Plan
+from extractors.runtime import device_fault
+from store.errors import BahfsError, DeviceError
 from store.features import VideoFeatures
 
 
@@ -27,8 +29,23 @@ def shared_extractors(plan: Plan) -> tuple[Extractor, ...]:
 
 def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
                 participant_id: str = "", batch: int = 32) -> list[VideoFeatures]:
-    """Decode ``path`` once; return each extractor's validated output."""
-    path = Path(path)
+    """Decode ``path`` once; return each extractor's validated output. A device
+    failure (CUDA out of memory, a lost device) raises :class:`DeviceError`."""
+    try:
+        return _extract_all(Path(path), extractors, video_id, participant_id, batch)
+    except (DeviceError, BahfsError):
+        raise
+    except Exception as exc:
+        if device_fault(exc):
+            raise DeviceError(f"the device failed: {exc}", path=path, video=video_id or None,
+                              participant=participant_id or None,
+                              expected="free GPU memory and a working device (retried)"
+                              ) from exc
+        raise
+
+
+def _extract_all(path: Path, extractors: list[Extractor], video_id: str,
+                 participant_id: str, batch: int) -> list[VideoFeatures]:
     stream = open_video(path, batch=batch)
     framers = [e for e in extractors if isinstance(e, FrameExtractor)]
     states: list[dict[str, Any]] = [{} for _ in framers]

@@ -1,6 +1,20 @@
-"""ONNX Runtime sessions: CUDA when onnxruntime-gpu and a GPU are present, CPU
-otherwise; the choice is logged and recorded as provenance. Model files are
-checked against their expected SHA-256 before use."""
+"""Where models run, and ONNX Runtime sessions.
+
+One device setting (``--device`` / ``$BAHFS_DEVICE``: auto, cpu, cuda, cuda:N;
+:mod:`store.devices`) reaches every model:
+
+* ONNX Runtime: ``cuda`` asks for the CUDA provider on device N, then the CPU; a
+  session that did not get the CUDA provider (``onnxruntime`` instead of
+  ``onnxruntime-gpu``, no GPU, a CUDA library missing) is a :class:`DeviceError`,
+  never a quiet CPU run. ``auto`` takes CUDA when it loads and otherwise logs one
+  warning and runs on the CPU.
+* CTranslate2 (Whisper for ``words`` and ``audio``): the same rules with
+  ``ctranslate2.get_cuda_device_count()`` (:func:`ct2_device`).
+* :func:`device_fault` tells a device failure (CUDA out of memory, a lost device)
+  from a fault of the video, so callers raise :class:`DeviceError` (retried, never
+  a quarantine) for it.
+
+Model files are checked against their expected SHA-256 before use."""
 
 from __future__ import annotations
 
@@ -11,7 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from store.errors import ConfigError, ModelError
+from store.devices import DeviceSetting, parse_device
+from store.errors import ConfigError, DeviceError, ModelError
 
 log = logging.getLogger("bahfs.extractors")
 
@@ -52,24 +67,113 @@ def check_model(path: Path, expected_sha256: str | None) -> str:
     return digest
 
 
+_WARNED: set[str] = set()
+_FAULTS = ("out of memory", "cuda error", "cuda failure", "cudaerror", "cublas_status",
+           "cudnn_status", "device-side assert", "no cuda-capable device",
+           "cuda driver", "illegal memory access", "failed to allocate memory")
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log ``message`` as a warning once per process (a user sees it in the run log)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
+
+
+def device_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device failing (out of memory, CUDA errors)."""
+    text = str(exc).lower()
+    return isinstance(exc, (DeviceError, MemoryError)) or any(f in text for f in _FAULTS)
+
+
+def device_setting() -> DeviceSetting:
+    return parse_device()
+
+
 def providers() -> list[str]:
     """Execution providers to ask for, in order (never Azure, never implicit)."""
+    return [p if isinstance(p, str) else p[0] for p in provider_list()]
+
+
+def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
+    """Providers with their options for the device setting (CUDA device N, then CPU)."""
     import onnxruntime as ort
 
-    available = set(ort.get_available_providers())
-    return [p for p in _PREFERRED if p in available]
+    want = device_setting()
+    if want.kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        if want.kind == "cuda":
+            raise DeviceError(f"device {want} asked for, but ONNX Runtime has no CUDA "
+                              f"provider (installed: onnxruntime {ort.__version__}, "
+                              f"providers {ort.get_available_providers()})",
+                              expected="onnxruntime-gpu and a GPU (docs/operations.md, "
+                                       "GPUs), or --device auto/cpu")
+        warn_once("ort-cpu", "no GPU for ONNX Runtime (no CUDA provider): models run on "
+                             "the CPU")
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": want.index}), "CPUExecutionProvider"]
+
+
+def session_device(sess: Any) -> str:
+    """``cuda:N`` or ``cpu``: where a session actually runs; raises DeviceError when
+    CUDA was asked for and the session fell back to the CPU."""
+    want = device_setting()
+    got = sess.get_providers()[0]
+    if got == "CUDAExecutionProvider":
+        return f"cuda:{want.index}"
+    if want.kind == "cuda":
+        raise DeviceError(f"device {want} asked for, but the CUDA provider did not load "
+                          "(a CUDA or cuDNN library missing?); the session would run on "
+                          f"{got}", expected="a working CUDA setup, or --device auto/cpu")
+    if want.kind == "auto" and "CUDAExecutionProvider" in providers():
+        warn_once("ort-fallback", "the CUDA provider did not load: ONNX Runtime runs on "
+                                  "the CPU")
+    return "cpu"
+
+
+def ct2_device() -> tuple[str, int]:
+    """(``cuda``, N) or (``cpu``, 0) for CTranslate2, by the same rules as ONNX Runtime."""
+    import ctranslate2
+
+    want = device_setting()
+    if want.kind == "cpu":
+        return "cpu", 0
+    count = ctranslate2.get_cuda_device_count()
+    if want.kind == "cuda":
+        if want.index >= count:
+            raise DeviceError(f"device {want} asked for, but CTranslate2 sees {count} CUDA "
+                              "devices", expected="a GPU CTranslate2 can use, or "
+                                                  "--device auto/cpu")
+        return "cuda", want.index
+    if count == 0:
+        warn_once("ct2-cpu", "no GPU for CTranslate2: Whisper runs on the CPU")
+        return "cpu", 0
+    return "cuda", 0
 
 
 @lru_cache(maxsize=16)
-def session(model: bytes | str, threads: int = 0) -> Any:
-    """An InferenceSession on the best provider, quiet unless something is wrong."""
+def _session(model: bytes | str, threads: int, device: str) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    threads = threads or threads_per_process()
     if threads:
         opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model, sess_options=opts, providers=providers())
+    try:
+        sess = ort.InferenceSession(model, sess_options=opts, providers=provider_list())
+    except Exception as exc:  # onnxruntime raises its own types
+        if device_fault(exc):
+            raise DeviceError(f"the device failed loading a model: {exc}") from exc
+        raise
     log.info("onnxruntime session on %s", sess.get_providers()[0])
+    return sess
+
+
+def session(model: bytes | str, threads: int = 0) -> Any:
+    """An InferenceSession on the device setting's provider (checked: CUDA asked for
+    and not had raises), quiet unless something is wrong. Cached per model, threads
+    and device setting."""
+    sess = _session(model, threads or threads_per_process(), str(device_setting()))
+    session_device(sess)
     return sess

@@ -92,9 +92,11 @@ class SpeechExtractor(Extractor):
         if self.config.asr_backend not in ASR_BACKENDS:
             raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
                               expected=f"one of {ASR_BACKENDS}")
-        self.asr, self._asr_sha = load_whisper(self.config.asr_model_dir,
-                                               self.config.compute_type)
+        self.asr, self._asr_sha, asr_device = load_whisper(self.config.asr_model_dir,
+                                                           self.config.compute_type)
         self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens)
+        self.device = asr_device if asr_device == self.encoder.device else \
+            f"{asr_device}+{self.encoder.device}"
         self.meta = self.encoder.meta
         self._transcripts: dict[str, dict[str, Any]] = {}
 

@@ -77,16 +77,36 @@ class Runner:
         import whisperx
 
         self.whisperx = whisperx
-        self.asr: dict[tuple[str, str, str], Any] = {}
-        self.aligners: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+        self.asr: dict[tuple[str, ...], Any] = {}
+        self.aligners: dict[tuple[str, ...], tuple[Any, dict[str, Any]]] = {}
         _offline_punkt()
 
-    def _asr(self, model_dir: str, compute_type: str, language: str) -> Any:
-        key = (model_dir, compute_type, language)
+    @staticmethod
+    def device(want: str) -> tuple[str, int]:
+        """(``cuda``, N) or (``cpu``, 0) for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``,
+        by what this environment's torch sees."""
+        import torch
+
+        kind, _, index = want.partition(":")
+        count = torch.cuda.device_count()
+        if kind == "cpu":
+            return "cpu", 0
+        if kind == "cuda":
+            if int(index or 0) >= count:
+                raise RunnerError("device", f"device {want} asked for, but whisperX's torch "
+                                  f"sees {count} CUDA devices", want,
+                                  "a GPU torch can use in .venv-whisperx, or --device auto/cpu")
+            return "cuda", int(index or 0)
+        return ("cuda", 0) if count else ("cpu", 0)
+
+    def _asr(self, model_dir: str, compute_type: str, language: str,
+             device: tuple[str, int]) -> Any:
+        key = (model_dir, compute_type, language, *map(str, device))
         if key not in self.asr:
             try:
                 self.asr[key] = self.whisperx.load_model(
-                    model_dir, "cpu", compute_type=compute_type, language=language or None,
+                    model_dir, device[0], device_index=device[1], compute_type=compute_type,
+                    language=language or None,
                     vad_method=VAD_METHOD, local_files_only=True,
                     threads=min(4, os.cpu_count() or 1))
             except Exception as exc:
@@ -96,12 +116,13 @@ class Runner:
                                   ) from exc
         return self.asr[key]
 
-    def _aligner(self, align_dir: str, language: str) -> tuple[Any, dict[str, Any]]:
-        key = (align_dir, language)
+    def _aligner(self, align_dir: str, language: str, torch_device: str
+                 ) -> tuple[Any, dict[str, Any]]:
+        key = (align_dir, language, torch_device)
         if key not in self.aligners:
             try:
                 self.aligners[key] = self.whisperx.load_align_model(
-                    language, "cpu", model_name=align_dir, model_cache_only=True)
+                    language, torch_device, model_name=align_dir, model_cache_only=True)
             except Exception as exc:
                 why = f"{exc} ({exc.__context__!r})" if exc.__context__ else str(exc)
                 raise RunnerError("model", f"whisperX could not load the alignment model: {why}",
@@ -118,14 +139,16 @@ class Runner:
             model_dir, compute_type = str(req["model_dir"]), str(req["compute_type"])
             language, align_dir = str(req.get("language") or ""), str(req["align_model_dir"])
             batch_size = int(req.get("batch_size") or 8)
+            device = self.device(str(req.get("device") or "auto"))
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise RunnerError("config", f"bad request to the whisperX runner: {exc!r}",
                               str(req.get("audio", "(no audio)")),
                               "audio (a float32 .npy), model_dir, compute_type, language, "
                               "align_model_dir, batch_size") from exc
-        asr = self._asr(model_dir, compute_type, language)
+        torch_device = f"cuda:{device[1]}" if device[0] == "cuda" else "cpu"
+        asr = self._asr(model_dir, compute_type, language, device)
         align_lang = language or "en"
-        aligner, meta = self._aligner(align_dir, align_lang)
+        aligner, meta = self._aligner(align_dir, align_lang, torch_device)
         lang, prob = language, 1.0
         if not lang:
             lang = "en"
@@ -137,9 +160,12 @@ class Runner:
                               f"SpeechConfig(language={lang!r}) and a {lang} alignment model")
         try:
             result = asr.transcribe(audio, batch_size=batch_size, language=lang)
-            aligned = self.whisperx.align(result["segments"], aligner, meta, audio, "cpu",
-                                          return_char_alignments=False)
+            aligned = self.whisperx.align(result["segments"], aligner, meta, audio,
+                                          torch_device, return_char_alignments=False)
         except Exception as exc:
+            if "out of memory" in str(exc).lower() or "cuda" in str(exc).lower():
+                raise RunnerError("device", f"the device failed: {exc!r}", torch_device,
+                                  "free GPU memory and a working device (retried)") from exc
             raise RunnerError("extraction", f"whisperX failed on the audio: {exc!r}",
                               req["audio"], f"{len(audio) / 16_000:.1f} s of 16 kHz mono "
                               "speech that whisperX can transcribe and align") from exc
@@ -147,7 +173,7 @@ class Runner:
                   "end": _time(w.get("end")), "probability": float(w.get("score") or 0.0)}
                  for w in aligned["word_segments"] if str(w["word"]).strip()]
         return {"ok": True, "language": lang, "language_probability": float(prob),
-                "words": words}
+                "words": words, "device": torch_device}
 
 
 def _time(value: Any) -> float | None:

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from extractors.models import models_dir
-from extractors.runtime import check_model, providers, sha256_file, threads_per_process
+from extractors.runtime import (
+    check_model,
+    provider_list,
+    session_device,
+    sha256_file,
+    threads_per_process,
+)
 from store.errors import ModelError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,13 +132,17 @@ class WordEncoder:
         opts.log_severity_level = 3
         if threads_per_process():
             opts.intra_op_num_threads = threads_per_process()
+        first = provider_list()[0]
+        provider, options = (first, {}) if isinstance(first, str) else first
         try:
             self.model: Any = SentenceTransformer(
                 str(ready), backend="onnx", device="cpu",
-                model_kwargs={"provider": providers()[0], "session_options": opts})
+                model_kwargs={"provider": provider, "provider_options": options,
+                              "session_options": opts})
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"sentence-transformers cannot load it: {exc}", path=ready,
                              expected=_EXPECTED) from exc
+        self.device = session_device(self.model[0].auto_model.session)
         self.tokenizer = self.model.tokenizer
         self.dim = int(self.model[0].get_embedding_dimension())
         limit = int(self.model.max_seq_length or self.tokenizer.model_max_length)
@@ -142,7 +152,7 @@ class WordEncoder:
             raise ModelError(f"a window of {self.max_tokens} tokens is too short", path=src,
                              expected="max_tokens of at least the special tokens + 2")
         self.meta.update({"dim": self.dim, "max_tokens": self.max_tokens,
-                          "provider": providers()[0]})
+                          "provider": provider})
         probe = self._run([[self.tokenizer.unk_token_id or 0]])
         if probe.ndim != 3 or probe.shape[-1] != self.dim:
             raise ModelError(f"token embeddings of shape {probe.shape}", path=ready,

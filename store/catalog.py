@@ -29,7 +29,7 @@ def extracted_table(store: Path) -> pl.DataFrame:
                 a = read_attrs(vdir)
                 rows.append({"feature_set": fs.name, "video_id": vdir.name,
                              "participant_id": vdir.parent.name, "n_frames": a.get("n_frames"),
-                             "written_at": a.get("written_at")})
+                             "written_at": a.get("written_at"), "device": a.get("device")})
     return pl.DataFrame(rows, schema=empty("extracted").schema)
 
 
@@ -61,3 +61,13 @@ def refresh_catalog(store: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     write_table(store, "featuresets", fsets)
     write_table(store, "asr_words", asr_words_table(store))
     return fsets, ext
+
+
+def devices(extracted: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per feature set, how many of its videos each device produced (``unknown``: stored
+    before devices were recorded)."""
+    counts = extracted.group_by("feature_set", "device").len().sort("feature_set", "device")
+    out: dict[str, dict[str, int]] = {}
+    for fs, device, n in counts.iter_rows():
+        out.setdefault(fs, {})[device or "unknown"] = n
+    return out

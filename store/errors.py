@@ -12,6 +12,7 @@ without matching message text::
     ├── ConfigError          (ValueError)
     ├── VideoDecodeError     (ValueError)
     ├── ModelError           (RuntimeError)       └── ExtractionError
+    ├── DeviceError          (RuntimeError)
     ├── BusyError            (TimeoutError)
     ├── StoreError           (ValueError)
     ├── SampleDataError      (ValueError)
@@ -98,6 +99,12 @@ class ModelError(BahfsError, RuntimeError):
 
 class ExtractionError(ModelError):
     """An extractor failed on a video (model error, bad output)."""
+
+
+class DeviceError(BahfsError, RuntimeError):
+    """The compute device failed or cannot be had: CUDA asked for where there is none,
+    out of GPU memory, a lost device. Never a fault of the video: a run retries it
+    (a smaller batch, then the task's retries) instead of quarantining the video."""
 
 
 class BusyError(BahfsError, TimeoutError):

@@ -110,6 +110,7 @@ TABLES: Final[dict[str, dict[str, pl.DataType | type[pl.DataType]]]] = {
         "participant_id": pl.String,
         "n_frames": pl.Int32,
         "written_at": pl.String,
+        "device": pl.String,
     },
     "asr_words": {
         "feature_set": pl.String,

@@ -19,7 +19,7 @@ def verify(
              "that the next `bahfs extract` restores them, then verify.")] = False,
 ) -> None:
     """Check the store against its tables; exit 1 with a precise report when not valid."""
-    from store.catalog import refresh_catalog
+    from store.catalog import devices, refresh_catalog
     from store.verify import lost_videos, verify_store
 
     if fix:
@@ -39,6 +39,8 @@ def verify(
     fsets, ext = refresh_catalog(store)
     typer.secho(f"store is valid: {fsets.height} feature sets, {ext.height} extracted videos",
                 fg=typer.colors.GREEN)
+    for fs, by_device in devices(ext).items():
+        typer.echo(f"  {fs}: " + ", ".join(f"{n} videos on {d}" for d, n in by_device.items()))
 
 
 @app.command("export-baseline")
