@@ -13,8 +13,10 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -30,6 +32,35 @@ class PurgeReport:
     subject_sha256: str
     feature_videos_removed: int
     rows_removed: dict[str, int]
+
+
+def scrub_videos(detail: Any, keep: Callable[[str], bool]) -> Any:
+    """``detail`` (a run's JSON detail) without the videos ``keep`` rejects: mapping keys
+    and list items that are video ids, at any depth."""
+    if isinstance(detail, dict):
+        return {k: scrub_videos(v, keep) for k, v in detail.items() if keep(str(k))}
+    if isinstance(detail, list):
+        return [scrub_videos(v, keep) for v in detail if not isinstance(v, str) or keep(v)]
+    return detail
+
+
+def _scrub_runs(store: Path, participant_id: str, videos: set[str]) -> int:
+    """Remove the participant's videos (``videos``, and every id of the store's form
+    ``<participant>__...``) from every ``extract_runs`` row's detail; rows changed."""
+    if not table_exists(store, "extract_runs"):
+        return 0
+    runs = read_table(store, "extract_runs")
+    details = runs["detail"].to_list()
+
+    def keep(video_id: str) -> bool:
+        return video_id not in videos and not video_id.startswith(f"{participant_id}__")
+
+    scrubbed = [json.dumps(scrub_videos(json.loads(d), keep), sort_keys=True) if d else d
+                for d in details]
+    changed = int(sum(a != b for a, b in zip(details, scrubbed, strict=True)))
+    if changed:
+        write_table(store, "extract_runs", runs.with_columns(pl.Series("detail", scrubbed)))
+    return changed
 
 
 def _append(store: Path, name: str, row: dict[str, str]) -> None:
@@ -69,6 +100,9 @@ def purge_participant(store: Path, participant_id: str, *, operator: str | None 
                     removed_videos += sum(1 for v in pdir.iterdir() if (v / "zarr.json").is_file())
                     remove_tree(store, pdir)
         rows_removed: dict[str, int] = {}
+        theirs = {v for v in read_table_or_empty(store, "videos").filter(
+            pl.col("participant_id") == participant_id)["video_id"].to_list()}
+        rows_removed["extract_runs (detail)"] = _scrub_runs(store, participant_id, theirs)
         for name, cols in TABLES.items():
             if "participant_id" not in cols or not table_exists(store, name):
                 continue

@@ -123,6 +123,17 @@ def test_real_whisperx_transcribes_and_times_words(aligner: Path, speech: np.nda
     again = asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(aligner))
     assert [w["word"] for w in again["words"]] == [w["word"] for w in out["words"]]
     assert time.monotonic() - t0 < first
+    assert out["device"] == "cpu"  # auto on a machine without a GPU
+
+
+@pytest.mark.slow
+def test_cuda_asked_for_where_the_runner_has_none_is_a_device_error(
+        aligner: Path, speech: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.errors import DeviceError
+
+    monkeypatch.setenv("BAHFS_DEVICE", "cuda:0")
+    with pytest.raises(DeviceError, match=r"cuda:0 asked for.*0 CUDA devices"):
+        asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(aligner))
 
 
 @pytest.mark.slow

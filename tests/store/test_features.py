@@ -22,7 +22,7 @@ from store.export import export_baseline
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.ingest import ingest
 from store.layout import STAGING, features_root, video_dir
-from store.purge import purge_participant
+from store.purge import _append, purge_participant
 from store.reader import FeatureReader
 from store.schema import TABLES
 from store.tables import read_table
@@ -200,7 +200,12 @@ def test_reader_is_safe_across_fork(filled: Path) -> None:
 
 
 def test_purge_removes_participant_everywhere(filled: Path, sample_release: Path) -> None:
-    _, pid, _ = _videos(filled)[0]
+    vid, pid, _ = _videos(filled)[0]
+    other = next(v for v, p, _ in _videos(filled) if p != pid)
+    run_log = json.dumps({"quarantined": {vid: f"bad | participant: {pid}", other: "bad"},
+                          "busy": [vid, other], "model_loads_per_worker": {"h:1": 1}},
+                         sort_keys=True)
+    _append(filled, "extract_runs", {"run_id": "r1", "detail": run_log})
     report = purge_participant(filled, pid, operator="tester")
     assert report.feature_videos_removed >= 1 and report.rows_removed["videos"] >= 1
     assert not (features_root(filled) / SPEC.id / pid).exists()
@@ -211,6 +216,9 @@ def test_purge_removes_participant_everywhere(filled: Path, sample_release: Path
     assert audit["action"].to_list() == ["purge"]
     assert audit["subject_sha256"][0] == subject_hash(pid)
     assert pid not in audit.write_csv()  # no personal data, not even the id
+    runs = read_table(filled, "extract_runs")  # a run's log no longer names their videos
+    assert pid not in runs.write_csv() and json.loads(runs["detail"][0]) == {
+        "quarantined": {other: "bad"}, "busy": [other], "model_loads_per_worker": {"h:1": 1}}
     assert verify_store(filled) == []
     # consent is remembered: a new ingest of the same release leaves them out
     report2 = ingest(sample_release, filled)

@@ -1,0 +1,118 @@
+"""The device setting reaching every model of the extractors: decisions tested on this
+CPU machine (CUDA asked for and not had is an error, auto falls back with one
+warning, the device is recorded per video); a gpu-marked comparison of CPU and GPU
+values runs where CUDA is."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from extractors import runtime
+from extractors.audio import LogMelExtractor
+from extractors.face import FaceExtractor
+from extractors.face_detect import FaceDetector
+from extractors.models import load_whisper
+from extractors.pipeline import extract_all
+from extractors.word_model import WordEncoder
+from store.errors import ConfigError, DeviceError
+
+Media = dict[str, tuple[Path, object]]
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    runtime._WARNED.clear()
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks a machine without a GPU")
+def test_cuda_that_cannot_be_had_is_an_error_everywhere(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    monkeypatch.setenv("BAHFS_DEVICE", "cuda")
+    with pytest.raises(DeviceError, match=r"cuda:0 asked for.*no CUDA provider"):
+        FaceDetector()
+    with pytest.raises(DeviceError, match=r"cuda:0 asked for.*CTranslate2 sees 0"):
+        load_whisper("", "int8")
+    with pytest.raises(DeviceError, match=r"cuda:0 asked for"):
+        WordEncoder()
+    monkeypatch.setenv("BAHFS_DEVICE", "gpu")
+    with pytest.raises(ConfigError, match=r"auto, cpu, cuda or cuda:N"):
+        FaceDetector()
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks a machine without a GPU")
+def test_auto_falls_back_with_one_warning_and_records_the_device(
+        media: Media, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    monkeypatch.setenv("BAHFS_DEVICE", "auto")
+    with caplog.at_level(logging.WARNING, logger="bahfs.extractors"):
+        a, b = FaceDetector(), FaceDetector()
+    warned = [r for r in caplog.records if "no GPU" in r.getMessage()]
+    assert len(warned) == 1 and a.device == b.device == "cpu"
+    out = extract_all(media["fps30"][0], [a, LogMelExtractor()])
+    assert [f.attrs["device"] for f in out] == ["cpu", "cpu"]
+    monkeypatch.setenv("BAHFS_DEVICE", "cpu")
+    assert runtime.provider_list() == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize(("message", "fault"), [
+    ("CUDA failure 2: out of memory ; GPU=0", True),
+    ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUBLAS_STATUS_ALLOC_FAILED", True),
+    ("CUDA error: an illegal memory access was encountered", True),
+    ("Failed to allocate memory for requested buffer of size 1073741824", True),
+    ("Invalid argument: input 'face' has shape (2, 3)", False),
+    ("moov atom not found", False),
+])
+def test_device_faults_are_told_from_bad_input(message: str, fault: bool) -> None:
+    assert runtime.device_fault(RuntimeError(message)) is fault
+
+
+def test_out_of_memory_halves_the_face_batch(media: Media,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test of the halving: the detector's batch call fails as CUDA does when a
+    batch is too big (this machine cannot run out of GPU memory)."""
+    face = FaceExtractor()
+    want = extract_all(media["fps30"][0], [face])[0].arrays
+    real = face.detector.detect
+    sizes: list[int] = []
+
+    def small_batches_only(chunk: np.ndarray) -> tuple[np.ndarray, ...]:
+        sizes.append(len(chunk))
+        if len(chunk) > 5:
+            raise RuntimeError("CUDA failure 2: out of memory ; GPU=0")
+        return real(chunk)
+
+    monkeypatch.setattr(face.detector, "detect", small_batches_only)
+    got = extract_all(media["fps30"][0], [face])[0].arrays
+    assert max(sizes) > 5 and max(s for s in sizes if s <= 5) <= 5
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+
+    def always(chunk: np.ndarray) -> tuple[np.ndarray, ...]:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(face.detector, "detect", always)
+    with pytest.raises(DeviceError, match="illegal memory access"):
+        extract_all(media["fps30"][0], [face], video_id="v", participant_id="P")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")
+def test_gpu_values_are_close_to_cpu_values(media: Media,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAHFS_DEVICE", "cpu")
+    cpu = extract_all(media["speech24"][0], [FaceExtractor()])[0].arrays
+    monkeypatch.setenv("BAHFS_DEVICE", "cuda")
+    gpu_face = FaceExtractor()
+    assert gpu_face.device == "cuda:0"
+    gpu = extract_all(media["speech24"][0], [gpu_face])[0].arrays
+    np.testing.assert_array_equal(gpu["has_face"], cpu["has_face"])
+    for name in ("embedding", "emotions", "box", "landmarks"):
+        diff = np.abs(gpu[name].astype(np.float32) - cpu[name].astype(np.float32)).max()
+        print(f"{name}: max |gpu - cpu| = {diff:.2e}")
+        assert diff < 0.05
