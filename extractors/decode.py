@@ -17,12 +17,14 @@ so no feature row is silently shifted against the frame labels.
 
 from __future__ import annotations
 
+import queue
 import re
 import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import ffmpeg
 import numpy as np
@@ -36,13 +38,58 @@ _PTS = re.compile(rb"\bn:\s*(\d+)\b.*?\bpts_time:\s*(-?[0-9.eE+-]+).*?\bs:(\d+)x
 
 @dataclass
 class FrameStream:
-    """Frames of one video, decoded in batches; ``timestamps`` fills as they arrive."""
+    """Frames of one video, decoded in batches; ``timestamps`` fills as they arrive.
+
+    A thread reads up to ``prefetch`` batches ahead from ffmpeg's pipe, so decoding
+    goes on while the caller runs its models on the previous batch (``prefetch=0``:
+    read in the caller's thread, decoding waits for the models)."""
 
     path: Path
     info: VideoInfo
     batch: int = 32
     timestamps: list[float] = field(default_factory=list)
     n_decoded: int = 0
+    prefetch: int = 2
+
+    def _batches(self, stdout: IO[bytes]) -> Iterator[np.ndarray]:
+        w, h = self.info.width, self.info.height
+        frame_bytes = w * h * 3
+        while buf := stdout.read(frame_bytes * self.batch):
+            n = len(buf) // frame_bytes
+            if n * frame_bytes != len(buf):
+                raise VideoDecodeError("decoder returned a partial frame", path=self.path)
+            yield np.frombuffer(buf, np.uint8).reshape(n, h, w, 3)
+
+    def _ahead(self, stdout: IO[bytes], stop: threading.Event) -> Iterator[np.ndarray]:
+        """:meth:`_batches`, read by a thread up to ``prefetch`` batches ahead."""
+        ready: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(self.prefetch)
+
+        def put(item: np.ndarray | BaseException | None) -> None:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def pump() -> None:
+            try:
+                for batch in self._batches(stdout):
+                    put(batch)
+            except BaseException as exc:  # handed to the caller, raised there
+                put(exc)
+            put(None)
+
+        thread = threading.Thread(target=pump, daemon=True, name="bahfs-decode")
+        thread.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join(timeout=10)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Batches of RGB frames, uint8 ``(B, H, W, 3)``, in decoding order."""
@@ -55,20 +102,22 @@ class FrameStream:
         stderr: list[bytes] = []
         reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
         reader.start()
-        frame_bytes = w * h * 3
+        stop = threading.Event()
+        done = False
+        batches = self._ahead(proc.stdout, stop) if self.prefetch > 0 else \
+            self._batches(proc.stdout)
         try:
-            while True:
-                buf = proc.stdout.read(frame_bytes * self.batch)
-                if not buf:
-                    break
-                n = len(buf) // frame_bytes
-                if n * frame_bytes != len(buf):
-                    raise VideoDecodeError("decoder returned a partial frame", path=self.path)
-                self.n_decoded += n
-                yield np.frombuffer(buf, np.uint8).reshape(n, h, w, 3)
+            for frames in batches:
+                self.n_decoded += len(frames)
+                yield frames
+            done = True
         finally:
-            proc.stdout.close()
+            if not done:  # the caller stopped early, or reading failed: stop ffmpeg
+                stop.set()
+                proc.kill()
+            batches.close()  # joins the reading thread
             code = proc.wait()
+            proc.stdout.close()
             reader.join(timeout=10)
         log = b"".join(stderr)
         if code != 0:
@@ -101,13 +150,13 @@ def _errors(log: bytes, n: int) -> str:
     return " / ".join(list(dict.fromkeys(bad or lines[-n:]))[:n])
 
 
-def open_video(path: Path, batch: int = 32) -> FrameStream:
+def open_video(path: Path, batch: int = 32, prefetch: int = 2) -> FrameStream:
     """Probe ``path`` and return a stream of its frames (errors name the file)."""
     path = Path(path)
     info = probe_video(path)
     if info.width <= 0 or info.height <= 0:
         raise VideoDecodeError("video stream has no frame size", path=path)
-    return FrameStream(path, info, batch)
+    return FrameStream(path, info, batch, prefetch=prefetch)
 
 
 def decode_audio(path: Path, info: VideoInfo | None = None) -> np.ndarray | None:

@@ -52,7 +52,7 @@ def _probe_all(root: Path, videos: pl.DataFrame, workers: int
                                  entry=row["release_id"])
             return row["video_id"], probe_video(path)
         except BahfsError as exc:
-            return row["video_id"], exc.message
+            return row["video_id"], str(exc)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(one, videos.iter_rows(named=True)))
     infos = {vid: r for vid, r in results if isinstance(r, VideoInfo)}

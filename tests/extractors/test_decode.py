@@ -112,3 +112,24 @@ def test_a_frame_of_another_size_fails_the_decode(rotated: dict[str, Path]) -> N
         for _ in stream:
             pass
     assert str(rotated["90"]) in str(info.value)
+
+
+def test_reading_ahead_gives_the_same_frames_and_stops_cleanly(
+        media: dict[str, tuple[Path, object]]) -> None:
+    import threading
+
+    from extractors.decode import open_video
+
+    path = media["speech24"][0]
+    plain = open_video(path, batch=16, prefetch=0)
+    ahead = open_video(path, batch=16, prefetch=3)
+    a, b = list(plain), list(ahead)
+    assert len(a) == len(b) > 2
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert plain.timestamps == ahead.timestamps and ahead.n_decoded == plain.n_decoded
+    before = threading.active_count()
+    stream = iter(open_video(path, batch=8, prefetch=2))
+    next(stream)
+    stream.close()  # the caller stops after one batch: ffmpeg and the thread end
+    assert threading.active_count() <= before
