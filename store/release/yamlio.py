@@ -85,6 +85,12 @@ class _EntryLoader(BahSafeLoader, yaml.composer.Composer):
 _MAP_TAGS = (None, "!", "tag:yaml.org,2002:map")
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int) -> None:
+        super().__init__(f"{key!r} is listed twice (lines {first} and {again})")
+        self.key = key
+
+
 def _load(loader: _EntryLoader) -> Any:
     """The single document of the stream; a top-level mapping entry by entry."""
     loader.get_event()  # stream start
@@ -97,6 +103,7 @@ def _load(loader: _EntryLoader) -> Any:
     else:
         loader.get_event()
         data = {}
+        lines: dict[Any, int] = {}
         while not loader.check_event(yaml.MappingEndEvent):
             mark = loader.peek_event().start_mark
             key = loader.one()
@@ -104,6 +111,9 @@ def _load(loader: _EntryLoader) -> Any:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", None,
                     "found unhashable key", mark)
+            if key in lines:  # PyYAML would keep the last silently
+                raise DuplicateKeyError(key, lines[key], mark.line + 1)
+            lines[key] = mark.line + 1
             data[key] = loader.one()
         loader.get_event()  # mapping end
     loader.get_event()  # document end
@@ -134,6 +144,10 @@ def load_yaml(path: Path) -> Any:
             expected="plain YAML without aliases; the only python tag allowed is "
                      "!!python/tuple",
         ) from exc
+    except DuplicateKeyError as exc:
+        raise DatasetLayoutError(str(exc), path=path,
+                                 expected="each entry once (the reader would otherwise "
+                                          "keep only the last)") from exc
     except yaml.YAMLError as exc:
         raise DatasetLayoutError(f"invalid YAML: {exc}", path=path) from exc
 

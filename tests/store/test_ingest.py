@@ -103,3 +103,22 @@ def test_broken_videos_are_quarantined_and_the_rest_lands(sample_release: Path,
     landed = set(read_table(tmp_path / "store", "frame_labels")["video_id"])
     assert not landed & {empty_id, cut_id}
     assert len(landed) == report.videos
+
+
+def test_labels_of_another_length_quarantine_that_video_only(sample_release: Path,
+                                                             mutable_release: Path,
+                                                             tmp_path: Path) -> None:
+    from store.release.yamlio import dump_yaml, load_yaml
+
+    path = mutable_release / cb.ANNOTATIONS_YAML
+    data = load_yaml(path)
+    ann = next(v for v in data.values() if not v["fr_detailed_ah"])
+    ann["frame_annotation"] = ann["frame_annotation"][:-5]  # five labels short
+    path.write_text(dump_yaml(data))
+    report = ingest(mutable_release, tmp_path / "store")
+    videos = read_table(tmp_path / "store", "quarantine")
+    bad = videos["video_id"].to_list()
+    assert len(bad) == 1 and list(report.quarantined) == bad
+    assert "annotation labels" in report.quarantined[bad[0]]
+    assert report.videos == ingest(sample_release, tmp_path / "ok").videos - 1
+    assert bad[0] not in set(read_table(tmp_path / "store", "frame_labels")["video_id"])

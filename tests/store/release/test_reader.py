@@ -172,3 +172,15 @@ def test_participant_in_two_splits(mutable_release: Path) -> None:
     with pytest.raises(DatasetLayoutError, match="several splits") as info:
         read_release(mutable_release)
     assert pid in str(info.value)
+
+
+def test_one_video_under_two_spellings_is_refused(mutable_release: Path) -> None:
+    import copy
+
+    def twice(data: dict[str, Any]) -> None:
+        key, ann = _first(data)
+        data[key.replace("Videos/", "", 1)] = copy.deepcopy(ann)
+    _edit_annotations(mutable_release, twice)
+    with pytest.raises(DatasetLayoutError, match=r"are the same video") as info:
+        read_release(mutable_release)
+    assert info.value.video is not None and "__Q" in info.value.video

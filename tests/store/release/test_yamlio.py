@@ -63,3 +63,11 @@ def test_malformed_yaml_names_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(DatasetLayoutError, match="invalid YAML") as info:
         load_yaml(p)
     assert "line" in str(info.value) and "column" in str(info.value)
+
+
+def test_a_video_listed_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text("Videos/1/a.mp4:\n  x: 1\nVideos/1/b.mp4:\n  x: 2\nVideos/1/a.mp4:\n  x: 3\n")
+    with pytest.raises(DatasetLayoutError, match=r"'Videos/1/a\.mp4' is listed twice "
+                                                 r"\(lines 1 and 5\).*a\.yaml"):
+        load_yaml(path)
