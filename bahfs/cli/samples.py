@@ -41,8 +41,11 @@ def sample_data(
                            seed=seed, max_questions=max_questions, max_seconds=max_seconds,
                            workers=workers, variant=variant)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(f"bad option: {exc.errors()[0]['msg']}",
-                          expected=f"variant one of {list(VARIANTS)}") from exc
+        err = exc.errors()[0]
+        field = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
+        raise ConfigError(f"bad option {field}: {err['msg']}",
+                          expected=f"variant one of {list(VARIANTS)}" if field == "--variant"
+                          else "see `bahfs sample-data --help`") from exc
     t0 = time.perf_counter()
     summary = generate(out, cfg)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
