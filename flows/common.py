@@ -1,16 +1,23 @@
-"""What the flows share: the Dask task runner, progress (a Prefect progress
-artifact in the UI, and a bar on stderr for the CLI), the consent policy and the
-run summary."""
+"""What the flows share: the Dask task runner and where tasks run (one worker per
+GPU when the device setting asks for CUDA), progress (a Prefect progress artifact in
+the UI, and a bar on stderr for the CLI), the consent policy and the run summary."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 import sys
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 from uuid import UUID
 
+from dask.base import annotate
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import TaskRunner
 from prefect_dask.task_runners import DaskTaskRunner
@@ -18,7 +25,8 @@ from prefect_dask.task_runners import DaskTaskRunner
 from extractors.runtime import THREADS_ENV
 from flows.job import ExtractReport
 from store.consent import ConsentPolicy
-from store.errors import ConfigError
+from store.devices import DEVICE_ENV, parse_device
+from store.errors import ConfigError, DeviceError
 
 log = logging.getLogger("bahfs.flows")
 
@@ -27,6 +35,10 @@ DASK_ADDRESS_ENV = "BAHFS_DASK_ADDRESS"
 #: Where the flows look when a run names no source or store (set them in the
 #: worker's environment; relative paths are taken from the project directory).
 INBOX_ENV, STORE_ENV = "BAHFS_INBOX", "BAHFS_STORE"
+#: The Dask worker resource a GPU worker offers (one each) and every extraction
+#: task asks for: one task per GPU at a time.
+GPU_RESOURCE = "GPU"
+VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
 
 
 def source_and_store(source: str | None, store: str | None) -> tuple[str, str]:
@@ -48,23 +60,157 @@ def local_workers(requested: int | None) -> int:
     return requested or max(1, min(8, os.cpu_count() or 1))
 
 
-def dask_runner(address: str | None, workers: int | None) -> TaskRunner[Any]:
+def scheduler_address(address: str | None) -> str | None:
+    """An existing scheduler to use (``address``, else ``$BAHFS_DASK_ADDRESS``), or
+    None for a local cluster."""
+    address = address or os.environ.get(DASK_ADDRESS_ENV) or None
+    if address and "://" not in address:
+        raise ConfigError(f"dask address {address!r} has no scheme",
+                          expected="tcp://host:8786")
+    return address
+
+
+def listed_gpus() -> int:
+    """How many GPUs ``nvidia-smi -L`` lists: 0 without nvidia-smi or when it fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return 0
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("nvidia-smi -L failed, no GPU workers: %s", exc)
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def local_gpus(gpu_count: int | None = None) -> list[str]:
+    """The GPUs the local cluster gets one worker each for, as ``CUDA_VISIBLE_DEVICES``
+    values, from the device setting (``$BAHFS_DEVICE``): ``cpu``: none; ``auto``: every
+    GPU there is; ``cuda``: every GPU, at least one; ``cuda:N``: GPU N alone. The GPUs
+    there are: ``$CUDA_VISIBLE_DEVICES`` when set, else the first ``gpu_count``
+    (default: what ``nvidia-smi -L`` lists)."""
+    text = os.environ.get(DEVICE_ENV, "").strip().lower()
+    setting = parse_device(text)
+    if setting.kind == "cpu":
+        return []
+    visible = os.environ.get(VISIBLE_ENV)
+    if visible is not None:
+        ids: list[str] = []
+        for part in (p.strip() for p in visible.split(",")):
+            if not part or part.startswith("-"):  # CUDA stops at the first invalid entry
+                break
+            ids.append(part)
+    else:
+        ids = [str(i) for i in range(listed_gpus() if gpu_count is None else gpu_count)]
+    if setting.kind == "auto":
+        return ids
+    if not ids:
+        raise DeviceError(f"device {text!r} asked for, but there is no GPU here",
+                          expected=f"a GPU listed by nvidia-smi -L (and in ${VISIBLE_ENV} "
+                                   "when set), or --device cpu/auto")
+    if ":" not in text:
+        return ids
+    if setting.index >= len(ids):
+        raise DeviceError(f"device {text!r} asked for, but there are {len(ids)} GPUs here",
+                          expected=f"cuda:0 to cuda:{len(ids) - 1}")
+    return [ids[setting.index]]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the extraction tasks run: an existing scheduler (``address``) or a local
+    cluster (one worker per GPU in ``gpus``, else CPU workers); ``gpu_tasks``: each
+    task asks for one ``GPU`` resource."""
+
+    address: str | None
+    gpus: tuple[str, ...] = ()
+    gpu_tasks: bool = False
+
+
+def placement(address: str | None, gpu_count: int | None = None) -> Placement:
+    """Local GPUs get a worker each (see :func:`local_gpus`) and tasks that ask for
+    one; on an existing scheduler tasks ask for a GPU when the device setting is
+    ``cuda`` or ``cuda:N`` (its workers must offer ``--resources GPU=1``)."""
+    address = scheduler_address(address)
+    if address:
+        return Placement(address, gpu_tasks=parse_device().kind == "cuda")
+    gpus = tuple(local_gpus(gpu_count))
+    return Placement(None, gpus, bool(gpus))
+
+
+def gpu_annotation(gpu_tasks: bool) -> AbstractContextManager[Any]:
+    """Around ``task.submit`` calls: each task needs one GPU worker (Dask resources)."""
+    return annotate(resources={GPU_RESOURCE: 1}) if gpu_tasks else nullcontext()
+
+
+def dask_runner(address: str | None, workers: int | None,
+                gpus: Sequence[str] = ()) -> TaskRunner[Any]:
     """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``), else
     on a LocalCluster of ``workers`` single-threaded processes (each process loads
-    the models once and extracts one video at a time, with its share of the cores)."""
-    address = address or os.environ.get(DASK_ADDRESS_ENV) or None
+    the models once and extracts one video at a time, with its share of the cores),
+    or, given ``gpus``, one single-threaded worker per GPU (:func:`gpu_cluster`)."""
+    address = scheduler_address(address)
     if address:
-        if "://" not in address:
-            raise ConfigError(f"dask address {address!r} has no scheme",
-                              expected="tcp://host:8786")
         return cast(TaskRunner[Any], DaskTaskRunner(address=address))
-    n = local_workers(workers)
+    n = len(gpus) or local_workers(workers)
     env = {THREADS_ENV: str(max(1, (os.cpu_count() or 1) // n))}
     if url := _api_url():
         env["PREFECT_API_URL"] = url
+    if gpus:
+        if workers and workers != len(gpus):
+            log.info("dask_workers=%d ignored: one worker per GPU (%d)", workers, len(gpus))
+        return cast(TaskRunner[Any], DaskTaskRunner(
+            cluster_class="distributed.SpecCluster", cluster_kwargs=gpu_cluster(gpus, env)))
     return cast(TaskRunner[Any], DaskTaskRunner(cluster_kwargs={
         "n_workers": n, "threads_per_worker": 1, "processes": True,
         "dashboard_address": None, "env": env}))
+
+
+def gpu_cluster(gpus: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
+    """``SpecCluster`` arguments: one single-threaded worker process per GPU, offering
+    the resource ``GPU=1``, seeing only its GPU (``CUDA_VISIBLE_DEVICES``) and told
+    to use it (``BAHFS_DEVICE``: ``cuda``, or ``auto`` when that was the setting)."""
+    from distributed import Nanny, Scheduler
+    from distributed.worker_memory import parse_memory_limit
+
+    device = "auto" if parse_device().kind == "auto" else "cuda"
+    net = {"host": "127.0.0.1", "protocol": "tcp://", "dashboard": False,
+           "dashboard_address": None}
+    common = {**net, "nthreads": 1, "resources": {GPU_RESOURCE: 1},
+              "silence_logs": logging.WARN,
+              "memory_limit": parse_memory_limit("auto", 1, len(gpus), logger=log)}
+    workers = {f"gpu-{i}": {"cls": Nanny, "options": {
+        **common, "env": {**env, VISIBLE_ENV: gpu, DEVICE_ENV: device}}}
+        for i, gpu in enumerate(gpus)}
+    return {"workers": workers, "silence_logs": logging.WARN,
+            "scheduler": {"cls": Scheduler, "options": {**net, "port": 0}}}
+
+
+def require_gpu_workers(wait_s: float = 60.0) -> int | None:
+    """How many workers of the running flow's Dask cluster offer ``GPU`` (waits up
+    to ``wait_s`` for one; None when the flow's task runner is not Dask): GPU tasks
+    on a cluster without any would wait forever, so none is an error."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx is not None else None
+    if not isinstance(runner, DaskTaskRunner):
+        return None
+    client = runner.client
+    deadline = time.monotonic() + wait_s
+    while True:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        n = sum(1 for w in workers.values() if w.get("resources", {}).get(GPU_RESOURCE))
+        if n or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    if not n:
+        raise ConfigError(f"the device setting asks for CUDA, but none of the {len(workers)} "
+                          f"Dask workers offers the {GPU_RESOURCE} resource",
+                          expected=f"GPU workers started with --resources {GPU_RESOURCE}=1, "
+                                   "or --device cpu/auto")
+    return n
 
 
 def _api_url() -> str | None:

@@ -10,6 +10,7 @@ and ``store`` (tables, locks, catalog).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,9 @@ from flows.common import (
     Progress,
     consent_policy,
     dask_runner,
+    gpu_annotation,
+    placement,
+    require_gpu_workers,
     source_and_store,
     summary_markdown,
 )
@@ -41,6 +45,7 @@ from flows.job import (
     run_video,
     summarise,
 )
+from store.devices import DEVICE_ENV, parse_device
 from store.errors import DatasetLayoutError, ExtractionError
 from store.tables import utc_now
 
@@ -84,15 +89,21 @@ def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str
                        ) -> dict[str, Any]:
     """One video, end to end (decode, every extractor, publish). Models are loaded
     once per worker process and reused. Checks that fail quarantine the video;
-    other errors are retried."""
+    other errors, device faults (``DeviceError``: out of GPU memory, a lost device)
+    among them, are retried, then reported as failed: the next run tries again."""
     return asdict(run_video(store, VideoJob(**job), as_plan(plan)))
 
 
 @flow(name="extract-videos", description="One task per video, on the flow's task runner.")
 def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, str]],
-                   progress: bool = False) -> list[dict[str, Any]]:
-    futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
-        extract_video_task.submit(store, job, plan): job for job in jobs}
+                   progress: bool = False, gpu_tasks: bool = False) -> list[dict[str, Any]]:
+    """``gpu_tasks``: each task asks for one ``GPU`` worker resource (one task per GPU
+    at a time)."""
+    if gpu_tasks:
+        get_run_logger().info("%s Dask workers offer a GPU", require_gpu_workers())
+    with gpu_annotation(gpu_tasks):
+        futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
+            extract_video_task.submit(store, job, plan): job for job in jobs}
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
@@ -118,6 +129,7 @@ def extract(
     dask_workers: Annotated[int | None, Field(ge=1, le=256)] = None,
     settle_seconds: Annotated[float, Field(ge=0)] = 0.0,
     progress: bool = False,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
     directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
@@ -128,9 +140,19 @@ def extract(
     ``dask_address``: an existing scheduler (``tcp://host:8786``), else a LocalCluster
     of ``dask_workers`` processes (default: one per core, at most 8); ``settle_seconds``:
     ignore batches changed more recently (still being copied); ``progress``: draw a
-    progress bar on stderr."""
+    progress bar on stderr; ``device``: ``auto``, ``cpu``, ``cuda`` (one local worker
+    per GPU) or ``cuda:N`` (GPU N alone), set as ``$BAHFS_DEVICE`` for this process and
+    its local workers (default: ``$BAHFS_DEVICE``, else ``auto``; workers of an
+    existing scheduler use their own environment)."""
     logger = get_run_logger()
     started = utc_now()
+    if device is not None:
+        parse_device(device)  # a clear error before any work
+        os.environ[DEVICE_ENV] = device.strip().lower()
+    where = placement(dask_address)  # before any work: cuda without a GPU stops here
+    if where.gpus:
+        logger.info("device %s: one Dask worker per GPU (CUDA_VISIBLE_DEVICES %s)",
+                    os.environ.get(DEVICE_ENV) or "auto", ", ".join(where.gpus))
     chosen = read_plan(Path(plan)) if plan else plan_from_names(
         extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
@@ -140,9 +162,10 @@ def extract(
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     outcomes: list[dict[str, Any]] = []
     if todo:
-        runner = dask_runner(dask_address, dask_workers)
+        runner = dask_runner(where.address, dask_workers, where.gpus)
         outcomes = extract_videos.with_options(task_runner=runner)(
-            store, [asdict(j) for j in todo], plan_to_json(chosen), progress)
+            store, [asdict(j) for j in todo], plan_to_json(chosen), progress,
+            where.gpu_tasks)
     report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
                            skipped=done, batches=len(new), bad_batches=bad)
     summarise([VideoOutcome(**o) for o in outcomes], report)

@@ -8,7 +8,9 @@
   meets it moves on, so no video is processed twice), decodes it once, runs every
   extractor, checks the frame count, re-checks consent and publishes atomically.
   A video that fails its checks comes back ``quarantined`` with the reason; other
-  exceptions (transient faults) propagate, for the caller to retry.
+  exceptions (transient faults) propagate, for the caller to retry, and so does a
+  :class:`~store.errors.DeviceError` (out of GPU memory, a lost device: never the
+  video's fault), even when an extractor wrapped it.
 * :func:`record_run` appends the quarantine rows and an ``extract_runs`` row and
   refreshes the catalog, under the store lock.
 """
@@ -32,7 +34,7 @@ from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
-from store.errors import BahfsError, ConsentError, VideoDecodeError
+from store.errors import BahfsError, ConsentError, DeviceError, VideoDecodeError
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
@@ -139,8 +141,23 @@ def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor,
     return feats[0].n_frames
 
 
+def device_error_in(exc: BaseException) -> DeviceError | None:
+    """The :class:`DeviceError` behind ``exc``: itself, or the cause an extractor
+    wrapped in its own error (``raise ... from``), else None."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, DeviceError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__
+    return None
+
+
 def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) -> VideoOutcome:
-    """Extract one video into ``store`` unless done, claimed elsewhere or broken."""
+    """Extract one video into ``store`` unless done, claimed elsewhere or broken.
+    A device fault propagates (the video lock released, nothing published) for the
+    caller to retry; the video is never quarantined for it."""
     store = Path(store)
     t0 = time.perf_counter()
     plan = as_plan(plan)
@@ -160,6 +177,12 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) ->
         try:
             return outcome("extracted", extract_one(store, FeatureWriter(store), extractors, job))
         except BahfsError as exc:
+            fault = device_error_in(exc)
+            if fault is exc:
+                raise
+            if fault is not None:  # an extractor wrapped it: the device's, not the video's
+                raise DeviceError(fault.message, path=job.file, participant=job.participant_id,
+                                  video=job.video_id, expected=fault.expected) from exc
             return outcome("quarantined", reason=str(exc))
 
 

@@ -16,6 +16,21 @@ from bahfs.cli.common import app, csv_names, friendly
 PlanOption = Annotated[Path | None, typer.Option(
     "--plan", help="A plan file (YAML): feature sets with their models and options, "
                    "instead of --extractors (docs/models.md).")]
+DeviceOption = Annotated[str, typer.Option(
+    "--device", help="auto, cpu, cuda (bahfs extract: one local worker per GPU) or cuda:N; "
+                     "sets BAHFS_DEVICE (default: $BAHFS_DEVICE, else auto).")]
+
+
+def _set_device(device: str) -> str | None:
+    """Validate ``--device`` and set ``$BAHFS_DEVICE`` from it (before any model is
+    loaded); returns it, or None when not given."""
+    from store.devices import DEVICE_ENV, parse_device
+
+    if not device:
+        return None
+    parse_device(device)  # ConfigError: exit 2 with what was expected
+    os.environ[DEVICE_ENV] = device.strip().lower()
+    return os.environ[DEVICE_ENV]
 
 
 def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
@@ -35,8 +50,10 @@ def extract_video(
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
     plan: PlanOption = None,
+    device: DeviceOption = "",
 ) -> None:
     """Run the extractors on one video; write a standalone Zarr group (frames first)."""
+    _set_device(device)
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
 
@@ -67,11 +84,13 @@ def extract(
         help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
     workers: Annotated[int, typer.Option(
         help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
+    device: DeviceOption = "",
 ) -> None:
     """Ingest new batches and extract every pending video into the store (runs the
     Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
     local Prefect server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    chosen_device = _set_device(device)
     from flows.extract import extract as extract_flow
 
     if plan is not None and extractors:
@@ -82,7 +101,7 @@ def extract(
                           plan=str(plan.resolve()) if plan else None,
                           consent=csv_names(require_consent),
                           dask_address=dask_address or None, dask_workers=workers or None,
-                          progress=True)
+                          progress=True, device=chosen_device)
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "

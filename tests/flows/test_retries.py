@@ -1,6 +1,7 @@
 """Transient faults are retried; a video that keeps failing is reported, the rest land.
 (The per-video body is replaced to inject faults: a unit test of the flow's retry
-policy; the real body runs in test_extract_e2e.py.) The flow runs in a child
+policy; the real body runs in test_extract_e2e.py.) Device faults (out of GPU
+memory) go through the real body, from a real extractor's model call. The flow runs in a child
 process: after an in-process flow run, Prefect's fork handlers make every later
 forked child of the process exit with status 1, which would break the fork tests
 of the reader and the DataLoader that run later in this pytest process."""
@@ -46,7 +47,7 @@ jobs = [asdict(VideoJob(f"P001__Visite_1__Q{q}", "P001", "/data", f"q{q}.mp4", 1
         for q in (1, 2)]
 with prefect_test_harness():
     outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
-        max_workers=2))(sys.argv[1], jobs, ["logmel"])
+        max_workers=2))(sys.argv[1], jobs, [{"name": "logmel", "extractor": "logmel"}])
 print("RESULT " + json.dumps({"outcomes": outcomes, "calls": calls}))
 '''
 
@@ -67,3 +68,92 @@ def test_transient_faults_are_retried_and_lasting_ones_reported(tmp_path: Path) 
     assert by_video["P001__Visite_1__Q2"]["status"] == "failed"
     assert "disk gone" in by_video["P001__Visite_1__Q2"]["reason"]
     assert data["calls"]["P001__Visite_1__Q2"] == 3  # the first try and two retries
+
+
+DEVICE_SCRIPT = r'''
+import json, sys
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.testing.utilities import prefect_test_harness
+
+import flows.extract as fx
+from extractors.audio import LogMelExtractor
+from extractors.base import register
+from extractors.plan import plan_from_names, plan_to_json
+from flows.job import ExtractReport, VideoOutcome, pending_jobs, record_run, summarise
+from store.errors import DeviceError
+from store.tables import utc_now
+
+calls = Counter()
+
+
+@register
+class GpuLogMel(LogMelExtractor):
+    """The real log-mel extractor; its model call runs out of GPU memory once for
+    the first video, and every time for the second."""
+    name = "gpu_logmel"
+
+    def compute(self, video):
+        calls[video.video_id] += 1
+        if video.video_id == first and calls[first] == 1 or video.video_id == second:
+            raise DeviceError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().compute(video)
+
+
+store = Path(sys.argv[1])
+plan = plan_from_names(["gpu_logmel"])
+fs_ids = [GpuLogMel().spec().id]
+todo, _ = pending_jobs(store, fs_ids)
+first, second = todo[0].video_id, todo[1].video_id
+fx.extract_video_task = fx.extract_video_task.with_options(retry_delay_seconds=0)
+started = utc_now()
+with prefect_test_harness():
+    outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
+        max_workers=2))(str(store), [asdict(j) for j in todo[:2]], plan_to_json(plan))
+report = summarise([VideoOutcome(**o) for o in outcomes], ExtractReport(feature_sets=fs_ids))
+record_run(store, report, started)
+print("RESULT " + json.dumps({"first": first, "second": second, "calls": calls,
+                              "report": report.as_dict(), "fs_id": fs_ids[0]}))
+'''
+
+
+def test_device_faults_are_retried_then_failed_never_quarantined(
+        sample_release: Path, tmp_path: Path) -> None:
+    """Out of GPU memory raised by a real extractor's model call, through the Prefect
+    task's retries and the real ``run_video``: once, and the retry lands the video;
+    every time, and the video is reported failed (not quarantined, nothing published,
+    its lock free), so the next run takes it again."""
+    from store.ingest import ingest
+    from store.layout import is_published
+    from store.locks import video_lock
+    from store.tables import read_table, read_table_or_empty
+
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    script = tmp_path / "device.py"
+    script.write_text(DEVICE_SCRIPT)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    res = subprocess.run([sys.executable, str(script), str(store)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
+    data = json.loads(line.removeprefix("RESULT "))
+    first, second, report = data["first"], data["second"], data["report"]
+    assert report["extracted"] == [first] and data["calls"][first] == 2
+    assert list(report["failed"]) == [second] and data["calls"][second] == 3
+    assert "CUDA out of memory" in report["failed"][second]
+    assert report["quarantined"] == {}
+    assert read_table_or_empty(store, "quarantine").height == 0
+    videos = read_table(store, "videos")
+    pid = videos.filter(videos["video_id"] == second)["participant_id"][0]
+    assert not is_published(store, data["fs_id"], pid, second)
+    with video_lock(store, second) as mine:
+        assert mine  # released after the last try
+    from flows.job import pending_jobs
+
+    todo, _ = pending_jobs(store, [data["fs_id"]])
+    assert second in [j.video_id for j in todo]  # the next run tries it again

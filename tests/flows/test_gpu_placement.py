@@ -1,0 +1,265 @@
+"""GPUs: a device fault is never the video's (it propagates to be retried, the video
+is neither quarantined nor published, its lock is released), and where extraction
+tasks run: one Dask worker per GPU, each offering ``GPU=1`` and seeing only its own
+``CUDA_VISIBLE_DEVICES``, tasks asking for one. Every decision is tested on the CPU:
+the GPU count is given, the "GPU" workers are ordinary processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from extractors.audio import LogMelExtractor
+from extractors.base import DecodedVideo, register
+from extractors.plan import plan_from_names
+from flows.common import (
+    Placement,
+    dask_runner,
+    gpu_annotation,
+    gpu_cluster,
+    local_gpus,
+    placement,
+)
+from flows.job import VideoJob, device_error_in, run_video
+from store.errors import DeviceError, ExtractionError
+from store.ingest import ingest
+from store.layout import is_published
+from store.locks import video_lock
+from store.tables import read_table, read_table_or_empty
+
+
+@register
+class FlakyLogMel(LogMelExtractor):
+    """The real log-mel extractor whose model call runs out of GPU memory the first
+    ``fail_times`` times it is called for a video."""
+
+    name = "flaky_logmel"
+    fail_times = 1
+    calls: dict[str, int] = {}  # noqa: RUF012 - one count per video, for the test
+
+    def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
+        n = self.calls[video.video_id] = self.calls.get(video.video_id, 0) + 1
+        if n <= self.fail_times:
+            raise DeviceError("CUDA out of memory. Tried to allocate 2.00 GiB",
+                              expected="a free GPU")
+        return super().compute(video)
+
+
+def test_a_device_fault_propagates_and_the_video_is_tried_again(sample_release: Path,
+                                                               tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    vid, pid, src, rel, n = read_table(store, "videos").select(
+        "video_id", "participant_id", "source", "path", "n_frames").row(0)
+    job = VideoJob(vid, pid, src, rel, n)
+    plan = plan_from_names(["flaky_logmel"])
+    fs_id = FlakyLogMel().spec().id
+    with pytest.raises(DeviceError, match="CUDA out of memory") as info:
+        run_video(store, job, plan)
+    assert "Tried to allocate" in str(info.value)
+    assert not is_published(store, fs_id, pid, vid)
+    assert read_table_or_empty(store, "quarantine").height == 0
+    with video_lock(store, vid) as mine:
+        assert mine  # released
+    out = run_video(store, job, plan)  # the retry: the device works again
+    assert out.status == "extracted" and out.frames == n
+    assert is_published(store, fs_id, pid, vid)
+    assert FlakyLogMel.calls[vid] == 2
+
+
+def test_device_fault_finds_the_cause_an_extractor_wrapped() -> None:
+    oom = DeviceError("CUDA out of memory")
+    try:
+        try:
+            raise oom
+        except DeviceError as exc:
+            raise ExtractionError("words failed") from exc
+    except ExtractionError as wrapped:
+        assert device_error_in(wrapped) is oom
+    assert device_error_in(ExtractionError("bad output")) is None
+    assert device_error_in(oom) is oom
+
+
+@pytest.fixture
+def no_gpu_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("BAHFS_DEVICE", "CUDA_VISIBLE_DEVICES", "BAHFS_DASK_ADDRESS"):
+        monkeypatch.setenv(name, "")  # recorded: restored however the test changes it
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_which_gpus_get_a_worker(no_gpu_env: pytest.MonkeyPatch) -> None:
+    env = no_gpu_env
+    assert local_gpus(gpu_count=0) == []  # auto, no GPU: CPU workers as always
+    assert local_gpus(gpu_count=2) == ["0", "1"]  # auto, GPUs: one worker each
+    env.setenv("BAHFS_DEVICE", "cpu")
+    assert local_gpus(gpu_count=2) == []
+    env.setenv("BAHFS_DEVICE", "cuda")
+    assert local_gpus(gpu_count=3) == ["0", "1", "2"]
+    with pytest.raises(DeviceError, match="no GPU here"):
+        local_gpus(gpu_count=0)
+    env.setenv("BAHFS_DEVICE", "CUDA:1")
+    assert local_gpus(gpu_count=3) == ["1"]  # GPU 1 alone
+    env.setenv("BAHFS_DEVICE", "cuda:2")
+    with pytest.raises(DeviceError, match="cuda:0 to cuda:1"):
+        local_gpus(gpu_count=2)
+    env.setenv("BAHFS_DEVICE", "cuda")
+    env.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # what this process may use
+    assert local_gpus(gpu_count=8) == ["2", "3"]
+    env.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(DeviceError):
+        local_gpus(gpu_count=8)
+
+
+def test_placement_local_and_remote(no_gpu_env: pytest.MonkeyPatch) -> None:
+    env = no_gpu_env
+    assert placement(None, gpu_count=0) == Placement(None, (), False)
+    assert placement(None, gpu_count=2) == Placement(None, ("0", "1"), True)
+    env.setenv("BAHFS_DEVICE", "cpu")
+    assert placement(None, gpu_count=2) == Placement(None, (), False)
+    # an existing scheduler: its workers' GPUs are theirs; tasks ask for one when told
+    assert placement("tcp://h:8786", 2) == Placement("tcp://h:8786", (), False)
+    env.setenv("BAHFS_DEVICE", "cuda")
+    assert placement("tcp://h:8786", 0) == Placement("tcp://h:8786", (), True)
+
+
+def test_cluster_spec_one_worker_per_gpu(no_gpu_env: pytest.MonkeyPatch) -> None:
+    cpu = dask_runner(None, 3)  # CPU only: exactly as before
+    assert cpu.cluster_kwargs["n_workers"] == 3  # type: ignore[attr-defined]
+    assert "CUDA_VISIBLE_DEVICES" not in cpu.cluster_kwargs["env"]  # type: ignore[attr-defined]
+    no_gpu_env.setenv("BAHFS_DEVICE", "cuda")
+    where = placement(None, gpu_count=3)
+    runner: Any = dask_runner(where.address, 8, where.gpus)
+    assert runner.cluster_class == "distributed.SpecCluster"
+    workers = runner.cluster_kwargs["workers"]
+    assert len(workers) == 3
+    for i, spec in enumerate(workers.values()):
+        opts = spec["options"]
+        assert opts["resources"] == {"GPU": 1} and opts["nthreads"] == 1
+        assert opts["env"]["CUDA_VISIBLE_DEVICES"] == str(i)
+        assert opts["env"]["BAHFS_DEVICE"] == "cuda"  # its only GPU, numbered 0 there
+        assert opts["env"]["BAHFS_THREADS"] == str(max(1, (os.cpu_count() or 1) // 3))
+
+
+def test_annotation_only_for_gpu_tasks() -> None:
+    from dask.base import get_annotations
+
+    with gpu_annotation(False):
+        assert "resources" not in get_annotations()
+    with gpu_annotation(True):
+        assert get_annotations()["resources"] == {"GPU": 1}
+
+
+def _where_am_i() -> tuple[str, str, str]:
+    import time
+
+    from distributed import get_worker
+
+    time.sleep(0.3)
+    return (str(get_worker().name), os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            os.environ.get("BAHFS_DEVICE", ""))
+
+
+def test_gpu_workers_start_and_run_annotated_tasks(no_gpu_env: pytest.MonkeyPatch) -> None:
+    """A real cluster from the spec: two "GPU" workers (resources and
+    CUDA_VISIBLE_DEVICES; no GPU used) and a CPU worker that must get no GPU task."""
+    from distributed import Client, Nanny, SpecCluster
+
+    no_gpu_env.setenv("BAHFS_DEVICE", "cuda")
+    spec = gpu_cluster(["0", "1"], {"BAHFS_THREADS": "1"})
+    cpu_opts = {k: v for k, v in spec["workers"]["gpu-0"]["options"].items()
+                if k not in ("resources", "env")}
+    spec["workers"]["cpu"] = {"cls": Nanny, "options": cpu_opts}
+    cluster_type: Any = SpecCluster  # distributed is untyped
+    client_type: Any = Client
+    with cluster_type(**spec) as cluster, client_type(cluster) as client:
+        client.wait_for_workers(3, timeout=60)
+        with gpu_annotation(True):
+            futures = [client.submit(_where_am_i, pure=False) for _ in range(6)]
+        seen = client.gather(futures)
+    assert {name for name, _, _ in seen} == {"gpu-0", "gpu-1"}
+    for name, visible, device in seen:
+        assert visible == name.removeprefix("gpu-") and device == "cuda"
+
+
+SCRIPT = r'''
+import json, os, sys, time
+
+from prefect import task
+from prefect.testing.utilities import prefect_test_harness
+
+import flows.extract as fx
+from flows.common import dask_runner, placement
+
+
+@task(name="where")
+def where(store, job, plan):
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
+    worker = get_worker()
+    needs = worker.state.tasks[thread_state.key].resource_restrictions
+    time.sleep(0.3)
+    return {"video_id": job["video_id"], "participant_id": "P", "status": "extracted",
+            "worker": json.dumps([worker.name, os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                  os.environ.get("BAHFS_DEVICE"), needs])}
+
+
+if __name__ == "__main__":  # the cluster's worker processes import this file
+    fx.extract_video_task = where
+    os.environ["BAHFS_DEVICE"] = "cuda"
+    spot = placement(None, gpu_count=2)
+    jobs = [{"video_id": f"v{i}"} for i in range(4)]
+    with prefect_test_harness():
+        outcomes = fx.extract_videos.with_options(task_runner=dask_runner(
+            spot.address, None, spot.gpus))(sys.argv[1], jobs, [], False, spot.gpu_tasks)
+    print("RESULT " + json.dumps([json.loads(o["worker"]) for o in outcomes]))
+'''
+
+
+@pytest.mark.slow  # a temporary Prefect server (~10 s)
+def test_prefect_passes_the_gpu_annotation_to_dask(tmp_path: Path) -> None:
+    """The real ``extract_videos`` flow on the GPU cluster ``dask_runner`` builds (its
+    per-video task replaced by one that says where it ran), in a child process like
+    test_retries.py: every task ran on a GPU worker, asked for ``GPU=1``, and saw its
+    worker's GPU alone."""
+    script = tmp_path / "gpus.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    res = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=300, cwd=Path.cwd())
+    assert res.returncode == 0, res.stderr[-3000:]
+    line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
+    seen = json.loads(line.removeprefix("RESULT "))
+    assert len(seen) == 4
+    for name, visible, device, needs in seen:
+        assert name in ("gpu-0", "gpu-1") and visible == name.removeprefix("gpu-")
+        assert device == "cuda" and needs == {"GPU": 1}
+
+
+def test_device_option(media: dict[str, tuple[Path, object]], tmp_path: Path,
+                       no_gpu_env: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bahfs.cli import app
+
+    runner = CliRunner()
+    for command in (["extract-video", "x.mp4", "--out", str(tmp_path / "x.zarr")],
+                    ["extract", str(tmp_path), "--store", str(tmp_path / "s")]):
+        bad = runner.invoke(app, [*command, "--device", "gpu"])
+        assert bad.exit_code == 2
+        assert "device 'gpu'" in bad.output and "auto, cpu, cuda or cuda:N" in bad.output
+    out = tmp_path / "v.zarr"
+    ok = runner.invoke(app, ["extract-video", str(media["speech24"][0]), "--out", str(out),
+                             "--extractors", "logmel", "--device", "CPU"])
+    assert ok.exit_code == 0, ok.output
+    assert os.environ["BAHFS_DEVICE"] == "cpu" and out.exists()
