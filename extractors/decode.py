@@ -21,7 +21,7 @@ import queue
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -51,7 +51,7 @@ class FrameStream:
     n_decoded: int = 0
     prefetch: int = 2
 
-    def _batches(self, stdout: IO[bytes]) -> Iterator[np.ndarray]:
+    def _batches(self, stdout: IO[bytes]) -> Generator[np.ndarray, None, None]:
         w, h = self.info.width, self.info.height
         frame_bytes = w * h * 3
         while buf := stdout.read(frame_bytes * self.batch):
@@ -60,7 +60,8 @@ class FrameStream:
                 raise VideoDecodeError("decoder returned a partial frame", path=self.path)
             yield np.frombuffer(buf, np.uint8).reshape(n, h, w, 3)
 
-    def _ahead(self, stdout: IO[bytes], stop: threading.Event) -> Iterator[np.ndarray]:
+    def _ahead(self, stdout: IO[bytes], stop: threading.Event
+               ) -> Generator[np.ndarray, None, None]:
         """:meth:`_batches`, read by a thread up to ``prefetch`` batches ahead."""
         ready: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(self.prefetch)
 
