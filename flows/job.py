@@ -38,7 +38,7 @@ from store.errors import BahfsError, ConsentError, DeviceError, VideoDecodeError
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
-from store.purge import unpublish_video
+from store.purge import scrub_videos, unpublish_video
 from store.schema import empty
 from store.tables import read_table, read_table_or_empty, utc_now, write_table
 from store.writer import FeatureWriter
@@ -214,9 +214,15 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
             new = quarantine_rows(read_table(store, "videos"), report.quarantined, "extract")
             write_table(store, "quarantine", pl.concat([q, new]).unique(
                 ["video_id", "stage"], keep="last", maintain_order=True))
-        detail = {"quarantined": report.quarantined, "failed": report.failed,
-                  "busy": report.busy, "model_loads_per_worker": report.model_loads,
-                  "bad_batches": report.bad_batches}
+        gone = withdrawn(store)  # a participant withdrawn during the run: not in its log
+
+        def keep(video_id: str) -> bool:
+            pid, sep, _ = video_id.partition("__")
+            return not sep or subject_hash(pid) not in gone
+
+        detail = scrub_videos({"quarantined": report.quarantined, "failed": report.failed,
+                               "busy": report.busy, "model_loads_per_worker": report.model_loads,
+                               "bad_batches": report.bad_batches}, keep)
         row = pl.DataFrame([{
             "run_id": report.run_id, "started_at": started_at, "finished_at": utc_now(),
             "feature_sets": json.dumps(report.feature_sets), "batches": report.batches,

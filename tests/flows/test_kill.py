@@ -311,7 +311,4 @@ def test_purge_while_extracting_leaves_the_participant_nowhere(
     others = set(read_table(store, "videos")["video_id"].to_list())
     reader = FeatureReader(store)
     assert others and all(set(reader.extracted(fs)) == others for fs in reader.featuresets())
-    if _run_log_names(store, pid):
-        pytest.xfail("flows.job.record_run lists the video of a participant withdrawn during "
-                     "the run (quarantined: 'participant withdrew ...') in extract_runs.detail,"
-                     " after the purge; the video id holds the participant id")
+    assert not _run_log_names(store, pid)  # the run's log does not name their videos
