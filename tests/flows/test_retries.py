@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,16 +53,22 @@ print("RESULT " + json.dumps({"outcomes": outcomes, "calls": calls}))
 '''
 
 
-def test_transient_faults_are_retried_and_lasting_ones_reported(tmp_path: Path) -> None:
-    script = tmp_path / "retries.py"
-    script.write_text(SCRIPT)
+def _run(script_text: str, arg: Path, tmp_path: Path) -> dict[str, Any]:
+    """Run ``script_text`` with a private Prefect home; its ``RESULT`` line, parsed."""
+    script = tmp_path / "script.py"
+    script.write_text(script_text)
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    res = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
+    res = subprocess.run([sys.executable, str(script), str(arg)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
-    data = json.loads(line.removeprefix("RESULT "))
+    out: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return out
+
+
+def test_transient_faults_are_retried_and_lasting_ones_reported(tmp_path: Path) -> None:
+    data = _run(SCRIPT, tmp_path, tmp_path)
     by_video = {o["video_id"]: o for o in data["outcomes"]}
     assert by_video["P001__Visite_1__Q1"]["status"] == "extracted"
     assert data["calls"]["P001__Visite_1__Q1"] == 2
@@ -133,15 +140,7 @@ def test_device_faults_are_retried_then_failed_never_quarantined(
 
     store = tmp_path / "store"
     ingest(sample_release, store)
-    script = tmp_path / "device.py"
-    script.write_text(DEVICE_SCRIPT)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    res = subprocess.run([sys.executable, str(script), str(store)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
-    data = json.loads(line.removeprefix("RESULT "))
+    data = _run(DEVICE_SCRIPT, store, tmp_path)
     first, second, report = data["first"], data["second"], data["report"]
     assert report["extracted"] == [first] and data["calls"][first] == 2
     assert list(report["failed"]) == [second] and data["calls"][second] == 3
