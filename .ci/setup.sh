@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
 # Install everything bahfs needs, from nothing; safe to run again (skips what is done).
 #   system: ffmpeg (with ffprobe), espeak-ng  (Debian packages)
-#   python: the project and its dev tools into ./.venv (editable install)
+#   python: the project and its dev tools into ./.venv (editable install), with ONNX
+#           Runtime for the CPU (extra cpu: onnxruntime) or for CUDA (extra gpu:
+#           onnxruntime-gpu[cuda,cudnn]), never both (they are the same module):
+#             BAHFS_GPU=1     gpu          BAHFS_GPU=0  cpu
+#             BAHFS_GPU=auto  (or unset) gpu when `nvidia-smi -L` lists a GPU, else cpu
+#           `bash .ci/setup.sh --print-runtime` prints the choice and does nothing else.
 set -euo pipefail
+
+# cpu or gpu, from BAHFS_GPU and nvidia-smi (docs/operations.md, GPU install)
+bahfs_runtime() {
+  case "${BAHFS_GPU:-auto}" in
+    1) echo gpu ;;
+    0) echo cpu ;;
+    auto | "")
+      if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU [0-9]'; then
+        echo gpu
+      else
+        echo cpu
+      fi ;;
+    *) echo "[setup] BAHFS_GPU=${BAHFS_GPU}: expected 1, 0 or auto" >&2; return 2 ;;
+  esac
+}
+runtime="$(bahfs_runtime)"
+if [ "${1:-}" = --print-runtime ]; then
+  echo "$runtime"
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 
 need=()
@@ -23,18 +48,41 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.bahfs-install-stamp
-# reinstall when the project's requirements, this script, or its top-level packages
-# change (an editable install maps top-level packages when it is made)
-want="$( (cat pyproject.toml .ci/setup.sh; ls -d */__init__.py 2>/dev/null) | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  echo "[setup] installing Python packages into .venv"
+# reinstall when the project's requirements, this script, its top-level packages (an
+# editable install maps top-level packages when it is made) or the runtime choice change
+want="$( (cat pyproject.toml .ci/setup.sh; ls -d */__init__.py 2>/dev/null; echo "runtime=$runtime") \
+  | sha256sum | cut -d' ' -f1)"
+# the ONNX Runtime distribution this venv must not have
+case "$runtime" in gpu) other=onnxruntime ;; *) other=onnxruntime-gpu ;; esac
+has_dist() { .venv/bin/python -c 'import importlib.metadata as m, sys; m.version(sys.argv[1])' "$1" >/dev/null 2>&1; }
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || has_dist "$other"; then
+  echo "[setup] installing Python packages into .venv (ONNX Runtime for the $runtime)"
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first, pinned: on this machine kind pip takes a local CPU wheel for it, so
   # the project's torch range is already met and never pulls a multi-GB CUDA build.
+  # Elsewhere PyPI's torch 2.13.0 for linux is the CUDA 13 build, what the gpu path
+  # wants (and it runs on the CPU too).
   if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q torch==2.13.0
   fi
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # switching runtimes: both share the onnxruntime/ folder, so remove every copy first
+  if has_dist "$other"; then
+    echo "[setup] removing $other (switching to the $runtime runtime)"
+    .venv/bin/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu
+  fi
+  .venv/bin/python -m pip install -q -e ".[dev,$runtime]"
+  if [ "$runtime" = gpu ] && has_dist onnxruntime; then
+    # faster-whisper requires the CPU onnxruntime by name, so pip has just put it over
+    # onnxruntime-gpu's files: remove both and put onnxruntime-gpu back alone (its
+    # dependencies are installed; faster-whisper only needs the module, which it is)
+    ortgpu="$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("onnxruntime-gpu"))')"
+    .venv/bin/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu
+    .venv/bin/python -m pip install -q --no-deps "onnxruntime-gpu==$ortgpu"
+  fi
+  if has_dist "$other"; then
+    echo "[setup] error: $other is still installed beside the $runtime runtime" >&2
+    exit 1
+  fi
   # Put the checkout itself on sys.path too: then the real packages win over any
   # same-named folder in the working directory (a data folder called store/ would
   # otherwise shadow the store package as a namespace package).
@@ -77,4 +125,21 @@ fi
 # about 2.5 min and 7.6 GB the first time, skipped after); BAHFS_SKIP_WHISPERX=1 skips it
 [ "${BAHFS_SKIP_WHISPERX:-}" = 1 ] || bash .ci/whisperx.sh
 
-echo "[setup] ready: $(.venv/bin/bahfs --help >/dev/null && echo .venv/bin/bahfs)"
+if [ "$runtime" = gpu ]; then
+  # what each runtime sees (informational: docs/operations.md, GPU install)
+  .venv/bin/python - <<'PY' || echo "[setup] warning: the GPU check failed (docs/operations.md, GPU install)"
+import importlib.metadata as m
+import onnxruntime, ctranslate2, torch
+print("[setup] gpu runtime: onnxruntime-gpu", m.version("onnxruntime-gpu"),
+      "providers", onnxruntime.get_available_providers())
+print("[setup] gpu runtime: ctranslate2", ctranslate2.__version__, "CUDA devices",
+      ctranslate2.get_cuda_device_count())
+print("[setup] gpu runtime: torch", torch.__version__, "CUDA", torch.version.cuda,
+      "available", torch.cuda.is_available())
+if torch.version.cuda is None:
+    print("[setup] warning: torch is a CPU build; GPU training needs PyPI's default "
+          "(CUDA) torch: .venv/bin/python -m pip uninstall -y torch; "
+          "rm .venv/.bahfs-install-stamp; then run this again")
+PY
+fi
+echo "[setup] ready: $(.venv/bin/bahfs --help >/dev/null && echo .venv/bin/bahfs) (ONNX Runtime for the $runtime)"
