@@ -70,7 +70,33 @@ def check_model(path: Path, expected_sha256: str | None) -> str:
 _WARNED: set[str] = set()
 _FAULTS = ("out of memory", "cuda error", "cuda failure", "cudaerror", "cublas_status",
            "cudnn_status", "device-side assert", "no cuda-capable device",
-           "cuda driver", "illegal memory access", "failed to allocate memory")
+           "cuda driver", "illegal memory access", "failed to allocate memory",
+           "libcublas", "libcudnn", "libcudart")
+
+
+def load_cuda_libraries() -> None:
+    """Make the CUDA libraries that pip's ``nvidia-*`` wheels install findable (they
+    live in ``site-packages/nvidia/*/lib``, which the loader does not search): ONNX
+    Runtime's own ``preload_dlls`` for its CUDA provider, and cuBLAS 12 for
+    CTranslate2. Does nothing where they are absent (a CPU install)."""
+    import ctypes
+    import importlib.util
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers() and \
+            hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()
+        except OSError as exc:  # a library missing: the session check says so later
+            log.debug("onnxruntime.preload_dlls: %s", exc)
+    spec = importlib.util.find_spec("nvidia")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        for lib in sorted(Path(base).glob("cublas/lib/libcublas*.so.12")):
+            try:
+                ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+            except OSError as exc:
+                log.debug("cannot preload %s: %s", lib, exc)
 
 
 def warn_once(key: str, message: str) -> None:
@@ -84,6 +110,11 @@ def device_fault(exc: BaseException) -> bool:
     """Whether ``exc`` is the device failing (out of memory, CUDA errors)."""
     text = str(exc).lower()
     return isinstance(exc, (DeviceError, MemoryError)) or any(f in text for f in _FAULTS)
+
+
+@lru_cache(maxsize=1)
+def _preload() -> None:
+    load_cuda_libraries()
 
 
 def device_setting() -> DeviceSetting:
@@ -102,6 +133,7 @@ def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
     want = device_setting()
     if want.kind == "cpu":
         return ["CPUExecutionProvider"]
+    _preload()
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         if want.kind == "cuda":
             raise DeviceError(f"device {want} asked for, but ONNX Runtime has no CUDA "
@@ -139,6 +171,7 @@ def ct2_device() -> tuple[str, int]:
     want = device_setting()
     if want.kind == "cpu":
         return "cpu", 0
+    _preload()
     count = ctranslate2.get_cuda_device_count()
     if want.kind == "cuda":
         if want.index >= count:
