@@ -50,6 +50,7 @@ class SpeechConfig:
     compute_type: str = "int8"
     beam_size: int = 1
     vad_filter: bool = True
+    asr_batch_size: int = 0  # >0: faster-whisper's batched pipeline (for GPUs); 0: sequential
     language: str = ""  # empty: detect
     embedding_model: str = ""  # a sentence-transformers folder; empty: all-MiniLM-L6-v2
     max_tokens: int = 0  # word-piece window; 0: the word model's own maximum
@@ -125,9 +126,17 @@ class SpeechExtractor(Extractor):
                                       self.config.align_model_dir)
             words = interpolate_times(out["words"], len(audio) / 16_000)
             return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
-        segments, info = self.asr.transcribe(
-            audio, word_timestamps=True, vad_filter=self.config.vad_filter,
-            beam_size=self.config.beam_size, language=self.config.language or None)
+        if self.config.asr_batch_size > 0:  # VAD segments decoded together (GPU)
+            from faster_whisper import BatchedInferencePipeline
+
+            segments, info = BatchedInferencePipeline(model=self.asr).transcribe(
+                audio, word_timestamps=True, vad_filter=True,
+                batch_size=self.config.asr_batch_size, beam_size=self.config.beam_size,
+                language=self.config.language or None)
+        else:
+            segments, info = self.asr.transcribe(
+                audio, word_timestamps=True, vad_filter=self.config.vad_filter,
+                beam_size=self.config.beam_size, language=self.config.language or None)
         words = [{"word": w.word.strip(), "start": w.start, "end": w.end,
                   "probability": float(w.probability)}
                  for s in segments for w in (s.words or []) if w.word.strip()]

@@ -144,3 +144,17 @@ def test_a_folder_that_is_not_whisper_fails_naming_it(tmp_path: Path) -> None:
     (tmp_path / "model.bin").write_bytes(b"not a model")
     with pytest.raises(ModelError, match=r"missing config\.json"):
         load_whisper(str(tmp_path), "int8")
+
+
+@pytest.mark.slow
+def test_batched_whisper_gives_the_same_words(media: Media, speech: SpeechExtractor) -> None:
+    path, plan = media["speech24"]
+    assert plan is not None
+    batched = SpeechExtractor(SpeechConfig(asr_batch_size=4))
+    a = json.loads(extract_all(path, [speech])[0].attrs["transcript"])
+    b = json.loads(extract_all(path, [batched])[0].attrs["transcript"])
+    one, two = set(_words(a["text"])), set(_words(b["text"]))
+    assert len(one & two) >= 0.8 * max(len(one), len(two)), (one, two)
+    duration = plan.n_frames / plan.fps
+    assert all(0 <= w["start"] <= w["end"] <= duration + 0.5 for w in b["words"])
+    assert batched.spec().id != speech.spec().id  # another option, another feature set
