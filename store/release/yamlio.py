@@ -154,4 +154,6 @@ def load_yaml(path: Path) -> Any:
 
 def dump_yaml(data: Any) -> str:
     """Dump plain data deterministically (sorted keys off: keep the given order)."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: same bytes, ~4x faster
+    out: str = yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, width=1000)
+    return out
