@@ -14,6 +14,7 @@ Outputs per decoded frame: ``box`` float32 (4,) x0 y0 x1 y1 in pixels,
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,22 @@ def align(frame: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarr
     return out
 
 
+#: The current decoded batch's detections, shared by the detectors of one process
+#: (key: model, options, the frames' memory); holds a reference to the batch's
+#: memory owner, so the memory cannot be reused while an answer is kept.
+_SHARED: dict[Any, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _owner(frames: np.ndarray) -> Any:
+    """The immutable object owning ``frames``' memory (the decoder's bytes), or None
+    when the frames may change (then nothing is shared)."""
+    base = frames.base
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return base if isinstance(base, bytes) else None
+
+
 @register
 class FaceDetector(FrameExtractor):
     """Top face per frame: box, 5 landmarks, score, has_face (CenterFace, ONNX)."""
@@ -117,6 +134,7 @@ class FaceDetector(FrameExtractor):
         self._sha = check_model(path, self.config.model_sha256)
         self._sess: Any = session(_dynamic_model(path))
         self.device = session_device(self._sess)
+        self.runs = 0  # detector runs (batches), shared answers not counted
 
     def model_sha256(self) -> str:
         return self._sha
@@ -134,7 +152,31 @@ class FaceDetector(FrameExtractor):
                 ArraySpec("has_face", "bool", (), "a face above the threshold"))
 
     def detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Run the detector on RGB frames (B, H, W, 3); coordinates in frame pixels."""
+        """Run the detector on RGB frames (B, H, W, 3); coordinates in frame pixels.
+
+        Several extractors of one video (``face``, ``face_crop``, a second face model)
+        see the same decoded batch: a detector with the same model and options answers
+        the same frames from :data:`_SHARED` instead of running again (copies, so a
+        caller may change its arrays)."""
+        key = (self._sha, self.config.input_width, self.config.threshold,
+               frames.__array_interface__["data"][0], frames.shape, frames.strides)
+        owner = _owner(frames)
+        with _SHARED_LOCK:
+            hit = _SHARED.get(key) if owner is not None and _SHARED.get("owner") is owner \
+                else None
+        if hit is not None:
+            return tuple(a.copy() for a in hit)
+        out = self._detect(frames)
+        if owner is not None:
+            with _SHARED_LOCK:
+                if _SHARED.get("owner") is not owner:
+                    _SHARED.clear()
+                    _SHARED["owner"] = owner
+                _SHARED[key] = tuple(a.copy() for a in out)
+        self.runs += 1
+        return out
+
+    def _detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         _, h, w, _ = frames.shape
         in_w = self.config.input_width
         in_h = int(np.ceil(h * in_w / w / 32) * 32)

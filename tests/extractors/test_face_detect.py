@@ -80,3 +80,24 @@ def test_provenance_and_checks(detector: FaceDetector, tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="expected SHA-256"):
         FaceDetector(FaceDetectConfig(model_path=str(bad)))
+
+
+def test_detection_is_shared_by_the_face_extractors_of_one_video(
+        media: dict[str, tuple[Path, object]]) -> None:
+    from extractors.face import FaceConfig, FaceExtractor
+    from extractors.face_crop import FaceCropExtractor
+    from extractors.pipeline import extract_all
+
+    path = media["fps30"][0]
+    alone_face, alone_crop = FaceExtractor(), FaceCropExtractor()
+    want_face = extract_all(path, [alone_face])[0].arrays
+    want_crop = extract_all(path, [alone_crop])[0].arrays
+    face, crop = FaceExtractor(), FaceCropExtractor()
+    got_face, got_crop = (f.arrays for f in extract_all(path, [face, crop]))
+    assert face.detector.runs > 0 and crop.detector.runs == 0  # one detection, two users
+    for want, got in ((want_face, got_face), (want_crop, got_crop)):
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+    other = FaceExtractor(FaceConfig(detector=FaceDetectConfig(threshold=0.9)))
+    extract_all(path, [face, other])
+    assert other.detector.runs > 0  # other options: its own detection
