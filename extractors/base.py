@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from extractors.runtime import device_fault
+from extractors.runtime import device_error, device_fault
 from store.errors import ConfigError, DeviceError, ExtractionError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.media import VideoInfo
@@ -96,7 +96,8 @@ class Extractor(ABC):
             raise
         except Exception as exc:
             if device_fault(exc):
-                raise as_device_error(exc, video) from exc
+                raise device_error(exc, video.path, video.participant_id,
+                                   video.video_id) from exc
             if not isinstance(exc, (ValueError, RuntimeError)):
                 raise
             raise ExtractionError(f"{self.name} failed: {exc}", path=video.path,
@@ -129,13 +130,6 @@ class FrameExtractor(Extractor):
             raise ExtractionError(f"decoded {stream.n_decoded} frames, expected "
                                   f"{video.n_frames}", path=video.path, video=video.video_id)
         return self.finish(state, video)
-
-
-def as_device_error(exc: BaseException, video: DecodedVideo) -> DeviceError:
-    """A device failure met on ``video`` (never the video's fault: retried)."""
-    return DeviceError(f"the device failed: {exc}", path=video.path,
-                       participant=video.participant_id, video=video.video_id,
-                       expected="free GPU memory and a working device (retried)")
 
 
 REGISTRY: dict[str, type[Extractor]] = {}

@@ -14,8 +14,8 @@ import zarr
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
 from extractors.plan import Plan
-from extractors.runtime import device_fault
-from store.errors import BahfsError, DeviceError
+from extractors.runtime import device_error, device_fault
+from store.errors import BahfsError
 from store.features import VideoFeatures
 
 
@@ -33,14 +33,11 @@ def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
     failure (CUDA out of memory, a lost device) raises :class:`DeviceError`."""
     try:
         return _extract_all(Path(path), extractors, video_id, participant_id, batch)
-    except (DeviceError, BahfsError):
+    except BahfsError:
         raise
     except Exception as exc:
         if device_fault(exc):
-            raise DeviceError(f"the device failed: {exc}", path=path, video=video_id or None,
-                              participant=participant_id or None,
-                              expected="free GPU memory and a working device (retried)"
-                              ) from exc
+            raise device_error(exc, path, participant_id or None, video_id or None) from exc
         raise
 
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from store.devices import DeviceSetting, parse_device
+from store.devices import parse_device
 from store.errors import ConfigError, DeviceError, ModelError
 
 log = logging.getLogger("bahfs.extractors")
@@ -44,7 +44,6 @@ def threads_per_process() -> int:
         raise ConfigError(f"{THREADS_ENV}={value!r} is not a positive integer",
                           expected="e.g. 2")
     return int(value)
-_PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def sha256_file(path: Path) -> str:
@@ -112,13 +111,16 @@ def device_fault(exc: BaseException) -> bool:
     return isinstance(exc, (DeviceError, MemoryError)) or any(f in text for f in _FAULTS)
 
 
+def device_error(exc: BaseException, path: str | Path | None = None,
+                 participant: str | None = None, video: str | None = None) -> DeviceError:
+    """A device failure met on a video (never the video's fault: retried)."""
+    return DeviceError(f"the device failed: {exc}", path=path, participant=participant,
+                       video=video, expected="free GPU memory and a working device (retried)")
+
+
 @lru_cache(maxsize=1)
 def _preload() -> None:
     load_cuda_libraries()
-
-
-def device_setting() -> DeviceSetting:
-    return parse_device()
 
 
 def providers() -> list[str]:
@@ -130,7 +132,7 @@ def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
     """Providers with their options for the device setting (CUDA device N, then CPU)."""
     import onnxruntime as ort
 
-    want = device_setting()
+    want = parse_device()
     if want.kind == "cpu":
         return ["CPUExecutionProvider"]
     _preload()
@@ -150,7 +152,7 @@ def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
 def session_device(sess: Any) -> str:
     """``cuda:N`` or ``cpu``: where a session actually runs; raises DeviceError when
     CUDA was asked for and the session fell back to the CPU."""
-    want = device_setting()
+    want = parse_device()
     got = sess.get_providers()[0]
     if got == "CUDAExecutionProvider":
         return f"cuda:{want.index}"
@@ -158,7 +160,9 @@ def session_device(sess: Any) -> str:
         raise DeviceError(f"device {want} asked for, but the CUDA provider did not load "
                           "(a CUDA or cuDNN library missing?); the session would run on "
                           f"{got}", expected="a working CUDA setup, or --device auto/cpu")
-    if want.kind == "auto" and "CUDAExecutionProvider" in providers():
+    import onnxruntime as ort
+
+    if want.kind == "auto" and "CUDAExecutionProvider" in ort.get_available_providers():
         warn_once("ort-fallback", "the CUDA provider did not load: ONNX Runtime runs on "
                                   "the CPU")
     return "cpu"
@@ -168,7 +172,7 @@ def ct2_device() -> tuple[str, int]:
     """(``cuda``, N) or (``cpu``, 0) for CTranslate2, by the same rules as ONNX Runtime."""
     import ctranslate2
 
-    want = device_setting()
+    want = parse_device()
     if want.kind == "cpu":
         return "cpu", 0
     _preload()
@@ -207,6 +211,6 @@ def session(model: bytes | str, threads: int = 0) -> Any:
     """An InferenceSession on the device setting's provider (checked: CUDA asked for
     and not had raises), quiet unless something is wrong. Cached per model, threads
     and device setting."""
-    sess = _session(model, threads or threads_per_process(), str(device_setting()))
+    sess = _session(model, threads or threads_per_process(), str(parse_device()))
     session_device(sess)
     return sess
