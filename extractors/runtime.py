@@ -67,6 +67,7 @@ def check_model(path: Path, expected_sha256: str | None) -> str:
 
 
 _WARNED: set[str] = set()
+_NO_CUDA = "no GPU for ONNX Runtime (no CUDA provider): models run on the CPU"
 _FAULTS = ("out of memory", "cuda error", "cuda failure", "cudaerror", "cublas_status",
            "cudnn_status", "device-side assert", "no cuda-capable device",
            "cuda driver", "illegal memory access", "failed to allocate memory",
@@ -143,8 +144,7 @@ def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
                               f"providers {ort.get_available_providers()})",
                               expected="onnxruntime-gpu and a GPU (docs/operations.md, "
                                        "GPUs), or --device auto/cpu")
-        warn_once("ort-cpu", "no GPU for ONNX Runtime (no CUDA provider): models run on "
-                             "the CPU")
+        warn_once("ort-cpu", _NO_CUDA)
         return ["CPUExecutionProvider"]
     return [("CUDAExecutionProvider", {"device_id": want.index}), "CPUExecutionProvider"]
 
@@ -162,9 +162,12 @@ def session_device(sess: Any) -> str:
                           f"{got}", expected="a working CUDA setup, or --device auto/cpu")
     import onnxruntime as ort
 
-    if want.kind == "auto" and "CUDAExecutionProvider" in ort.get_available_providers():
-        warn_once("ort-fallback", "the CUDA provider did not load: ONNX Runtime runs on "
-                                  "the CPU")
+    if want.kind == "auto":
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            warn_once("ort-fallback", "the CUDA provider did not load: ONNX Runtime runs "
+                                      "on the CPU")
+        else:
+            warn_once("ort-cpu", _NO_CUDA)
     return "cpu"
 
 
