@@ -3,7 +3,7 @@
 ``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
 ``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
 (extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
-(export, score) and ``demo``. Importing
+(export, score), ``review`` and ``demo``. Importing
 this package registers every command; the heavy imports happen inside each
 command.
 """
@@ -14,6 +14,7 @@ from bahfs.cli import (  # noqa: F401 - each module registers its commands
     models,
     participants,
     releases,
+    review,
     samples,
     stats,
     stores,
