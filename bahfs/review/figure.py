@@ -69,7 +69,7 @@ def _ah_traces(view: VideoView, hz: float) -> list[go.Scatter]:
         traces.append(go.Scatter(
             x=_num(bin_mean(view.timestamps, step), 3), y=_num(bin_mean(r["p"], step), 3),
             mode="lines", line={"color": "#1f77b4", "width": 1.5},
-            name=f"{r['name']}: P(A/H)", meta={"row": "A/H", "kind": "line"}))
+            name="run: P(A/H)", meta={"row": "A/H", "kind": "line"}))
         a, b = r["window"]
         traces.append(go.Scatter(
             x=[float(view.timestamps[a]), float(view.timestamps[b - 1])],
@@ -174,10 +174,7 @@ def build_figure(view: VideoView, hz: float = 8.0) -> go.Figure:
     fig.update_layout(
         images=_strip(view, end, heights[0] if view.thumbs else 0),
         height=total + 60, margin={"l": 50, "r": 190, "t": 20, "b": 40},
-        hovermode="closest", template="plotly_white", showlegend=True,
-        shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": 0, "x1": 0,
-                 "y0": 0, "y1": 1, "line": {"color": "rgba(0,0,0,0.5)", "width": 1},
-                 "visible": False}])
+        hovermode="closest", template="plotly_white", showlegend=True)
     fig.update_xaxes(range=[0, end], showspikes=False)
     fig.update_xaxes(title_text="time (s)", row=len(rows), col=1)
     return fig

@@ -47,6 +47,9 @@ h1{font-size:17px;margin:10px 0 4px;word-break:break-all}
 #preview{width:240px;min-height:60px;background:#f3f3f3;object-fit:contain}
 #cap{font-size:12px;margin-top:2px}
 #vals{font-size:12px;columns:3 220px;flex:1}
+#figbox{position:relative}
+#cursor{position:absolute;width:1px;background:rgba(0,0,0,0.55);pointer-events:none;
+ display:none;z-index:4}
 #vals div{break-inside:avoid;white-space:nowrap}#vals .r{color:#777}
 """
 
@@ -89,8 +92,26 @@ function show(t) {
       fmt(v) + '</b></div>');
   }
   document.getElementById('vals').innerHTML = rows.join('');
-  Plotly.relayout(gd, {'shapes[0].x0': t, 'shapes[0].x1': t, 'shapes[0].visible': true});
+  const L = gd._fullLayout, xa = L.xaxis, cur = document.getElementById('cursor');
+  cur.style.left = (xa._offset + xa.l2p(t)) + 'px';
+  cur.style.top = L._size.t + 'px';
+  cur.style.height = L._size.h + 'px';
+  cur.style.display = 'block';
 }
+// any point of the plot area picks a time: the mouse's x on the shared time axis
+let pending = null;
+function timeAt(ev) {
+  const xa = gd._fullLayout.xaxis;
+  const px = ev.clientX - gd.getBoundingClientRect().left - xa._offset;
+  return px >= 0 && px <= xa._length ? xa.p2l(px) : null;
+}
+gd.addEventListener('mousemove', ev => {
+  const t = timeAt(ev);
+  if (t === null) return;
+  if (pending === null) requestAnimationFrame(() => { show(pending); pending = null; });
+  pending = t;
+});
+gd.addEventListener('click', ev => { const t = timeAt(ev); if (t !== null) show(t); });
 gd.on('plotly_hover', ev => { if (ev.points.length) show(ev.points[0].x); });
 gd.on('plotly_click', ev => { if (ev.points.length) show(ev.points[0].x); });
 show(0);
@@ -135,7 +156,7 @@ def render_page(view: VideoView, *, plotly_src: str | None = None,
             f"<body>{_meta_lines(view, index_href)}\n"
             f'<div id="top"><div><img id="preview" alt="frame at the cursor">'
             f'<div id="cap"></div></div><div id="vals"></div>'
-            f'</div>\n<div id="fig"></div>\n'
+            f'</div>\n<div id="figbox"><div id="fig"></div><div id="cursor"></div></div>\n'
             f"<script>const FIG = {js_literal(fig)};\nconst DATA = {js_literal(data)};"
             f"\n{SCRIPT}</script></body></html>\n")
 
