@@ -160,6 +160,12 @@ class ReviewStore:
         """What the page of ``video_id`` shows (tracks at about ``hz`` values a second)."""
         match = self.videos.filter(pl.col("video_id") == video_id)
         if match.height == 0:
+            q = self.quarantine.filter(pl.col("video_id") == video_id)
+            if q.height:
+                raise NotFoundError(
+                    f"video {video_id!r} was quarantined at {q['stage'][0]} "
+                    f"({q['reason'][0]}) and is not in the videos table", path=self.store,
+                    video=video_id, expected="a video that ingest accepted")
             raise NotFoundError(f"video {video_id!r} is not in the videos table",
                                 path=self.store, video=video_id,
                                 expected="a video id from the index of `bahfs review STORE`")

@@ -148,6 +148,10 @@ def test_errors_name_the_video(review_store: Path, tmp_path: Path) -> None:
                                  str(tmp_path / "p.html")])
     assert result.exit_code == 2
     assert "'no_such_video' is not in the videos table" in result.output
+    q = read_table(review_store, "quarantine").filter(pl.col("stage") == "ingest")
+    result = runner.invoke(app, ["review", str(review_store), q["video_id"][0], "--out",
+                                 str(tmp_path / "p.html")])
+    assert result.exit_code == 2 and "was quarantined at ingest" in result.output
     vid = _extracted(review_store)[0]
     result = runner.invoke(app, ["review", str(review_store), vid, "--out",
                                  str(tmp_path / "p.html"), "--thumbs", "crops"])
