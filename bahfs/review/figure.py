@@ -108,7 +108,7 @@ def _track_traces(row: Row) -> list[go.Scatter]:
         y = np.asarray(tr.y, dtype=np.float64)
         out.append(go.Scatter(x=_num(tr.t, 3), y=_num(y, _decimals(y)), mode="lines",
                               line={"width": 1.2}, name=tr.name,
-                              meta={"row": row.title, "kind": "line"}))
+                              meta={"row": row.title.split(" · ")[0], "kind": "line"}))
     return out
 
 

@@ -99,21 +99,13 @@ function show(t) {
   cur.style.display = 'block';
 }
 // any point of the plot area picks a time: the mouse's x on the shared time axis
-let pending = null;
 function timeAt(ev) {
   const xa = gd._fullLayout.xaxis;
   const px = ev.clientX - gd.getBoundingClientRect().left - xa._offset;
   return px >= 0 && px <= xa._length ? xa.p2l(px) : null;
 }
-gd.addEventListener('mousemove', ev => {
-  const t = timeAt(ev);
-  if (t === null) return;
-  if (pending === null) requestAnimationFrame(() => { show(pending); pending = null; });
-  pending = t;
-});
+gd.addEventListener('mousemove', ev => { const t = timeAt(ev); if (t !== null) show(t); });
 gd.addEventListener('click', ev => { const t = timeAt(ev); if (t !== null) show(t); });
-gd.on('plotly_hover', ev => { if (ev.points.length) show(ev.points[0].x); });
-gd.on('plotly_click', ev => { if (ev.points.length) show(ev.points[0].x); });
 show(0);
 """
 

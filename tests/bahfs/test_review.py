@@ -78,7 +78,7 @@ def test_a_video_page_stands_alone_and_shows_the_store(review_store: Path,
     images = fig["layout"]["images"]
     assert len(images) == len(range(0, n, round(video["fps"] / 2)))
     assert all(im["source"].startswith("data:image/jpeg;base64,") for im in images)
-    assert "plotly_hover" in page and "plotly_click" in page
+    assert "addEventListener('mousemove'" in page and "addEventListener('click'" in page
 
 
 def test_the_site_indexes_every_extracted_video_and_the_quarantine(review_store: Path,
