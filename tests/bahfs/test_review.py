@@ -156,3 +156,58 @@ def test_errors_name_the_video(review_store: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["review", str(review_store), vid, "--out",
                                  str(tmp_path / "p.html"), "--thumbs", "crops"])
     assert result.exit_code == 2 and "no face_crop feature set" in result.output
+
+
+def test_crops_and_any_per_frame_scalar(tmp_path: Path) -> None:
+    """Without the video file the strip shows the stored face crops; a feature set the
+    review code has never heard of (behaviour-style scalars, a named vector) is drawn
+    from its declared arrays."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from bahfs.review.site import ReviewOptions, review_video
+    from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
+    from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
+    from store.writer import FeatureWriter
+
+    store = tmp_path / "store"
+    make_synthetic_store(store, SyntheticConfig(participants=1, videos_per_participant=1,
+                                                mean_frames=100, dims=(("face", 4),)))
+    vid, pid, n = read_table(store, "videos").select("video_id", "participant_id",
+                                                     "n_frames").row(0)
+    ts = np.arange(n) / 24.0
+    shade = (np.arange(n) * 2 % 256).astype(np.uint8)  # each frame's crop: one grey
+    crops = np.broadcast_to(shade[:, None, None, None], (n, 32, 32, 3)).copy()
+    writer = FeatureWriter(store)
+    writer.write(VideoFeatures(
+        FeatureSetSpec("face_crop", {}, "0" * 64, (
+            ArraySpec("crop", "uint8", (32, 32, 3)), ArraySpec("has_face", "bool"))),
+        vid, pid, ts, {"crop": crops, "has_face": np.arange(n) % 3 > 0}))
+    yaw = np.linspace(-40, 40, n).astype(np.float32)
+    writer.write(VideoFeatures(
+        FeatureSetSpec("cues_mesh", {}, "1" * 64, (
+            ArraySpec("blink", "float32", (), "eyes closed"),
+            ArraySpec("head_yaw", "float32", (), "degrees"),
+            ArraySpec("gaze", "float32", (2,), "horizontal, vertical"),
+            ArraySpec("mesh", "float32", (6,), "landmarks"))),
+        vid, pid, ts, {"blink": (np.arange(n) % 10 == 0).astype(np.float32),
+                       "head_yaw": yaw, "gaze": np.zeros((n, 2), np.float32),
+                       "mesh": np.zeros((n, 6), np.float32)}))
+    page = review_video(store, vid, tmp_path / "p.html", ReviewOptions()).read_text()
+    fig = figure_of(page)
+    names = {t.get("name") for t in fig["data"]}
+    assert {"blink", "head_yaw", "horizontal", "vertical", "has_face"} <= names
+    assert "mesh" not in names and "embedding" not in names
+    titles = {a["text"] for a in fig["layout"]["annotations"]}
+    assert {"<b>cues_mesh</b>", "<b>cues_mesh · head_yaw</b>", "<b>cues_mesh · gaze</b>",
+            "<b>frames: face crops</b>"} <= titles
+    yaw_trace = next(t for t in fig["data"] if t.get("name") == "head_yaw")
+    np.testing.assert_allclose(yaw_trace["y"], bin_mean(yaw, 3), atol=0.006)
+    images = fig["layout"]["images"]
+    assert len(images) == len(range(0, n, 12))
+    for k, im in enumerate(images):
+        png = base64.b64decode(im["source"].split(",", 1)[1])
+        grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+        assert abs(grey.mean() - shade[12 * k]) < 3  # the crop of frame 12k
