@@ -22,7 +22,7 @@ body{font-family:system-ui,sans-serif;margin:12px;color:#222;font-size:13px}
 h1{font-size:18px;margin:4px 0}h2{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #eee;
  text-align:left;white-space:nowrap}th{cursor:pointer;background:#f5f5f5;position:sticky;top:0}
-td.n{text-align:right;font-variant-numeric:tabular-nums}td.q{color:#a33;white-space:normal;max-width:420px}
+td.n{text-align:right;font-variant-numeric:tabular-nums}td.q{color:#a33;white-space:normal;max-width:420px;overflow-wrap:anywhere}
 th.asc:after{content:" \\25B2"}th.desc:after{content:" \\25BC"}
 #filter{width:320px;margin:6px 8px 6px 0}
 """
