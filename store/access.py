@@ -166,12 +166,13 @@ def load_policy(store: Path | str) -> AccessPolicy:
 def save_policy(store: Path | str, policy: AccessPolicy) -> int:
     """Record ``policy`` in the store (creating the store directory if needed) and
     apply it to every path already there; how many paths changed."""
-    from store.layout import atomic_write_text  # layout imports this module
-
     store = Path(store)
     policy.make_dirs(store)
-    atomic_write_text(store / ACCESS_FILE, json.dumps(policy.to_json(), indent=2),
-                      access=policy)
+    path = store / ACCESS_FILE
+    tmp = path.with_name(f".{ACCESS_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(policy.to_json(), indent=2), encoding="utf-8")
+    policy.apply(tmp, is_dir=False)
+    os.replace(tmp, path)  # readers see the old policy or the new one
     return policy.apply_tree(store)
 
 

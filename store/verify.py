@@ -74,13 +74,12 @@ SHOW_DRIFT = 20
 def _access_problems(store: Path) -> list[Problem]:
     drift = drifting(store)
     problems = [Problem("error", str(p.relative_to(store)) if p != store else ".",
-                        f"access: {what}") for p, what in drift[:SHOW_DRIFT]]
+                        f"access: {what} (`bahfs verify --fix` repairs it)")
+                for p, what in drift[:SHOW_DRIFT]]
     if len(drift) > SHOW_DRIFT:
         problems.append(Problem("error", ".", f"access: {len(drift) - SHOW_DRIFT} more "
-                                              "paths differ from the store's access policy"))
-    if drift:
-        problems.append(Problem("error", ".", "access: `bahfs verify --fix` gives every "
-                                              "path the store's access policy"))
+                                              "paths differ from the store's access policy "
+                                              "(`bahfs verify --fix` repairs them)"))
     return problems
 
 

@@ -75,8 +75,9 @@ def access_cmd(
         n = save_policy(store, policy)
         typer.echo(f"recorded in {Path(store) / ACCESS_FILE}; {n} paths changed")
     files, dirs = policy.file_mode, policy.dir_mode
-    typer.echo(f"access: {policy.scope} (files {files:04o}, folders {dirs:04o}), group "
-               f"{policy.group or 'of the store directory'}")
+    group = f", group {policy.group or 'of the store directory'}" \
+        if policy.scope == "group" else ""
+    typer.echo(f"access: {policy.scope} (files {files:04o}, folders {dirs:04o}){group}")
 
 
 @app.command("export-baseline")

@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from distributed import Client, Security
 
 from bahfs.sample.generate import SampleConfig, generate
+from flows.common import LOCAL_TLS, dask_runner
 from flows.local import AUTH_CLIENT_ENV, PROJECT_DIR, LocalPrefect
 from flows.security import dask_security
 from store.errors import ConfigError, NotFoundError
@@ -111,6 +112,24 @@ def test_tls_options_are_checked(certs: dict[str, Path], tmp_path: Path) -> None
                                    "--dask-address", "tls://127.0.0.1:1", "--dask-tls-ca", ca,
                                    "--dask-tls-cert", str(tmp_path / "gone.pem")])
     assert bad.exit_code == 2 and "gone.pem" in bad.output and "TLS certificate" in bad.output
+
+
+@pytest.mark.slow  # a local cluster of one worker (~10 s)
+def test_the_local_cluster_refuses_clients_without_its_certificate() -> None:
+    from distributed import LocalCluster
+
+    kwargs = {**dask_runner(None, 1).cluster_kwargs, "env": {}}  # type: ignore[attr-defined]
+    assert LOCAL_TLS.items() <= kwargs.items()
+    with LocalCluster(**kwargs) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        with _client(address, cluster.security) as ours:
+            assert ours.submit(sum, [1, 2]).result(timeout=60) == 3
+        with pytest.raises((OSError, TimeoutError)):
+            _client(address.replace("tls://", "tcp://")).close()
+        stranger = Security.temporary()  # another self-made certificate
+        with pytest.raises((OSError, TimeoutError)):
+            _client(address, stranger).close()
 
 
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
