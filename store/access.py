@@ -163,9 +163,11 @@ def load_policy(store: Path | str) -> AccessPolicy:
     return make_policy(str(data.get("scope", "group")), data.get("group"))
 
 
-def save_policy(store: Path | str, policy: AccessPolicy) -> int:
+def save_policy(store: Path | str, policy: AccessPolicy
+                ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Record ``policy`` in the store (creating the store directory if needed) and
-    apply it to every path already there; how many paths changed."""
+    apply it to every path already there, the store directory included: the paths
+    changed, and those that could not be (:func:`fix_drift`)."""
     store = Path(store)
     policy.make_dirs(store)
     path = store / ACCESS_FILE
@@ -173,7 +175,13 @@ def save_policy(store: Path | str, policy: AccessPolicy) -> int:
     tmp.write_text(json.dumps(policy.to_json(), indent=2), encoding="utf-8")
     policy.apply(tmp, is_dir=False)
     os.replace(tmp, path)  # readers see the old policy or the new one
-    return policy.apply_tree(store)
+    fixed, failed = fix_drift(store)
+    try:  # the store directory too, when chosen on purpose
+        if policy.apply(store, is_dir=True):
+            fixed.append(store)
+    except OSError as exc:
+        failed.append((store, exc.strerror or str(exc)))
+    return fixed, failed
 
 
 def new_dir(path: Path | str, access: AccessPolicy) -> Path:

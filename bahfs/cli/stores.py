@@ -72,8 +72,10 @@ def access_cmd(
     if scope or group:
         policy = make_policy(scope or policy.scope,
                              None if group == "-" else (group or policy.group))
-        n = save_policy(store, policy)
-        typer.echo(f"recorded in {Path(store) / ACCESS_FILE}; {n} paths changed")
+        fixed, failed = save_policy(store, policy)
+        typer.echo(f"recorded in {Path(store) / ACCESS_FILE}; {len(fixed)} paths changed")
+        for path, why in failed:
+            typer.secho(f"could not change {path}: {why}", fg=typer.colors.RED, err=True)
     files, dirs = policy.file_mode, policy.dir_mode
     group = f", group {policy.group or 'of the store directory'}" \
         if policy.scope == "group" else ""

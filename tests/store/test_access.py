@@ -117,8 +117,10 @@ def test_owner_only_store(sample_release: Path, tmp_path: Path) -> None:
              if m != (0o700 if p.is_dir() else 0o600)}
     assert not wrong
     assert not drifting(store)
-    save_policy(store, make_policy("group"))  # switched back: applied to what is there
-    assert all(m == (0o2770 if p.is_dir() else 0o660) for p, m in _modes(store).items())
+    fixed, failed = save_policy(store, make_policy("group"))  # switched back: applied
+    assert store in fixed and not failed
+    assert all(m == (0o2770 if p.is_dir() else 0o660)
+               for p, m in [*_modes(store).items(), (store, stat.S_IMODE(store.stat().st_mode))])
 
 
 def test_a_named_group_is_given_to_every_path(sample_release: Path, tmp_path: Path) -> None:
