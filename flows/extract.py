@@ -45,6 +45,8 @@ from flows.job import (
     run_video,
     summarise,
 )
+from flows.security import dask_security
+from store.access import make_store_dir
 from store.devices import DEVICE_ENV, parse_device
 from store.errors import DatasetLayoutError, ExtractionError
 from store.tables import utc_now
@@ -67,7 +69,7 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
     batch that cannot be read is reported and skipped (it stays pending: the next run
     tries it again) while the others land. Returns the ingested and the bad ones."""
     logger = get_run_logger()
-    Path(store).mkdir(parents=True, exist_ok=True)
+    make_store_dir(store)  # with the store's access policy (store/access.py)
     found = find_batches(Path(source), settle_seconds)
     new = pending_batches(Path(store), found)
     logger.info("%d batches under %s, %d new or changed", len(found), source, len(new))
@@ -130,6 +132,9 @@ def extract(
     settle_seconds: Annotated[float, Field(ge=0)] = 0.0,
     progress: bool = False,
     device: str | None = None,
+    dask_tls_ca: str | None = None,
+    dask_tls_cert: str | None = None,
+    dask_tls_key: str | None = None,
 ) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
     directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
@@ -143,13 +148,16 @@ def extract(
     progress bar on stderr; ``device``: ``auto``, ``cpu``, ``cuda`` (one local worker
     per GPU) or ``cuda:N`` (GPU N alone), set as ``$BAHFS_DEVICE`` for this process and
     its local workers (default: ``$BAHFS_DEVICE``, else ``auto``; workers of an
-    existing scheduler use their own environment)."""
+    existing scheduler use their own environment); ``dask_tls_ca``, ``dask_tls_cert``,
+    ``dask_tls_key``: PEM files, readable where the flow runs, for a ``tls://``
+    scheduler (default: Dask's configured ones; :mod:`flows.security`)."""
     logger = get_run_logger()
     started = utc_now()
     if device is not None:
         parse_device(device)  # a clear error before any work
         os.environ[DEVICE_ENV] = device.strip().lower()
     where = placement(dask_address)  # before any work: cuda without a GPU stops here
+    security = dask_security(where.address, dask_tls_ca, dask_tls_cert, dask_tls_key)
     if where.gpus:
         logger.info("device %s: one Dask worker per GPU (CUDA_VISIBLE_DEVICES %s)",
                     os.environ.get(DEVICE_ENV) or "auto", ", ".join(where.gpus))
@@ -162,7 +170,7 @@ def extract(
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     outcomes: list[dict[str, Any]] = []
     if todo:
-        runner = dask_runner(where.address, dask_workers, where.gpus)
+        runner = dask_runner(where.address, dask_workers, where.gpus, security)
         outcomes = extract_videos.with_options(task_runner=runner)(
             store, [asdict(j) for j in todo], plan_to_json(chosen), progress,
             where.gpu_tasks)

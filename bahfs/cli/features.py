@@ -81,7 +81,16 @@ def extract(
     require_consent: Annotated[str, typer.Option(
         help="Consents required, comma separated.")] = "challenges,publications",
     dask_address: Annotated[str, typer.Option(
-        help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
+        help="Existing Dask scheduler (tls://host:8786, or tcp:// on a trusted network); "
+             "default: a local cluster.")] = "",
+    dask_tls_ca: Annotated[Path | None, typer.Option(
+        help="tls:// scheduler: the cluster's CA certificate (PEM); default: Dask's "
+             "configuration (distributed.comm.tls).")] = None,
+    dask_tls_cert: Annotated[Path | None, typer.Option(
+        help="tls:// scheduler: this client's certificate (PEM), signed by that CA.")] = None,
+    dask_tls_key: Annotated[Path | None, typer.Option(
+        help="tls:// scheduler: this client's private key (PEM), unless in the "
+             "certificate file.")] = None,
     workers: Annotated[int, typer.Option(
         help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
     device: DeviceOption = "",
@@ -91,6 +100,11 @@ def extract(
     local Prefect server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     chosen_device = _set_device(device)
+    from flows.common import scheduler_address
+    from flows.security import dask_security
+
+    tls = [str(p) if p else None for p in (dask_tls_ca, dask_tls_cert, dask_tls_key)]
+    dask_security(scheduler_address(dask_address or None), *tls)  # refused before any work
     from flows.extract import extract as extract_flow
 
     if plan is not None and extractors:
@@ -101,7 +115,8 @@ def extract(
                           plan=str(plan.resolve()) if plan else None,
                           consent=csv_names(require_consent),
                           dask_address=dask_address or None, dask_workers=workers or None,
-                          progress=True, device=chosen_device)
+                          progress=True, device=chosen_device, dask_tls_ca=tls[0],
+                          dask_tls_cert=tls[1], dask_tls_key=tls[2])
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "
