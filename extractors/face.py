@@ -25,6 +25,7 @@ import numpy as np
 from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.face_detect import FaceDetectConfig, FaceDetector
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
+from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
 from extractors.runtime import device_fault, warn_once
 from store.errors import ModelError
@@ -41,8 +42,9 @@ FER_SPEC = FaceModelSpec(input="face", layout="nhwc", color="gray", mean=(0.5,),
 
 @dataclass(frozen=True)
 class FaceConfig:
-    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
-    model_path: str = ""  # any ONNX face model; empty: BAHFS_MODELS/fer_emotion.onnx (setup)
+    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig,
+                                       metadata=IDENTITY_FIELD)
+    model_path: str = identity("")  # any ONNX face model; empty: fer_emotion.onnx (setup)
 
 
 @register

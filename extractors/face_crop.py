@@ -19,15 +19,17 @@ import numpy as np
 
 from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.face_detect import FaceDetectConfig, FaceDetector, align
+from extractors.identity import IDENTITY_FIELD, identity
 from store.errors import ConfigError
 from store.features import ArraySpec
 
 
 @dataclass(frozen=True)
 class FaceCropConfig:
-    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
-    size: int = 112  # crop side in pixels, 32..256 (the paper: 256)
-    carry_forward: bool = True  # reuse the previous crop where no face is found
+    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig,
+                                       metadata=IDENTITY_FIELD)
+    size: int = identity(112)  # crop side in pixels, 32..256 (the paper: 256)
+    carry_forward: bool = identity(True)  # reuse the previous crop where no face is found
 
 
 @register

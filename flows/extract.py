@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from extractors import DEFAULT_EXTRACTORS
+from extractors.migrate import migrate_feature_set_ids
 from extractors.plan import as_plan, plan_from_names, plan_to_json, read_plan
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
 from flows.common import (
@@ -158,6 +159,8 @@ def extract(
     source, store = source_and_store(source, store)
     new, bad = ingest_new_batches(source, store, consent, settle_seconds)
     fs_ids = feature_set_ids(chosen)
+    for old_id, new_id in migrate_feature_set_ids(Path(store)).items():
+        logger.info("feature set %s is now %s (run options left the id)", old_id, new_id)
     todo, done = pending_jobs(Path(store), fs_ids)
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     outcomes: list[dict[str, Any]] = []

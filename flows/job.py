@@ -30,6 +30,7 @@ from typing import Any, Literal
 import polars as pl
 
 from extractors.base import Extractor
+from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
 from store.catalog import refresh_catalog
@@ -242,6 +243,7 @@ def extract_release(store: Path, plan: Plan | tuple[str, ...],
     started = utc_now()
     plan = as_plan(plan)
     fs_ids = feature_set_ids(plan)
+    migrate_feature_set_ids(store)  # once: ids that included run options
     todo, done = pending_jobs(store, fs_ids)
     report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
     outcomes = []
