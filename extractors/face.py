@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from extractors.base import DecodedVideo, FrameExtractor, register
-from extractors.face_detect import FaceDetectConfig, FaceDetector
+from extractors.base import DecodedVideo, register
+from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetections, FaceDetector
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
 from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
@@ -48,7 +48,7 @@ class FaceConfig:
 
 
 @register
-class FaceExtractor(FrameExtractor):
+class FaceExtractor(FaceConsumer):
     """Detect, align and embed the main face of every frame."""
 
     name = "face"
@@ -90,19 +90,22 @@ class FaceExtractor(FrameExtractor):
         return (*(ArraySpec(o.name, "float16", (o.width,), o.doc) for o in self.model.outputs),
                 *self.detector.outputs())
 
-    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+    def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
+                      faces: FaceDetections) -> None:
         b = self.config.detector.batch
         for start in range(0, frames.shape[0], b):
-            self._consume(state, frames[start:start + b])
+            self._consume(state, frames[start:start + b], faces[start:start + b])
 
-    def _consume(self, state: dict[str, Any], chunk: np.ndarray) -> None:
-        """One batch; when the device runs out of memory, the batch in halves (down to
-        one frame, then the device error goes up to be retried)."""
+    def _consume(self, state: dict[str, Any], chunk: np.ndarray, faces: FaceDetections
+                 ) -> None:
+        """One batch through the face model; when the device runs out of memory, the
+        batch in halves (down to one frame, then the device error goes up to be
+        retried)."""
+        found = faces.found
         try:
-            box, marks, score, found = self.detector.detect(chunk)
             outs = [np.zeros((len(chunk), o.width), np.float32) for o in self.model.outputs]
             if found.any():
-                for out, res in zip(outs, self.model.run(chunk[found], marks[found]),
+                for out, res in zip(outs, self.model.run(chunk[found], faces.landmarks[found]),
                                     strict=True):
                     out[found] = res
         except Exception as exc:
@@ -111,10 +114,11 @@ class FaceExtractor(FrameExtractor):
             warn_once("face-halve", f"device out of memory at a batch of {len(chunk)} "
                                     "frames: retrying in halves")
             half = len(chunk) // 2
-            self._consume(state, chunk[:half])
-            self._consume(state, chunk[half:])
+            self._consume(state, chunk[:half], faces[:half])
+            self._consume(state, chunk[half:], faces[half:])
             return
-        state.setdefault("parts", []).append((*outs, box, marks, score, found))
+        state.setdefault("parts", []).append((*outs, faces.boxes, faces.landmarks,
+                                              faces.scores, found))
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])
