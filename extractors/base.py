@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from extractors.identity import split_config
-from extractors.runtime import device_error, device_fault
+from extractors.runtime import Runtime, device_error, device_fault
 from store.errors import ConfigError, DeviceError, ExtractionError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.media import VideoInfo
@@ -48,8 +48,10 @@ class Extractor(ABC):
     label: str = ""
     #: Where the models ran (``cpu``, ``cuda:N``), recorded with every video.
     device: str = "cpu"
+    #: Where and how the models run (device setting, threads), given when built.
+    runtime: Runtime = Runtime()
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: Any = None, runtime: Runtime | None = None) -> None:
         config = config if config is not None else self.Config()
         params = getattr(type(config), "__dataclass_params__", None)
         if not isinstance(config, self.Config) or params is None or not params.frozen:
@@ -57,6 +59,7 @@ class Extractor(ABC):
                               expected=f"{self.Config.__name__}(...)")
         split_config(config)  # every field declared identity or run option, or raises
         self.config = config
+        self.runtime = runtime if runtime is not None else Runtime()
 
     @abstractmethod
     def outputs(self) -> tuple[ArraySpec, ...]:

@@ -27,7 +27,7 @@ from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetection
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
 from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
-from extractors.runtime import device_fault, warn_once
+from extractors.runtime import Runtime, device_fault, warn_once
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -55,9 +55,10 @@ class FaceExtractor(FaceConsumer):
     Config = FaceConfig
     config: FaceConfig
 
-    def __init__(self, config: FaceConfig | None = None) -> None:
-        super().__init__(config)
-        self.detector = FaceDetector(self.config.detector)
+    def __init__(self, config: FaceConfig | None = None, runtime: Runtime | None = None
+                 ) -> None:
+        super().__init__(config, runtime)
+        self.detector = FaceDetector(self.config.detector, self.runtime)
         if self.config.model_path:
             path = Path(self.config.model_path)
             spec, self.meta = read_spec(path), {}
@@ -76,7 +77,8 @@ class FaceExtractor(FaceConsumer):
         if not path.is_file():
             raise ModelError("face model file not found", path=path,
                              expected="an ONNX image model (see docs/models.md)")
-        self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()))
+        self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()),
+                               self.runtime)
         self.device = self.detector.device
 
     def model_sha256(self) -> str:

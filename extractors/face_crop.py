@@ -26,6 +26,7 @@ from extractors.face_detect import (
     align,
 )
 from extractors.identity import IDENTITY_FIELD, identity
+from extractors.runtime import Runtime
 from store.errors import ConfigError
 from store.features import ArraySpec
 
@@ -46,12 +47,13 @@ class FaceCropExtractor(FaceConsumer):
     Config = FaceCropConfig
     config: FaceCropConfig
 
-    def __init__(self, config: FaceCropConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: FaceCropConfig | None = None,
+                 runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
         if not 32 <= self.config.size <= 256:
             raise ConfigError(f"face_crop: size {self.config.size}",
                               expected="a crop side from 32 to 256 pixels")
-        self.detector = FaceDetector(self.config.detector)
+        self.detector = FaceDetector(self.config.detector, self.runtime)
         self.device = self.detector.device
 
     def model_sha256(self) -> str:

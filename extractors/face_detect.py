@@ -30,6 +30,7 @@ import numpy as np
 from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.identity import identity, run_option
 from extractors.runtime import (
+    Runtime,
     check_model,
     device_fault,
     providers,
@@ -177,12 +178,13 @@ class FaceDetector(FaceConsumer):
     Config = FaceDetectConfig
     config: FaceDetectConfig
 
-    def __init__(self, config: FaceDetectConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: FaceDetectConfig | None = None,
+                 runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
         path = Path(self.config.model_path) if self.config.model_path else default_model()
         self._sha = check_model(path, self.config.model_sha256)
-        self._sess: Any = session(_dynamic_model(path))
-        self.device = session_device(self._sess)
+        self._sess: Any = session(_dynamic_model(path), self.runtime)
+        self.device = session_device(self._sess, self.runtime.device)
         self.runs = 0  # detector calls
         self.detector = self  # as a feature set, it consumes its own detections
 
@@ -193,7 +195,7 @@ class FaceDetector(FaceConsumer):
         import onnxruntime as ort
 
         return {"onnxruntime": ort.__version__, "provider": self._sess.get_providers()[0],
-                "available_providers": providers()}
+                "available_providers": providers(self.runtime.device)}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("box", "float32", (4,), "x0 y0 x1 y1, pixels of the frame"),

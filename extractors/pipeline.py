@@ -15,11 +15,13 @@ Per decoded batch of frames ``(B, H, W, 3)``, in order:
    ``consume_faces(state, frames, faces)``, any other through
    ``consume(state, frames)``.
 
-To read faces, a frame extractor subclasses ``FaceConsumer``, sets
-``self.detector = FaceDetector(config.detector, runtime)`` in ``__init__`` (with a
-``detector: FaceDetectConfig`` field in its config) and implements
-``consume_faces``; run alone it detects with its own detector, in a pipeline it
-shares the stage's.
+To read faces, a frame extractor subclasses ``FaceConsumer``, gives its config a
+``detector: FaceDetectConfig`` field (``field(default_factory=FaceDetectConfig,
+metadata=IDENTITY_FIELD)``), sets ``self.detector = FaceDetector(self.config.detector,
+self.runtime)`` in ``__init__`` after ``super().__init__(config, runtime)``, and
+implements ``consume_faces(state, frames, faces)``. Run alone it detects with its
+own detector; in a pipeline it shares the stage's detection with every consumer of
+the same detector key, so its outputs are the same either way.
 """
 
 from __future__ import annotations
@@ -36,17 +38,17 @@ from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
 from extractors.face_detect import FaceConsumer, FaceDetections, FaceDetector
 from extractors.plan import Plan
-from extractors.runtime import device_error, device_fault
+from extractors.runtime import DEFAULT_RUNTIME, Runtime, device_error, device_fault
 from store.errors import BahfsError
 from store.features import VideoFeatures
 
 
 @lru_cache(maxsize=8)
-def shared_extractors(plan: Plan) -> tuple[Extractor, ...]:
-    """The plan's extractors, built (models loaded and checked) once per process: a
-    Dask worker reuses them for every video it runs.
+def shared_extractors(plan: Plan, runtime: Runtime = DEFAULT_RUNTIME) -> tuple[Extractor, ...]:
+    """The plan's extractors on ``runtime``, built (models loaded and checked) once per
+    process: a Dask worker reuses them for every video it runs.
     ``shared_extractors.cache_info().misses`` counts the loads."""
-    return tuple(e.build() for e in plan)
+    return tuple(e.build(runtime) for e in plan)
 
 
 class FaceStage:

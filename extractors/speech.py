@@ -35,6 +35,7 @@ import polars as pl
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.identity import identity, run_option
 from extractors.models import default_asr_dir, load_whisper
+from extractors.runtime import Runtime
 from extractors.word_model import WordEncoder
 from store.asr_words import transcript_rows, words_frame
 from store.errors import ConfigError
@@ -96,14 +97,17 @@ class SpeechExtractor(Extractor):
     Config = SpeechConfig
     config: SpeechConfig
 
-    def __init__(self, config: SpeechConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: SpeechConfig | None = None, runtime: Runtime | None = None
+                 ) -> None:
+        super().__init__(config, runtime)
         if self.config.asr_backend not in ASR_BACKENDS:
             raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
                               expected=f"one of {ASR_BACKENDS}")
         self.asr, self._asr_sha, asr_device = load_whisper(self.config.asr_model_dir,
-                                                           self.config.compute_type)
-        self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens)
+                                                           self.config.compute_type,
+                                                           self.runtime)
+        self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens,
+                                   self.runtime)
         self.device = asr_device if asr_device == self.encoder.device else \
             f"{asr_device}+{self.encoder.device}"
         self.meta = self.encoder.meta
@@ -131,7 +135,7 @@ class SpeechExtractor(Extractor):
 
             out = transcribe_whisperx(audio, str(self.config.asr_model_dir or default_asr_dir()),
                                       self.config.compute_type, self.config.language,
-                                      self.config.align_model_dir)
+                                      self.config.align_model_dir, self.runtime.device)
             words = interpolate_times(out["words"], len(audio) / 16_000)
             return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
         if self.config.asr_batch_size > 0:  # VAD segments decoded together (GPU)
