@@ -231,9 +231,10 @@ def _session(model: bytes | str, threads: int, device: DeviceSetting) -> Any:
     return sess
 
 
-def session(model: bytes | str, runtime: Runtime) -> Any:
-    """An InferenceSession on ``runtime``'s device (checked: CUDA asked for and not
-    had raises), quiet unless something is wrong. Cached per model and runtime."""
+def session(model: bytes | str, runtime: Runtime = DEFAULT_RUNTIME) -> Any:
+    """An InferenceSession on ``runtime``'s device (default: auto; checked: CUDA asked
+    for and not had raises), quiet unless something is wrong. Cached per model and
+    runtime."""
     sess = _session(model, runtime.threads, runtime.device)
     session_device(sess, runtime.device)
     return sess
