@@ -18,19 +18,17 @@ PlanOption = Annotated[Path | None, typer.Option(
                    "instead of --extractors (docs/models.md).")]
 DeviceOption = Annotated[str, typer.Option(
     "--device", help="auto, cpu, cuda (bahfs extract: one local worker per GPU) or cuda:N; "
-                     "sets BAHFS_DEVICE (default: $BAHFS_DEVICE, else auto).")]
+                     "default: $BAHFS_DEVICE, else auto.")]
 
 
-def _set_device(device: str) -> str | None:
-    """Validate ``--device`` and set ``$BAHFS_DEVICE`` from it (before any model is
-    loaded); returns it, or None when not given."""
-    from store.devices import DEVICE_ENV, parse_device
+def _runtime(device: str) -> Any:
+    """The run's :class:`extractors.runtime.Runtime`: ``--device``, else
+    ``$BAHFS_DEVICE``, else auto, and ``$BAHFS_THREADS`` (read here, once); a bad
+    device is a ConfigError (exit 2 with what was expected) before any model loads."""
+    from extractors.runtime import Runtime, threads_per_process
+    from store.devices import parse_device
 
-    if not device:
-        return None
-    parse_device(device)  # ConfigError: exit 2 with what was expected
-    os.environ[DEVICE_ENV] = device.strip().lower()
-    return os.environ[DEVICE_ENV]
+    return Runtime(parse_device(device or None), threads_per_process())
 
 
 def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
@@ -53,13 +51,13 @@ def extract_video(
     device: DeviceOption = "",
 ) -> None:
     """Run the extractors on one video; write a standalone Zarr group (frames first)."""
-    _set_device(device)
+    runtime = _runtime(device)
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
 
     entries = _plan(extractors, plan, registry.DEFAULT_EXTRACTORS)
     names = [e.name for e in entries]
-    chosen = [e.build() for e in entries]
+    chosen = [e.build(runtime) for e in entries]
     t0 = time.perf_counter()
     feats = extract_all(video, chosen)
     write_standalone(out, feats, video)
@@ -99,7 +97,8 @@ def extract(
     Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
     local Prefect server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    chosen_device = _set_device(device)
+    _runtime(device)  # a bad --device stops here; the flow resolves it (and the default)
+    chosen_device = device.strip().lower() or None
     from flows.common import scheduler_address
     from flows.security import dask_security
 
@@ -139,8 +138,9 @@ def show_plan(
     checked, nothing written) and print its id, model hashes and arrays."""
     import extractors as registry
 
+    runtime = _runtime("")
     for entry in _plan(extractors, plan, registry.DEFAULT_EXTRACTORS):
-        spec = entry.build().spec()
+        spec = entry.build(runtime).spec()
         typer.echo(f"{spec.id}  (extractor {spec.extractor})")
         typer.echo(f"  model sha256: {spec.model_sha256}")
         for a in spec.arrays:
