@@ -27,6 +27,7 @@ from typing import Any
 
 from extractors.base import REGISTRY
 from extractors.identity import split_values
+from store.access import load_policy
 from store.errors import BahfsError
 from store.features import FeatureSetSpec
 from store.layout import (
@@ -94,7 +95,8 @@ def _move(store: Path, path: Path, target: Path, attrs: dict[str, Any], old_id: 
                 there = target / pdir.name / vdir.name
                 if (there / "zarr.json").is_file():
                     continue  # the same numbers, already there
-                ensure_group(there.parent, {"participant_id": pdir.name})
+                ensure_group(there.parent, {"participant_id": pdir.name},
+                             access=load_policy(store))
                 os.rename(vdir, there)
                 sync_dir(there.parent)
         attrs = read_attrs(target)
@@ -102,4 +104,5 @@ def _move(store: Path, path: Path, target: Path, attrs: dict[str, Any], old_id: 
     previous = sorted({*attrs.get("previous_ids", []), old_id} - {attrs["id"]})
     meta = json.loads((target / "zarr.json").read_text(encoding="utf-8"))
     meta["attributes"] = {**attrs, "previous_ids": previous}
-    atomic_write_text(target / "zarr.json", json.dumps(meta, indent=2))
+    atomic_write_text(target / "zarr.json", json.dumps(meta, indent=2),
+                      access=load_policy(store))
