@@ -3,9 +3,11 @@ per test session."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -78,3 +80,22 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Vid
     (d / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(50_000))
     out["garbage"] = (d / "garbage.mp4", None)
     return out
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    """Say in the summary when ``BAHFS_SKIP_WHISPERX=1`` let the whisperX tests skip, so a
+    green run cannot hide that the whisperX path went untested."""
+    if os.environ.get("BAHFS_SKIP_WHISPERX") != "1":
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "BAHFS_SKIP_WHISPERX" in str(getattr(r, "longrepr", ""))]
+    terminalreporter.write_sep("=", "BAHFS_SKIP_WHISPERX=1", yellow=True, bold=True)
+    if skipped:
+        terminalreporter.write_line(
+            f"BAHFS_SKIP_WHISPERX=1: {len(skipped)} whisperX tests skipped; the whisperX "
+            "ASR backend was NOT tested (run `bash .ci/whisperx.sh` and unset it to test it)",
+            yellow=True, bold=True)
+    else:
+        terminalreporter.write_line("BAHFS_SKIP_WHISPERX=1 is set, but no whisperX test "
+                                    "was skipped for it (the environment exists, or none ran)")
