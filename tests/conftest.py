@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,11 @@ from bahfs.sample.script import VideoPlan, plan_video
 from store.release import codebook as cb
 
 SAMPLE_CFG = SampleConfig(participants=4, seed=7, max_questions=2, max_seconds=14.0, workers=2)
+# the demo's batch, also the release the learning tests train on: 10 participants (one
+# declines consent), 1-2 answers each, 8 fps: 13 videos, train 7 / val 2 / test 4 (2
+# with A/H); a seed whose test split holds both kinds of video
+TAUGHT_CFG = SampleConfig(participants=10, seed=8, max_questions=2, max_seconds=14.0,
+                          fps=8.0, ah_rate=0.7, workers=2)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +57,34 @@ def mutable_release(sample_release: Path, tmp_path: Path) -> Path:
         else:
             shutil.copy2(item, root / item.name)
     return root
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What `bahfs demo` printed and left behind."""
+
+    out: Path
+    store: Path
+    exit_code: int
+    output: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`bahfs demo` once per session, on the TAUGHT_CFG batch placed in its inbox first
+    (the demo takes a batch already there): a real Prefect server, deployment and worker
+    extract face, logmel, audio and words; the learning tests train on its store."""
+    from typer.testing import CliRunner
+
+    from bahfs.cli import app
+
+    out = tmp_path_factory.mktemp("demo")
+    generate(out / "inbox" / "batch-001", TAUGHT_CFG)
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--epochs", "2"])
+    return DemoRun(out, out / "store", result.exit_code, result.output,
+                   time.perf_counter() - t0)
 
 
 APP = Appearance((1.0, 0.97, 0.95), (200, 190, 170), (110, 80, 60))
