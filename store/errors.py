@@ -16,7 +16,8 @@ without matching message text::
     ├── BusyError            (TimeoutError)
     ├── StoreError           (ValueError)
     ├── SampleDataError      (ValueError)
-    └── OrchestrationError   (RuntimeError)
+    ├── OrchestrationError   (RuntimeError)
+    └── MachineError         (RuntimeError)
 
 Errors about input carry the file, participant, video and what was expected, so a
 user can find and fix the problem without reading a traceback.
@@ -126,3 +127,10 @@ class SampleDataError(BahfsError, ValueError):
 
 class OrchestrationError(BahfsError, RuntimeError):
     """The Prefect server, a worker, a deployment or a flow run failed."""
+
+
+class MachineError(BahfsError, RuntimeError):
+    """The machine failed while a video was processed (a disk full, a store read-only
+    or unreachable, host or device memory, a model file gone): never the video's
+    fault, never a quarantine. The message says what to fix (``expected``); the
+    video stays pending (:mod:`store.failures`)."""

@@ -52,9 +52,15 @@ def table_path(store: Path, name: str) -> Path:
 
 
 def read_table(store: Path, name: str) -> pl.DataFrame:
-    """Read table ``name`` with its declared schema; clear error when missing."""
+    """Read table ``name`` with its declared schema; clear error when missing. A
+    column declared after the table was written (a store of an older bahfs) reads
+    as nulls."""
     df = pl.read_parquet(table_path(store, name))
-    return df.cast(dict(schema(name).items()), strict=True)
+    declared = schema(name)
+    absent = [c for c in declared.names() if c not in df.columns]
+    if absent and df.width:
+        df = df.with_columns(pl.lit(None, dtype=declared[c]).alias(c) for c in absent)
+    return df.cast(dict(declared.items()), strict=True)
 
 
 def read_table_or_empty(store: Path, name: str) -> pl.DataFrame:
