@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,28 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _write_parquet(df: pl.DataFrame, tmp: str) -> None:
+    """``df.write_parquet``; polars reports a failing write (a full disk) as its own
+    ``ComputeError`` carrying the OS error only in its text (``(os error 28)``): that
+    is raised as the ``OSError`` it is, so that it is classified as the machine's."""
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+    except pl.exceptions.PolarsError as exc:
+        found = _OS_ERROR.search(str(exc))
+        if found is None:
+            raise
+        code = int(found[1])
+        raise OSError(code, os.strerror(code), tmp) from exc
+
+
 def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
     """Conform ``df`` to the declared schema of ``name`` and publish it atomically."""
     df = conform(name, df)
     path = _file(store, name)
-    atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True))
+    atomic_write(path, lambda tmp: _write_parquet(df, tmp))
     return path
 
 
