@@ -42,6 +42,7 @@ from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import ConsentError, MachineError, VideoDecodeError
 from store.failures import Fault, Where, classify
+from store.faults import fault_point
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
@@ -185,6 +186,7 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) ->
                             shared_extractors.cache_info().misses or loads, kind, tb)
 
     try:
+        fault_point("video")  # crash and fault tests (store.faults): off unless asked for
         plan = as_plan(plan)
         extractors = shared_extractors(plan)  # models loaded once per process
         check_loaded_models()  # a model file gone or changed under a running run
