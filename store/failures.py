@@ -14,7 +14,8 @@ processed (probe, decode, every extractor stage, checks, write, publish).
   that will hit every video stop the run (``stop``): the store's disk full or over
   quota, the store read-only, permissions, a file size limit, the store or the
   video source unreachable, a model file missing or changed, a system tool
-  missing, the device lost. Transient ones (``retry``: out of device or host
+  missing, a setting bahfs refuses (:class:`~store.errors.ConfigError`), the
+  device lost. Transient ones (``retry``: out of device or host
   memory, an I/O error, a network file system hiccup, a lock held too long) are
   retried by the caller.
 * ``bug``: anything else. Not quarantined; the caller saves the traceback and
@@ -40,6 +41,7 @@ from typing import Literal
 from store.errors import (
     BahfsError,
     BusyError,
+    ConfigError,
     ConsentError,
     DatasetLayoutError,
     DeviceError,
@@ -178,6 +180,9 @@ def _machine(e: BaseException, where: Where,
         return Fault("machine", "model", _render(e, where, None),
                      "restore the model file (or point the plan at the right one), then "
                      "run extract again", stop=True)
+    if isinstance(e, ConfigError):
+        return Fault("machine", "configuration", _render(e, where, None),
+                     e.expected or "correct the setting", stop=True)
     if isinstance(e, BusyError):
         return Fault("machine", "busy", _render(e, where, None), "retried", retry=True)
     if _unreachable(where.store) and isinstance(e, (OSError, NotFoundError)):
