@@ -209,7 +209,8 @@ def _machine(e: BaseException, where: Where,
 
 def _input(e: BaseException, where: Where) -> Fault | None:
     if isinstance(e, ConsentError):
-        return Fault("input", "withdrawn", _render(e, where, None))
+        return Fault("input", "withdrawn", _render(
+            e, where, "the participant's consent (withdrawn: nothing of theirs is stored)"))
     if isinstance(e, DatasetLayoutError):
         return Fault("input", "labels", _render(
             e, where, "labels and annotations that fit the video (one label per frame)"))
