@@ -111,35 +111,43 @@ def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, 
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
-            job = futures[fut]
-            try:
-                outcomes.append(fut.result())
-            except Exception as exc:  # retries exhausted: report, keep the batch going
-                why = exc.message if isinstance(exc, BahfsError) else repr(exc)
-                outcomes.append(asdict(VideoOutcome(job["video_id"], job["participant_id"],
-                                                    "failed", reason=why)))
+            outcomes.append(_outcome(fut, futures.pop(fut)))
             bar.advance(outcomes[-1]["video_id"], outcomes[-1]["status"])
             if outcomes[-1]["status"] == "halted":  # every later video would fail too
                 get_run_logger().error("stopping the run: %s", outcomes[-1]["reason"])
-                cancel_unfinished(futures)
+                outcomes += stop_unfinished(futures)
                 break
     return outcomes
 
 
-def cancel_unfinished(futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]]) -> int:
-    """Cancel the tasks not finished yet (queued ones never start; on a local cluster,
-    running ones end with it); how many were cancelled."""
-    n = 0
-    for fut in futures:
+def _outcome(fut: PrefectFuture[dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
+    """The task's outcome; retries exhausted (a transient machine fault that stayed),
+    reported as ``failed``: the video stays pending."""
+    try:
+        return fut.result()
+    except Exception as exc:
+        why = exc.message if isinstance(exc, BahfsError) else repr(exc)
+        return asdict(VideoOutcome(job["video_id"], job["participant_id"], "failed",
+                                   reason=why))
+
+
+def stop_unfinished(futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """Cancel the tasks not finished yet (queued ones never start; on a local cluster
+    running ones end with it); the outcomes of those that finished meanwhile."""
+    done: list[dict[str, Any]] = []
+    for fut, job in futures.items():
         wrapped = getattr(fut, "wrapped_future", None)
-        if fut.state.is_final() or wrapped is None:
+        if wrapped is None:
+            continue
+        if wrapped.done():
+            done.append(_outcome(fut, job))
             continue
         try:
             wrapped.cancel()
-            n += 1
         except Exception as exc:  # already gone: nothing to cancel
             get_run_logger().debug("cannot cancel %s: %s", fut.task_run_id, exc)
-    return n
+    return done
 
 
 def machine_fault(exc: Exception, store: str) -> Exception:
