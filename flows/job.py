@@ -166,7 +166,7 @@ def where_of(store: Path, job: VideoJob) -> Where:
 def classify_video(exc: BaseException, store: Path, job: VideoJob) -> Fault:
     """Whose fault ``exc``, raised while ``job`` was processed, is (device faults
     recognised by :func:`extractors.runtime.device_fault_kind`)."""
-    return classify(exc, where_of(store, job), device_fault_kind)  # type: ignore[arg-type]
+    return classify(exc, where_of(store, job), device_fault_kind)
 
 
 def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) -> VideoOutcome:

@@ -53,9 +53,9 @@ from store.errors import (
 )
 
 Owner = Literal["input", "machine", "bug"]
-#: What a device recogniser says about an exception: out of device memory
-#: (transient), the device lost or unusable (stops the run), or not a device fault.
-DeviceKind = Literal["memory", "lost"] | None
+#: A device recogniser: ``memory`` for out of device memory (transient), ``lost`` for
+#: a device lost or unusable (stops the run), None for anything else.
+DeviceRecogniser = Callable[[BaseException], str | None]
 
 #: The input faults that quarantine a video: nothing else ever does.
 INPUT_KINDS = ("undecodable", "labels", "missing file", "withdrawn")
@@ -124,7 +124,7 @@ class Where:
 
 
 def classify(exc: BaseException, where: Where = Where(),
-             device: Callable[[BaseException], DeviceKind] | None = None) -> Fault:
+             device: DeviceRecogniser | None = None) -> Fault:
     """Whose fault ``exc`` is (see the module docstring)."""
     chain = list(causes(exc))
     for e in chain:
@@ -156,7 +156,7 @@ def _unreachable(path: Path | None) -> bool:
 
 
 def _machine(e: BaseException, where: Where,
-             device: Callable[[BaseException], DeviceKind] | None) -> Fault | None:
+             device: DeviceRecogniser | None) -> Fault | None:
     kind = device(e) if device is not None else None
     if kind is None and isinstance(e, DeviceError):
         kind = "memory" if "memory" in e.message.lower() else "lost"

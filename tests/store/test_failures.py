@@ -59,7 +59,7 @@ def _raised(exc: BaseException, cause: BaseException) -> BaseException:
 ])
 def test_each_kind_has_its_owner(exc: BaseException, owner: str, kind: str, stop: bool,
                                  tmp_path: Path) -> None:
-    fault = classify(exc, _where(tmp_path), device_fault_kind)  # type: ignore[arg-type]
+    fault = classify(exc, _where(tmp_path), device_fault_kind)
     assert (fault.owner, fault.kind, fault.stop) == (owner, kind, stop)
     assert fault.retry == (owner == "machine" and not stop)
     if owner == "input":
