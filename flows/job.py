@@ -13,7 +13,8 @@
   (saved in the ``bugs`` table, never a quarantine); a machine fault that will hit
   every video comes back ``halted`` (the video stays pending, the caller stops the
   run); a transient machine fault is raised as :class:`~store.errors.MachineError`
-  for the caller to retry (the video stays pending).
+  (:class:`~store.errors.DeviceError` for out of device memory) for the caller to
+  retry (the video stays pending).
 * :func:`record_run` appends the quarantine and bug rows and an ``extract_runs``
   row and refreshes the catalog, under the store lock.
 """
@@ -40,7 +41,7 @@ from extractors.plan import Plan, as_plan
 from extractors.runtime import check_loaded_models, device_fault_kind
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
-from store.errors import ConsentError, MachineError, VideoDecodeError
+from store.errors import ConsentError, DeviceError, MachineError, VideoDecodeError
 from store.failures import Fault, Where, classify
 from store.faults import fault_point
 from store.ingest import quarantine_rows
@@ -207,8 +208,9 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) ->
                            tb="".join(traceback.format_exception(exc)))
         if fault.stop:
             return outcome("halted", reason=fault.summary, kind=fault.kind)
-        raise MachineError(fault.summary, path=job.file, participant=job.participant_id,
-                           video=job.video_id, expected=fault.fix) from exc
+        kind = DeviceError if fault.kind.startswith("device") else MachineError
+        raise kind(fault.summary, path=job.file, participant=job.participant_id,
+                   video=job.video_id, expected=fault.fix) from exc
 
 
 def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractReport:

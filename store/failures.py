@@ -46,6 +46,7 @@ from store.errors import (
     DatasetLayoutError,
     DeviceError,
     ExtractionError,
+    MachineError,
     ModelError,
     NotFoundError,
     ToolMissingError,
@@ -180,6 +181,9 @@ def _machine(e: BaseException, where: Where,
         return Fault("machine", "model", _render(e, where, None),
                      "restore the model file (or point the plan at the right one), then "
                      "run extract again", stop=True)
+    if isinstance(e, MachineError) and not isinstance(e, DeviceError):  # classified before
+        return Fault("machine", "machine", _render(e, where, None), e.expected or "",
+                     retry=True)
     if isinstance(e, ConfigError):
         return Fault("machine", "configuration", _render(e, where, None),
                      e.expected or "correct the setting", stop=True)
