@@ -166,7 +166,17 @@ def where_of(store: Path, job: VideoJob) -> Where:
 
 def classify_video(exc: BaseException, store: Path, job: VideoJob) -> Fault:
     """Whose fault ``exc``, raised while ``job`` was processed, is (device faults
-    recognised by :func:`extractors.runtime.device_fault_kind`)."""
+    recognised by :func:`extractors.runtime.device_fault_kind`). A participant who
+    withdrew meanwhile comes first: a purge racing the extraction (it removes the
+    folder the video was being published into) is the withdrawal, not a fault."""
+    try:
+        gone = subject_hash(job.participant_id) in withdrawn(store)
+    except Exception:  # the store unreadable: the classification says why
+        gone = False
+    if gone and not isinstance(exc, ConsentError):
+        exc = ConsentError("participant withdrew while the video was extracted; not "
+                           f"stored ({type(exc).__name__}: {exc})",
+                           participant=job.participant_id, video=job.video_id)
     return classify(exc, where_of(store, job), device_fault_kind)
 
 
