@@ -13,11 +13,19 @@ environment for it:
   warning and runs on the CPU.
 * CTranslate2 (Whisper for ``words`` and ``audio``): the same rules with
   ``ctranslate2.get_cuda_device_count()`` (:func:`ct2_device`).
-* :func:`device_fault` tells a device failure (CUDA out of memory, a lost device)
-  from a fault of the video, so callers raise :class:`DeviceError` (retried, never
-  a quarantine) for it.
+* :func:`device_fault_kind` tells a device failure (out of device memory, a lost
+  device) from anything else, by exception type where the runtime has one: ONNX
+  Runtime's ``EPFail`` and ``DeviceReset``, torch's ``OutOfMemoryError`` and
+  ``AcceleratorError``. ONNX Runtime's other errors (``RuntimeException``, ``Fail``)
+  and CTranslate2 (plain ``RuntimeError``) carry CUDA failures only in their
+  message: for those, and only for them, the message is matched against known
+  CUDA texts (:data:`_FAULTS`), a documented fallback. A host ``MemoryError`` is
+  never a device fault (the classification, :mod:`store.failures`, calls it the
+  host's).
 
-Model files are checked against their expected SHA-256 before use."""
+Model files are checked against their expected SHA-256 before use, and every file
+a model was loaded from is remembered with its size, time and inode, so that a run
+can tell when one vanished or changed under it (:func:`check_loaded_models`)."""
 
 from __future__ import annotations
 
@@ -83,10 +91,12 @@ def check_model(path: Path, expected_sha256: str | None) -> str:
     if not Path(path).is_file():
         raise ModelError("model file not found", path=path,
                          expected="the file shipped by the model's package, or a path you set")
+    stamp = _stamp(Path(path))
     digest = sha256_file(Path(path))
     if expected_sha256 and digest != expected_sha256:
         raise ModelError("model file does not match its expected SHA-256", path=path,
                          expected=expected_sha256)
+    _LOADED[str(Path(path).resolve())] = stamp
     return digest
 
 
@@ -130,10 +140,80 @@ def warn_once(key: str, message: str) -> None:
         log.warning(message)
 
 
-def device_fault(exc: BaseException) -> bool:
-    """Whether ``exc`` is the device failing (out of memory, CUDA errors)."""
+_MEMORY_TEXT = ("out of memory", "failed to allocate memory", "cudaerrormemoryallocation")
+
+
+def _typed_device_faults() -> tuple[tuple[type[BaseException], ...],
+                                    tuple[type[BaseException], ...]]:
+    """(out-of-device-memory types, device-lost types) of the runtimes installed."""
+    memory: list[type[BaseException]] = []
+    lost: list[type[BaseException]] = []
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+        lost += [getattr(ort_state, n) for n in ("EPFail", "DeviceReset")
+                 if hasattr(ort_state, n)]
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        pass
+    import sys
+
+    torch = sys.modules.get("torch")  # only where torch is already in use
+    if torch is not None:
+        memory += [t for t in (getattr(torch, "OutOfMemoryError", None),) if t]
+        lost += [t for t in (getattr(torch, "AcceleratorError", None),) if t]
+    return tuple(memory), tuple(lost)
+
+
+def device_fault_kind(exc: BaseException) -> str | None:
+    """``memory`` (out of device memory: retried), ``lost`` (the device failed or
+    cannot be had: the run stops) or None (not a device fault). By type first; the
+    message only for runtime errors that carry no type of their own."""
+    if isinstance(exc, MemoryError):
+        return None  # the host's memory, not the device's
+    memory, lost = _typed_device_faults()
     text = str(exc).lower()
-    return isinstance(exc, (DeviceError, MemoryError)) or any(f in text for f in _FAULTS)
+    if isinstance(exc, memory):
+        return "memory"
+    if isinstance(exc, lost):
+        return "memory" if any(m in text for m in _MEMORY_TEXT) else "lost"
+    if isinstance(exc, DeviceError):
+        return "memory" if "memory" in text else "lost"
+    if isinstance(exc, RuntimeError) and any(f in text for f in _FAULTS):  # fallback
+        return "memory" if any(m in text for m in _MEMORY_TEXT) else "lost"
+    return None
+
+
+def device_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device failing (out of device memory, CUDA errors);
+    a host ``MemoryError`` is not (:func:`device_fault_kind`)."""
+    return device_fault_kind(exc) is not None
+
+
+_LOADED: dict[str, tuple[int, int, int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def check_loaded_models() -> None:
+    """Raise :class:`ModelError` when a file this process loaded a model from is gone
+    or changed since (the models in memory no longer match what is on disk: a run
+    must stop rather than mix them with a reloaded one)."""
+    for name, stamp in list(_LOADED.items()):
+        path = Path(name)
+        try:
+            now = _stamp(path)
+        except FileNotFoundError:
+            raise ModelError("model file removed since this process loaded it", path=path,
+                             expected="the model file back in place (the run stops: "
+                                      "features would come from a model no longer on "
+                                      "disk)") from None
+        if now != stamp:
+            raise ModelError("model file changed since this process loaded it", path=path,
+                             expected="the model file this run started with; run again "
+                                      "to use the new one (it gets its own feature set)")
 
 
 def device_error(exc: BaseException, path: str | Path | None = None,

@@ -307,13 +307,19 @@ def summary_markdown(report: ExtractReport) -> str:
         f"| skipped (already stored) | {len(report.skipped)} |",
         f"| busy (another run has it) | {len(report.busy)} |",
         f"| quarantined | {len(report.quarantined)} |",
-        f"| failed after retries | {len(report.failed)} |", "",
+        f"| failed after retries (the machine's fault: still pending) | "
+        f"{len(report.failed)} |",
+        f"| bugs (tracebacks in the store's `bugs` table) | {len(report.bugs)} |", "",
         f"Batches ingested: {report.batches}. Feature sets: "
         + ", ".join(f"`{f}`" for f in report.feature_sets), "",
     ]
-    if report.quarantined or report.failed:
+    if report.halted:
+        lines += [f"**Run stopped early**: {report.halted} ({report.pending} videos remain "
+                  "pending)", ""]
+    problems = {**report.quarantined, **report.failed, **report.bugs}
+    if problems:
         lines += ["| video | problem |", "|---|---|"]
-        lines += [f"| {v} | {r} |" for v, r in {**report.quarantined, **report.failed}.items()]
+        lines += [f"| {v} | {r} |" for v, r in problems.items()]
     if report.bad_batches:
         lines += ["", "| batch not ingested | problem |", "|---|---|"]
         lines += [f"| {b} | {r} |" for b, r in report.bad_batches.items()]

@@ -42,15 +42,17 @@ from flows.job import (
     VideoJob,
     VideoOutcome,
     feature_set_ids,
+    halt_message,
     pending_jobs,
-    record_run,
+    record_run_or_say_why,
     run_video,
     summarise,
 )
 from flows.security import dask_security
 from store.access import make_store_dir
 from store.devices import parse_device
-from store.errors import DatasetLayoutError, ExtractionError
+from store.errors import BahfsError, DatasetLayoutError, ExtractionError, MachineError
+from store.failures import Where, classify
 from store.tables import utc_now
 
 
@@ -92,9 +94,11 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
 def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str]],
                        device: str = "auto", threads: int = 0) -> dict[str, Any]:
     """One video, end to end (decode, every extractor, publish). Models are loaded
-    once per worker process and reused. Checks that fail quarantine the video;
-    other errors, device faults (``DeviceError``: out of GPU memory, a lost device)
-    among them, are retried, then reported as failed: the next run tries again."""
+    once per worker process and reused. Whose fault a failure is is decided in
+    :func:`flows.job.run_video`: the input's (quarantined) and bugs come back as
+    outcomes, and so does a machine fault that will hit every video (``halted``:
+    the flow stops); a transient machine fault (``MachineError``: out of memory, an
+    I/O hiccup) is retried, then reported as failed: the video stays pending."""
     runtime = Runtime(parse_device(device), threads)
     return asdict(run_video(store, VideoJob(**job), as_plan(plan), runtime))
 
@@ -114,14 +118,52 @@ def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, 
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
-            job = futures[fut]
-            try:
-                outcomes.append(fut.result())
-            except Exception as exc:  # retries exhausted: report, keep the batch going
-                outcomes.append(asdict(VideoOutcome(job["video_id"], job["participant_id"],
-                                                    "failed", reason=repr(exc))))
+            outcomes.append(_outcome(fut, futures.pop(fut)))
             bar.advance(outcomes[-1]["video_id"], outcomes[-1]["status"])
+            if outcomes[-1]["status"] == "halted":  # every later video would fail too
+                get_run_logger().error("stopping the run: %s", outcomes[-1]["reason"])
+                outcomes += stop_unfinished(futures)
+                break
     return outcomes
+
+
+def _outcome(fut: PrefectFuture[dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
+    """The task's outcome; retries exhausted (a transient machine fault that stayed),
+    reported as ``failed``: the video stays pending."""
+    try:
+        return fut.result()
+    except Exception as exc:
+        why = exc.message if isinstance(exc, BahfsError) else repr(exc)
+        return asdict(VideoOutcome(job["video_id"], job["participant_id"], "failed",
+                                   reason=why))
+
+
+def stop_unfinished(futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """Cancel the tasks not finished yet (queued ones never start; on a local cluster
+    running ones end with it); the outcomes of those that finished meanwhile."""
+    done: list[dict[str, Any]] = []
+    for fut, job in futures.items():
+        wrapped = getattr(fut, "wrapped_future", None)
+        if wrapped is None:
+            continue
+        if wrapped.done():
+            done.append(_outcome(fut, job))
+            continue
+        try:
+            wrapped.cancel()
+        except Exception as exc:  # already gone: nothing to cancel
+            get_run_logger().debug("cannot cancel %s: %s", fut.task_run_id, exc)
+    return done
+
+
+def machine_fault(exc: Exception, store: str) -> Exception:
+    """A fault met outside a video (ingesting a batch, writing the run's record) as
+    :class:`MachineError` saying what to fix when it is the machine's; else ``exc``."""
+    if isinstance(exc, MachineError):
+        return exc
+    fault = classify(exc, Where(store=Path(store)))
+    return MachineError(fault.summary, path=store) if fault.owner == "machine" else exc
 
 
 @flow(name="extract", description="Ingest new consented batches, extract every pending "
@@ -168,7 +210,10 @@ def extract(
     chosen = read_plan(Path(plan)) if plan else plan_from_names(
         extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
-    new, bad = ingest_new_batches(source, store, consent, settle_seconds)
+    try:
+        new, bad = ingest_new_batches(source, store, consent, settle_seconds)
+    except Exception as exc:
+        raise machine_fault(exc, store) from exc
     fs_ids = feature_set_ids(chosen, Runtime(setting, threads))
     for old_id, new_id in migrate_feature_set_ids(Path(store)).items():
         logger.info("feature set %s is now %s (run options left the id)", old_id, new_id)
@@ -183,17 +228,29 @@ def extract(
     report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
                            skipped=done, batches=len(new), bad_batches=bad)
     summarise([VideoOutcome(**o) for o in outcomes], report)
-    record_run(Path(store), report, started)
+    halted = halt_message(report, len(todo)) if report.halted else ""
+    try:
+        unrecorded = record_run_or_say_why(Path(store), report, started)
+    except Exception as exc:
+        raise machine_fault(exc, store) from exc
     create_markdown_artifact(summary_markdown(report), key="extract-summary",
                              description="What this extract run did")
     logger.info("extracted %d videos (%d frames), skipped %d, busy elsewhere %d, "
-                "quarantined %d, failed %d", len(report.extracted), report.frames,
-                len(report.skipped), len(report.busy), len(report.quarantined),
-                len(report.failed))
+                "quarantined %d, failed (machine, still pending) %d, bugs %d",
+                len(report.extracted), report.frames, len(report.skipped),
+                len(report.busy), len(report.quarantined), len(report.failed),
+                len(report.bugs))
     for vid, why in report.quarantined.items():
         logger.warning("quarantined %s: %s", vid, why)
-    if report.failed:
-        raise ExtractionError(f"{len(report.failed)} videos failed after retries: "
-                              + "; ".join(f"{v}: {r}" for v, r in report.failed.items()),
-                              path=store)
+    for vid, why in report.bugs.items():
+        logger.error("bug on %s (traceback in the store's bugs table): %s", vid, why)
+    if halted:
+        raise MachineError(halted + (f"; {unrecorded}" if unrecorded else ""))
+    if report.failed or report.bugs:
+        raise ExtractionError(
+            f"{len(report.failed)} videos failed after retries (the machine's fault: still "
+            f"pending), {len(report.bugs)} hit a bug (tracebacks saved in the store's bugs "
+            "table, `bahfs quarantine bugs STORE`): "
+            + "; ".join(f"{v}: {r}" for v, r in {**report.failed, **report.bugs}.items()),
+            path=store)
     return report.as_dict()

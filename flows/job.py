@@ -7,20 +7,26 @@
 * :func:`run_video` claims the video (``store.locks.video_lock``: a second run that
   meets it moves on, so no video is processed twice), decodes it once, runs every
   extractor, checks the frame count, re-checks consent and publishes atomically.
-  A video that fails its checks comes back ``quarantined`` with the reason; other
-  exceptions (transient faults) propagate, for the caller to retry, and so does a
-  :class:`~store.errors.DeviceError` (out of GPU memory, a lost device: never the
-  video's fault), even when an extractor wrapped it.
-* :func:`record_run` appends the quarantine rows and an ``extract_runs`` row and
-  refreshes the catalog, under the store lock.
+  Everything it raises, from loading the models to the publish, goes through one
+  classification (:func:`store.failures.classify`): the input's fault comes back
+  ``quarantined`` with the reason; a bug comes back ``bug`` with its traceback
+  (saved in the ``bugs`` table, never a quarantine); a machine fault that will hit
+  every video comes back ``halted`` (the video stays pending, the caller stops the
+  run); a transient machine fault is raised as :class:`~store.errors.MachineError`
+  (:class:`~store.errors.DeviceError` for out of device memory) for the caller to
+  retry (the video stays pending).
+* :func:`record_run` appends the quarantine and bug rows and an ``extract_runs``
+  row and refreshes the catalog, under the store lock.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,10 +39,12 @@ from extractors.base import Extractor
 from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
-from extractors.runtime import DEFAULT_RUNTIME, Runtime
+from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_loaded_models, device_fault_kind
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
-from store.errors import BahfsError, ConsentError, DeviceError, VideoDecodeError
+from store.errors import ConsentError, DeviceError, MachineError, VideoDecodeError
+from store.failures import Fault, Where, classify
+from store.faults import fault_point
 from store.ingest import quarantine_rows
 from store.layout import is_published
 from store.locks import store_lock, video_lock
@@ -45,7 +53,8 @@ from store.schema import empty
 from store.tables import read_table, read_table_or_empty, utc_now, write_table
 from store.writer import FeatureWriter
 
-Status = Literal["extracted", "skipped", "busy", "quarantined", "failed"]
+Status = Literal["extracted", "skipped", "busy", "quarantined", "failed", "bug", "halted"]
+log = logging.getLogger("bahfs.flows")
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class VideoOutcome:
     seconds: float = 0.0
     worker: str = ""  # host:pid that ran it
     model_loads: int = 0  # times that worker process has loaded the models so far
+    kind: str = ""  # the fault's kind (store.failures) when it was not extracted
+    traceback: str = ""  # a bug's traceback
 
 
 @dataclass
@@ -83,11 +94,16 @@ class ExtractReport:
     skipped: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # machine faults, still pending
+    bugs: dict[str, str] = field(default_factory=dict)  # video -> error (traceback saved)
+    halted: str = ""  # why the run stopped early (a fault that would hit every video)
+    pending: int = 0  # videos left pending when the run stopped early
     frames: int = 0
     batches: int = 0
     bad_batches: dict[str, str] = field(default_factory=dict)  # batch -> why it was skipped
     model_loads: dict[str, int] = field(default_factory=dict)  # worker -> loads
+    quarantine_kinds: dict[str, str] = field(default_factory=dict)  # video -> input kind
+    tracebacks: dict[str, str] = field(default_factory=dict)  # video -> bug traceback
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,51 +161,71 @@ def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor,
     return feats[0].n_frames
 
 
-def device_error_in(exc: BaseException) -> DeviceError | None:
-    """The :class:`DeviceError` behind ``exc``: itself, or the cause an extractor
-    wrapped in its own error (``raise ... from``), else None."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, DeviceError):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__
-    return None
+def where_of(store: Path, job: VideoJob) -> Where:
+    """What the classification needs to know about ``job``."""
+    return Where(store=Path(store), file=job.file, source=Path(job.source),
+                 participant=job.participant_id, video=job.video_id)
+
+
+def classify_video(exc: BaseException, store: Path, job: VideoJob) -> Fault:
+    """Whose fault ``exc``, raised while ``job`` was processed, is (device faults
+    recognised by :func:`extractors.runtime.device_fault_kind`). A participant who
+    withdrew meanwhile comes first: a purge racing the extraction (it removes the
+    folder the video was being published into) is the withdrawal, not a fault."""
+    try:
+        gone = subject_hash(job.participant_id) in withdrawn(store)
+    except Exception:  # the store unreadable: the classification says why
+        gone = False
+    if gone and not isinstance(exc, ConsentError):
+        exc = ConsentError("participant withdrew while the video was extracted; not "
+                           f"stored ({type(exc).__name__}: {exc})",
+                           participant=job.participant_id, video=job.video_id)
+    return classify(exc, where_of(store, job), device_fault_kind)
 
 
 def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
               runtime: Runtime = DEFAULT_RUNTIME) -> VideoOutcome:
     """Extract one video into ``store`` unless done, claimed elsewhere or broken, the
-    models on ``runtime`` (device setting, threads). A device fault propagates (the
-    video lock released, nothing published) for the caller to retry; the video is
-    never quarantined for it."""
+    models on ``runtime`` (device setting, threads).
+    Every exception (but interrupts) is classified here, the one place: see the
+    module docstring. A transient machine fault raises :class:`MachineError` (the
+    video lock released, nothing published) for the caller to retry."""
     store = Path(store)
     t0 = time.perf_counter()
-    plan = as_plan(plan)
-    extractors = shared_extractors(plan, runtime)
     who = f"{socket.gethostname()}:{os.getpid()}"
     loads = shared_extractors.cache_info().misses
 
-    def outcome(status: Status, frames: int = 0, reason: str = "") -> VideoOutcome:
+    def outcome(status: Status, frames: int = 0, reason: str = "", kind: str = "",
+                tb: str = "") -> VideoOutcome:
         return VideoOutcome(job.video_id, job.participant_id, status, frames, reason,
-                            round(time.perf_counter() - t0, 3), who, loads)
+                            round(time.perf_counter() - t0, 3), who,
+                            shared_extractors.cache_info().misses or loads, kind, tb)
 
-    with video_lock(store, job.video_id) as mine:
-        if not mine:
-            return outcome("busy", reason="another run is extracting it")
-        if _done(store, feature_set_ids(plan, runtime), job):
-            return outcome("skipped")
-        try:
-            return outcome("extracted", extract_one(store, FeatureWriter(store), extractors, job))
-        except BahfsError as exc:
-            fault = device_error_in(exc)
-            if fault is exc:
-                raise
-            if fault is not None:  # an extractor wrapped it: the device's, not the video's
-                raise DeviceError(fault.message, path=job.file, participant=job.participant_id,
-                                  video=job.video_id, expected=fault.expected) from exc
-            return outcome("quarantined", reason=str(exc))
+    try:
+        fault_point("video")  # crash and fault tests (store.faults): off unless asked for
+        plan = as_plan(plan)
+        extractors = shared_extractors(plan, runtime)  # models loaded once per process
+        check_loaded_models()  # a model file gone or changed under a running run
+        with video_lock(store, job.video_id) as mine:
+            if not mine:
+                return outcome("busy", reason="another run is extracting it")
+            if _done(store, feature_set_ids(plan, runtime), job):
+                return outcome("skipped")
+            return outcome("extracted", extract_one(store, FeatureWriter(store), extractors,
+                                                    job))
+    except Exception as exc:
+        fault = classify_video(exc, store, job)
+        if fault.owner == "input":
+            return outcome("quarantined", reason=fault.message, kind=fault.kind)
+        if fault.owner == "bug":
+            log.error("bug while extracting %s: %s", job.video_id, fault.message)
+            return outcome("bug", reason=fault.message, kind=fault.kind,
+                           tb="".join(traceback.format_exception(exc)))
+        if fault.stop:
+            return outcome("halted", reason=fault.summary, kind=fault.kind)
+        kind = DeviceError if fault.kind.startswith("device") else MachineError
+        raise kind(fault.summary, path=job.file, participant=job.participant_id,
+                   video=job.video_id, expected=fault.fix) from exc
 
 
 def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractReport:
@@ -203,6 +239,12 @@ def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractRep
             report.busy.append(o.video_id)
         elif o.status == "quarantined":
             report.quarantined[o.video_id] = o.reason
+            report.quarantine_kinds[o.video_id] = o.kind
+        elif o.status == "bug":
+            report.bugs[o.video_id] = o.reason
+            report.tracebacks[o.video_id] = o.traceback
+        elif o.status == "halted":
+            report.halted = report.halted or o.reason
         else:
             report.failed[o.video_id] = o.reason
         if o.worker:
@@ -212,14 +254,26 @@ def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractRep
 
 
 def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
-    """Quarantine rows for failed videos, an ``extract_runs`` row, a fresh catalog."""
+    """Quarantine rows for the input faults, bug rows (with their tracebacks), an
+    ``extract_runs`` row, a fresh catalog."""
     store = Path(store)
     with store_lock(store):
         if report.quarantined:
             q = read_table_or_empty(store, "quarantine")
-            new = quarantine_rows(read_table(store, "videos"), report.quarantined, "extract")
+            new = quarantine_rows(read_table(store, "videos"), report.quarantined, "extract",
+                                  report.quarantine_kinds)
             write_table(store, "quarantine", pl.concat([q, new]).unique(
                 ["video_id", "stage"], keep="last", maintain_order=True))
+        if report.bugs:
+            owners = dict(read_table(store, "videos").select(
+                "video_id", "participant_id").iter_rows())
+            now = utc_now()
+            rows = pl.DataFrame([{"video_id": v, "participant_id": owners.get(v, ""),
+                                  "run_id": report.run_id, "at": now, "error": why,
+                                  "traceback": report.tracebacks.get(v, "")}
+                                 for v, why in report.bugs.items()],
+                                schema=empty("bugs").schema)
+            write_table(store, "bugs", pl.concat([read_table_or_empty(store, "bugs"), rows]))
         gone = withdrawn(store)  # a participant withdrawn during the run: not in its log
 
         def keep(video_id: str) -> bool:
@@ -227,6 +281,8 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
             return not sep or subject_hash(pid) not in gone
 
         detail = scrub_videos({"quarantined": report.quarantined, "failed": report.failed,
+                               "bugs": report.bugs, "halted": report.halted,
+                               "pending": report.pending,
                                "busy": report.busy, "model_loads_per_worker": report.model_loads,
                                "bad_batches": report.bad_batches}, keep)
         row = pl.DataFrame([{
@@ -241,12 +297,40 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
         refresh_catalog(store)
 
 
+def record_run_or_say_why(store: Path, report: ExtractReport, started_at: str) -> str:
+    """:func:`record_run` for a run that may have stopped early: "" once recorded;
+    when the machine fault that stopped the run also stops the record (a full disk,
+    a read-only store), why it could not be written. Anything else is raised."""
+    try:
+        record_run(store, report, started_at)
+    except Exception as exc:
+        fault = classify(exc, Where(store=Path(store)))
+        if not report.halted or fault.owner != "machine":
+            raise
+        log.warning("the run's record could not be written: %s", fault.message)
+        return f"the run's record could not be written ({fault.message})"
+    return ""
+
+
+def halt_message(report: ExtractReport, todo: int) -> str:
+    """The one message of a run stopped early: what to fix, how many videos remain."""
+    done = len(report.extracted) + len(report.quarantined)
+    report.pending = todo - done
+    return (f"run stopped: {report.halted}. {report.pending} of {todo} videos remain "
+            f"pending ({len(report.extracted)} extracted, {len(report.quarantined)} "
+            "quarantined in this run); run extract again once fixed")
+
+
 def extract_release(store: Path, plan: Plan | tuple[str, ...],
                     progress: Callable[[str], None] | None = None,
                     runtime: Runtime = DEFAULT_RUNTIME) -> ExtractReport:
     """Extract every pending video of ``store`` in this process, one after another
     (``plan``: an extraction plan, or extractor names with their default options;
-    ``runtime``: the models' device setting and threads)."""
+    ``runtime``: the models' device setting and threads).
+    A transient machine fault leaves its video ``failed`` (pending, no retry here);
+    a fault that would hit every video stops the loop and raises
+    :class:`MachineError` saying what to fix and how many videos remain (the run is
+    recorded first where the store still takes it)."""
     started = utc_now()
     plan = as_plan(plan)
     fs_ids = feature_set_ids(plan, runtime)
@@ -255,9 +339,19 @@ def extract_release(store: Path, plan: Plan | tuple[str, ...],
     report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
     outcomes = []
     for i, job in enumerate(todo, 1):
-        outcomes.append(run_video(store, job, plan, runtime))
+        try:
+            outcomes.append(run_video(store, job, plan, runtime))
+        except MachineError as exc:
+            outcomes.append(VideoOutcome(job.video_id, job.participant_id, "failed",
+                                         reason=exc.message))
         if progress:
             progress(f"[{i}/{len(todo)}] {job.video_id}: {outcomes[-1].status}")
+        if outcomes[-1].status == "halted":
+            break
     summarise(outcomes, report)
+    if report.halted:
+        message = halt_message(report, len(todo))
+        unrecorded = record_run_or_say_why(store, report, started)
+        raise MachineError(message + (f"; {unrecorded}" if unrecorded else ""))
     record_run(store, report, started)
     return report

@@ -12,11 +12,11 @@ without matching message text::
     ├── ConfigError          (ValueError)
     ├── VideoDecodeError     (ValueError)
     ├── ModelError           (RuntimeError)       └── ExtractionError
-    ├── DeviceError          (RuntimeError)
     ├── BusyError            (TimeoutError)
     ├── StoreError           (ValueError)
     ├── SampleDataError      (ValueError)
-    └── OrchestrationError   (RuntimeError)
+    ├── OrchestrationError   (RuntimeError)
+    └── MachineError         (RuntimeError)       └── DeviceError
 
 Errors about input carry the file, participant, video and what was expected, so a
 user can find and fix the problem without reading a traceback.
@@ -101,7 +101,14 @@ class ExtractionError(ModelError):
     """An extractor failed on a video (model error, bad output)."""
 
 
-class DeviceError(BahfsError, RuntimeError):
+class MachineError(BahfsError, RuntimeError):
+    """The machine failed while a video was processed (a disk full, a store read-only
+    or unreachable, host or device memory, a model file gone): never the video's
+    fault, never a quarantine. The message says what to fix (``expected``); the
+    video stays pending (:mod:`store.failures`)."""
+
+
+class DeviceError(MachineError):
     """The compute device failed or cannot be had: CUDA asked for where there is none,
     out of GPU memory, a lost device. Never a fault of the video: a run retries it
     (a smaller batch, then the task's retries) instead of quarantining the video."""

@@ -10,11 +10,13 @@ a process group of its own (``setsid``, or ``start_new_session=True`` in
 stops that one process (SIGSTOP) until it is sent SIGCONT, so that a test can run
 something else at exactly that moment (a purge racing an extraction). Hits are
 counted per process (a Dask worker counts its own). ``tests/flows/test_kill.py``
-uses them.
+and ``tests/flows/test_real_faults.py`` use them.
 
 Points:
 
 * ``ingest``: a batch was read and its videos probed; no table written yet;
+* ``video``: a video's job starts (``flows.job.run_video``), before it claims the
+  video: this process holds nothing open in the store;
 * ``replace.parquet`` / ``replace.json``: a table (or Zarr metadata) file was
   written to its temporary name and synced, not yet renamed over the old one;
 * ``staged``: a video's arrays are written in staging, not yet synced;
@@ -32,7 +34,8 @@ from collections import Counter
 from store.errors import ConfigError
 
 FAULT_ENV = "BAHFS_FAULT"
-POINTS = ("ingest", "replace.parquet", "replace.json", "staged", "rename", "published")
+POINTS = ("ingest", "video", "replace.parquet", "replace.json", "staged", "rename",
+          "published")
 _hits: Counter[str] = Counter()
 
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from store import __version__
 from store.consent import WITHDREW, ConsentPolicy, consent_exclusions, subject_hash, withdrawn
-from store.errors import BahfsError
+from store.failures import Where, classify
 from store.faults import fault_point
 from store.locks import store_lock
 from store.media import VideoInfo, probe_video
@@ -43,29 +43,43 @@ class IngestReport:
 
 
 def _probe_all(root: Path, videos: pl.DataFrame, workers: int
-               ) -> tuple[dict[str, VideoInfo], dict[str, str]]:
-    def one(row: dict[str, Any]) -> tuple[str, VideoInfo | str]:
+               ) -> tuple[dict[str, VideoInfo], dict[str, str], dict[str, str]]:
+    """Probe every video: the videos read, and the input faults (reasons and kinds)
+    found (:func:`store.failures.classify`); anything else (the machine's, a bug) is
+    raised: the ingest fails as a whole and the batch stays pending."""
+    def one(row: dict[str, Any]) -> tuple[str, VideoInfo | tuple[str, str]]:
+        path = root / row["path"]
         try:
             # the top folder (Videos/) may be a link to another disk; nothing below may leave it
             top, *rest = PurePosixPath(row["path"]).parts
             path = safe_relative(root / top, str(PurePosixPath(*rest)), path=root,
                                  entry=row["release_id"])
             return row["video_id"], probe_video(path)
-        except BahfsError as exc:
-            return row["video_id"], str(exc)
+        except Exception as exc:
+            fault = classify(exc, Where(file=path, source=root,
+                                        participant=row["participant_id"],
+                                        video=row["video_id"]))
+            if fault.owner != "input":
+                raise
+            return row["video_id"], (fault.message, fault.kind)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(one, videos.iter_rows(named=True)))
     infos = {vid: r for vid, r in results if isinstance(r, VideoInfo)}
-    failed = {vid: r for vid, r in results if isinstance(r, str)}
-    return infos, failed
+    failed = {vid: r[0] for vid, r in results if isinstance(r, tuple)}
+    kinds = {vid: r[1] for vid, r in results if isinstance(r, tuple)}
+    return infos, failed, kinds
 
 
-def quarantine_rows(videos: pl.DataFrame, reasons: dict[str, str], stage: str
-                    ) -> pl.DataFrame:
-    """Rows of the ``quarantine`` table for the ``videos`` named in ``reasons``."""
+def quarantine_rows(videos: pl.DataFrame, reasons: dict[str, str], stage: str,
+                    kinds: dict[str, str] | None = None) -> pl.DataFrame:
+    """Rows of the ``quarantine`` table for the ``videos`` named in ``reasons``
+    (``kinds``: the input-fault kind of each, :data:`store.failures.INPUT_KINDS`)."""
+    kinds = {v: (kinds or {}).get(v, "undecodable") for v in reasons}
     return videos.filter(pl.col("video_id").is_in(list(reasons))).select(
         "video_id", "participant_id", "path", pl.lit(stage).alias("stage"),
-        pl.col("video_id").replace_strict(reasons, return_dtype=pl.String).alias("reason"))
+        pl.col("video_id").replace_strict(reasons, return_dtype=pl.String).alias("reason"),
+        pl.col("video_id").replace_strict(kinds, return_dtype=pl.String).alias("kind"),
+        pl.lit(utc_now()).alias("quarantined_at"))
 
 
 def report_of(store: Path, tables: dict[str, pl.DataFrame], quarantined: dict[str, str],
@@ -105,7 +119,7 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
         pl.col("n_videos").fill_null(0))
 
     videos = rel.videos.filter(keep)
-    infos, failed = _probe_all(rel.root, videos, workers)
+    infos, failed, kinds = _probe_all(rel.root, videos, workers)
     frame_counts = dict(rel.frame_labels.filter(keep).group_by("video_id").len()
                         .iter_rows())
     unlabelled = set(rel.unlabelled["video_id"].to_list())  # labels withheld: no count
@@ -113,8 +127,9 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
         if vid not in unlabelled and info.n_frames != frame_counts.get(vid):
             failed[vid] = (f"video has {info.n_frames} frames but its annotation labels "
                            f"{frame_counts.get(vid)}")
+            kinds[vid] = "labels"
             del infos[vid]
-    quarantine = quarantine_rows(videos, failed, "ingest")
+    quarantine = quarantine_rows(videos, failed, "ingest", kinds)
     fault_point("ingest")  # crash tests (store.faults): read and probed, nothing written
     ok = pl.col("video_id").is_in(list(infos))
     probe = pl.DataFrame([{"video_id": v, "duration_s": i.duration_s, "fps": i.fps,

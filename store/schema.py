@@ -93,6 +93,8 @@ TABLES: Final[dict[str, dict[str, pl.DataType | type[pl.DataType]]]] = {
         "path": pl.String,
         "stage": pl.String,
         "reason": pl.String,
+        "kind": pl.String,
+        "quarantined_at": pl.String,
     },
     "featuresets": {
         "feature_set": pl.String,
@@ -160,6 +162,14 @@ TABLES: Final[dict[str, dict[str, pl.DataType | type[pl.DataType]]]] = {
         "quarantined": pl.Int32,
         "frames": pl.Int64,
         "detail": pl.String,
+    },
+    "bugs": {
+        "video_id": pl.String,
+        "participant_id": pl.String,
+        "run_id": pl.String,
+        "at": pl.String,
+        "error": pl.String,
+        "traceback": pl.String,
     },
     "splits": {
         "video_id": pl.String,

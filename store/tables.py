@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,28 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _write_parquet(df: pl.DataFrame, tmp: str) -> None:
+    """``df.write_parquet``; polars reports a failing write (a full disk) as its own
+    ``ComputeError`` carrying the OS error only in its text (``(os error 28)``): that
+    is raised as the ``OSError`` it is, so that it is classified as the machine's."""
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+    except pl.exceptions.PolarsError as exc:
+        found = _OS_ERROR.search(str(exc))
+        if found is None:
+            raise
+        code = int(found[1])
+        raise OSError(code, os.strerror(code), tmp) from exc
+
+
 def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
     """Conform ``df`` to the declared schema of ``name`` and publish it atomically."""
     df = conform(name, df)
     path = _file(store, name)
-    atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True),
-                 access=load_policy(store))
+    atomic_write(path, lambda tmp: _write_parquet(df, tmp), access=load_policy(store))
     return path
 
 
@@ -54,9 +72,15 @@ def table_path(store: Path, name: str) -> Path:
 
 
 def read_table(store: Path, name: str) -> pl.DataFrame:
-    """Read table ``name`` with its declared schema; clear error when missing."""
+    """Read table ``name`` with its declared schema; clear error when missing. A
+    column declared after the table was written (a store of an older bahfs) reads
+    as nulls."""
     df = pl.read_parquet(table_path(store, name))
-    return df.cast(dict(schema(name).items()), strict=True)
+    declared = schema(name)
+    absent = [c for c in declared.names() if c not in df.columns]
+    if absent and df.width:
+        df = df.with_columns(pl.lit(None, dtype=declared[c]).alias(c) for c in absent)
+    return df.cast(dict(declared.items()), strict=True)
 
 
 def read_table_or_empty(store: Path, name: str) -> pl.DataFrame:

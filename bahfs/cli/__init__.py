@@ -1,6 +1,7 @@
 """The ``bahfs`` command line: one module per noun, all on one Typer app.
 
 ``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
+``quarantine`` (list, release, bugs),
 ``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
 (extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
 (export, score), ``review`` and ``demo``. Importing
@@ -13,6 +14,7 @@ from bahfs.cli import (  # noqa: F401 - each module registers its commands
     features,
     models,
     participants,
+    quarantine,
     releases,
     review,
     samples,

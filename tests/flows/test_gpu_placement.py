@@ -20,6 +20,7 @@ import zarr
 from extractors.audio import LogMelExtractor
 from extractors.base import DecodedVideo, register
 from extractors.plan import plan_from_names
+from extractors.runtime import device_fault_kind
 from flows.common import (
     Placement,
     dask_runner,
@@ -29,7 +30,7 @@ from flows.common import (
     placement,
     task_threads,
 )
-from flows.job import VideoJob, device_error_in, run_video
+from flows.job import VideoJob, run_video
 from store.devices import parse_device
 from store.errors import DeviceError, ExtractionError
 from store.ingest import ingest
@@ -78,6 +79,8 @@ def test_a_device_fault_propagates_and_the_video_is_tried_again(sample_release: 
 
 
 def test_device_fault_finds_the_cause_an_extractor_wrapped() -> None:
+    from store.failures import classify
+
     oom = DeviceError("CUDA out of memory")
     try:
         try:
@@ -85,9 +88,10 @@ def test_device_fault_finds_the_cause_an_extractor_wrapped() -> None:
         except DeviceError as exc:
             raise ExtractionError("words failed") from exc
     except ExtractionError as wrapped:
-        assert device_error_in(wrapped) is oom
-    assert device_error_in(ExtractionError("bad output")) is None
-    assert device_error_in(oom) is oom
+        fault = classify(wrapped, device=device_fault_kind)
+        assert (fault.owner, fault.kind, fault.retry) == ("machine", "device memory", True)
+    assert classify(ExtractionError("bad output"), device=device_fault_kind).owner == "bug"
+    assert classify(oom, device=device_fault_kind).kind == "device memory"
 
 
 @pytest.fixture
