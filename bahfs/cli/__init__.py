@@ -1,7 +1,8 @@
 """The ``bahfs`` command line: one module per noun, all on one Typer app.
 
 ``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
-``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
+``participants`` (purge), ``cues`` (cues evaluate),
+``stores`` (verify, export-baseline), ``features``
 (extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
 (export, score) and ``demo``. Importing
 this package registers every command; the heavy imports happen inside each
@@ -9,6 +10,7 @@ command.
 """
 
 from bahfs.cli import (  # noqa: F401 - each module registers its commands
+    cues,
     demo,
     features,
     models,
