@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from extractors import behaviour_geometry as geo
+import extractors.behaviour_geometry as geo
 from extractors.base import DecodedVideo, FrameExtractor, register
 from extractors.behaviour_models import IRIS_SIZE, MESH_SIZE, POSE_SIZE, MediaPipeModels
 from extractors.face_detect import FaceDetectConfig, FaceDetector
