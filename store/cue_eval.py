@@ -127,12 +127,12 @@ def evaluate_cues(store: Path, feature_set: str = "behaviour", min_segments: int
 
 
 def top_features(table: pl.DataFrame, k: int = 3) -> pl.DataFrame:
-    """The ``k`` best-separating features of each cue, one row per cue."""
-    return (table.drop_nulls("auc").group_by("modality", "cue", maintain_order=True)
-            .agg(pl.col("segments").first(), pl.col("videos").first(),
-                 pl.col("pos_frames").max(), pl.col("neg_frames").max(),
-                 pl.concat_str([pl.col("feature"), pl.lit(" "), pl.col("auc").cast(pl.String)])
-                 .head(k).str.join(", ").alias("best (auc)")))
+    """The ``k`` best-separating features of each cue (rows of :func:`evaluate_cues`)."""
+    return (table.drop_nulls("auc")
+            .with_columns(pl.int_range(pl.len()).over("modality", "cue").alias("rank") + 1)
+            .filter(pl.col("rank") <= k)
+            .select("modality", "cue", "segments", "videos", "rank", "feature", "auc",
+                    "pos_frames", "neg_frames"))
 
 
 def plot_cue_auc(table: pl.DataFrame, out: Path) -> Path:

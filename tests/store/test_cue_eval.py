@@ -67,7 +67,7 @@ def test_a_feature_that_moves_inside_cue_segments_carries_the_cue(
     res = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments", "1",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "Look away" in res.output and "|head_pose.yaw| 1.0" in res.output
+    assert "Look away" in res.output and "|head_pose.yaw|" in res.output
     assert (out / "cue_auc.png").stat().st_size > 0
     assert pl.read_csv(out / "cue_auc.csv").height == table.height
     too_few = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments",
