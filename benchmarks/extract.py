@@ -4,8 +4,8 @@ one-frame-at-a-time loop over the same models, in the same run.
     .venv/bin/python -m benchmarks.extract DATASET [--videos 4] [--naive-frames 48]
         [--device auto|cpu|cuda|cuda:N] [--resize 640x480] [--batch 32]
 
---device sets $BAHFS_DEVICE before any model loads (default: $BAHFS_DEVICE, else
-auto); each extractor prints the device it actually runs on. On CUDA, GPU
+--device is handed to every extractor (default: $BAHFS_DEVICE, else auto); each
+extractor prints the device it actually runs on. On CUDA, GPU
 utilisation and memory are sampled once a second by `nvidia-smi ... -l 1` in the
 background during the end-to-end pass. --resize re-encodes the chosen videos to
 WxH first (H.264, sound copied), e.g. 640x480 webcam size.
@@ -38,6 +38,7 @@ from extractors.base import DecodedVideo, frame_windows, gather
 from extractors.decode import AUDIO_RATE, decode_audio, open_video
 from extractors.face import FaceExtractor
 from extractors.pipeline import extract_all
+from extractors.runtime import Runtime, threads_per_process
 from extractors.speech import SpeechExtractor
 from store.devices import DEVICE_ENV, parse_device
 from store.release import codebook as cb
@@ -91,12 +92,11 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--naive-frames", type=int, default=48)
     ap.add_argument("--device", default=os.environ.get(DEVICE_ENV) or "auto",
-                    help="auto, cpu, cuda or cuda:N (sets $BAHFS_DEVICE)")
+                    help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--resize", default="", help="re-encode the videos to WxH first")
     ap.add_argument("--batch", type=int, default=32, help="frames decoded per batch")
     args = ap.parse_args()
     want = parse_device(args.device)  # a bad value stops here, before any model loads
-    os.environ[DEVICE_ENV] = str(want)
     paths = sorted((args.dataset / cb.VIDEOS_DIR).rglob("*.mp4"))[: args.videos]
     with tempfile.TemporaryDirectory(prefix="bahfs-bench-") as tmp:
         if args.resize:
@@ -107,8 +107,10 @@ def main() -> None:
 
 def run(paths: list[Path], args: argparse.Namespace, want: str) -> None:
     t0 = time.perf_counter()
-    ex: dict[str, Any] = {"face": FaceExtractor(), "logmel": LogMelExtractor(),
-                          "audio": WhisperEncoderExtractor(), "words": SpeechExtractor()}
+    rt = Runtime(parse_device(want), threads_per_process())
+    ex: dict[str, Any] = {"face": FaceExtractor(runtime=rt), "logmel": LogMelExtractor(),
+                          "audio": WhisperEncoderExtractor(runtime=rt),
+                          "words": SpeechExtractor(runtime=rt)}
     print(f"model loading: {time.perf_counter() - t0:.1f} s (once per worker)")
     devices = {name: str(e.device) for name, e in ex.items()}
     print(f"--device {want}: " + ", ".join(f"{n} on {d}" for n, d in devices.items()))

@@ -66,6 +66,7 @@ def make_videos(folder: Path, n: int) -> list[Path]:
 
 def soak_extract(tmp: Path, n: int, names: tuple[str, ...]) -> None:
     from extractors.pipeline import extract_all, shared_extractors
+    from extractors.runtime import Runtime, threads_per_process
     from store.writer import FeatureWriter
 
     videos = make_videos(tmp / "videos", n)
@@ -77,7 +78,7 @@ def soak_extract(tmp: Path, n: int, names: tuple[str, ...]) -> None:
     warm = start
     t0 = time.perf_counter()
     for i, path in enumerate(videos, 1):
-        extractors = shared_extractors(names)
+        extractors = shared_extractors(names, Runtime(threads=threads_per_process() or 1))
         for f in extract_all(path, list(extractors), video_id=path.stem,
                              participant_id="p1"):
             FeatureWriter(store).write(f)
@@ -133,7 +134,6 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--workers", type=int, default=4)
     args = ap.parse_args()
-    os.environ.setdefault("BAHFS_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="bahfs-soak-") as tmp:
         soak_extract(Path(tmp), args.videos, tuple(args.extractors.split(",")))
         soak_training(Path(tmp), args.epochs, args.workers)

@@ -33,7 +33,8 @@ from typing import IO, Any, NoReturn
 
 import numpy as np
 
-from store.devices import parse_device
+from extractors.runtime import AUTO
+from store.devices import DeviceSetting
 from store.errors import ConfigError, DeviceError, ExtractionError, ModelError
 
 RUNNER = Path(__file__).with_name("whisperx_runner.py")
@@ -162,7 +163,8 @@ def shutdown() -> None:
 
 
 def transcribe_whisperx(audio: np.ndarray, model_dir: str, compute_type: str,
-                        language: str, align_dir: str) -> dict[str, Any]:
+                        language: str, align_dir: str,
+                        device: DeviceSetting = AUTO) -> dict[str, Any]:
     """Transcript in the ``words`` extractor's format: ``language``, its
     ``language_probability`` (1.0 when given or for an English-only model, else
     Whisper's detection probability) and timed ``words`` (``start``/``end`` None
@@ -181,7 +183,7 @@ def transcribe_whisperx(audio: np.ndarray, model_dir: str, compute_type: str,
         request = {"audio": str(npy), "model_dir": str(Path(model_dir).resolve()),
                    "compute_type": compute_type, "language": language,
                    "align_model_dir": str(Path(align_dir).resolve()),
-                   "batch_size": BATCH_SIZE, "device": str(parse_device())}
+                   "batch_size": BATCH_SIZE, "device": str(device)}
         with _lock:
             reply = _runner().ask(request, timeout)
     if not reply.get("ok"):

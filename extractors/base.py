@@ -8,7 +8,6 @@ arrays all have exactly ``len(timestamps)`` rows; the store checks it again.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from extractors.runtime import device_error, device_fault
+from extractors.identity import split_config
+from extractors.runtime import Runtime, device_error, device_fault
 from store.errors import ConfigError, DeviceError, ExtractionError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.media import VideoInfo
@@ -48,14 +48,18 @@ class Extractor(ABC):
     label: str = ""
     #: Where the models ran (``cpu``, ``cuda:N``), recorded with every video.
     device: str = "cpu"
+    #: Where and how the models run (device setting, threads), given when built.
+    runtime: Runtime = Runtime()
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: Any = None, runtime: Runtime | None = None) -> None:
         config = config if config is not None else self.Config()
         params = getattr(type(config), "__dataclass_params__", None)
         if not isinstance(config, self.Config) or params is None or not params.frozen:
             raise ConfigError(f"{self.name}: config must be a frozen {self.Config.__name__}",
                               expected=f"{self.Config.__name__}(...)")
+        split_config(config)  # every field declared identity or run option, or raises
         self.config = config
+        self.runtime = runtime if runtime is not None else Runtime()
 
     @abstractmethod
     def outputs(self) -> tuple[ArraySpec, ...]:
@@ -67,8 +71,12 @@ class Extractor(ABC):
                               ).hexdigest()
 
     def spec(self) -> FeatureSetSpec:
-        return FeatureSetSpec(self.name, dataclasses.asdict(self.config),  # frozen dataclass
-                              self.model_sha256(), self.outputs(), extra=self.provenance(),
+        """The feature set: its id hashes the config's identity fields only; the run
+        options of this extractor are recorded in ``extra["run_options"]``
+        (:mod:`extractors.identity`)."""
+        ident, run = split_config(self.config)
+        return FeatureSetSpec(self.name, ident, self.model_sha256(), self.outputs(),
+                              extra={**self.provenance(), "run_options": run},
                               name=self.label if self.label != self.name else "")
 
     def provenance(self) -> dict[str, Any]:

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from extractors.base import DecodedVideo, FrameExtractor, register
-from extractors.face_detect import FaceDetectConfig, FaceDetector
+from extractors.base import DecodedVideo, register
+from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetections, FaceDetector
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
+from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
-from extractors.runtime import device_fault, warn_once
+from extractors.runtime import Runtime, device_fault, warn_once
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -41,21 +42,23 @@ FER_SPEC = FaceModelSpec(input="face", layout="nhwc", color="gray", mean=(0.5,),
 
 @dataclass(frozen=True)
 class FaceConfig:
-    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
-    model_path: str = ""  # any ONNX face model; empty: BAHFS_MODELS/fer_emotion.onnx (setup)
+    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig,
+                                       metadata=IDENTITY_FIELD)
+    model_path: str = identity("")  # any ONNX face model; empty: fer_emotion.onnx (setup)
 
 
 @register
-class FaceExtractor(FrameExtractor):
+class FaceExtractor(FaceConsumer):
     """Detect, align and embed the main face of every frame."""
 
     name = "face"
     Config = FaceConfig
     config: FaceConfig
 
-    def __init__(self, config: FaceConfig | None = None) -> None:
-        super().__init__(config)
-        self.detector = FaceDetector(self.config.detector)
+    def __init__(self, config: FaceConfig | None = None, runtime: Runtime | None = None
+                 ) -> None:
+        super().__init__(config, runtime)
+        self.detector = FaceDetector(self.config.detector, self.runtime)
         if self.config.model_path:
             path = Path(self.config.model_path)
             spec, self.meta = read_spec(path), {}
@@ -74,7 +77,8 @@ class FaceExtractor(FrameExtractor):
         if not path.is_file():
             raise ModelError("face model file not found", path=path,
                              expected="an ONNX image model (see docs/models.md)")
-        self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()))
+        self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()),
+                               self.runtime)
         self.device = self.detector.device
 
     def model_sha256(self) -> str:
@@ -88,19 +92,22 @@ class FaceExtractor(FrameExtractor):
         return (*(ArraySpec(o.name, "float16", (o.width,), o.doc) for o in self.model.outputs),
                 *self.detector.outputs())
 
-    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+    def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
+                      faces: FaceDetections) -> None:
         b = self.config.detector.batch
         for start in range(0, frames.shape[0], b):
-            self._consume(state, frames[start:start + b])
+            self._consume(state, frames[start:start + b], faces[start:start + b])
 
-    def _consume(self, state: dict[str, Any], chunk: np.ndarray) -> None:
-        """One batch; when the device runs out of memory, the batch in halves (down to
-        one frame, then the device error goes up to be retried)."""
+    def _consume(self, state: dict[str, Any], chunk: np.ndarray, faces: FaceDetections
+                 ) -> None:
+        """One batch through the face model; when the device runs out of memory, the
+        batch in halves (down to one frame, then the device error goes up to be
+        retried)."""
+        found = faces.found
         try:
-            box, marks, score, found = self.detector.detect(chunk)
             outs = [np.zeros((len(chunk), o.width), np.float32) for o in self.model.outputs]
             if found.any():
-                for out, res in zip(outs, self.model.run(chunk[found], marks[found]),
+                for out, res in zip(outs, self.model.run(chunk[found], faces.landmarks[found]),
                                     strict=True):
                     out[found] = res
         except Exception as exc:
@@ -109,10 +116,11 @@ class FaceExtractor(FrameExtractor):
             warn_once("face-halve", f"device out of memory at a batch of {len(chunk)} "
                                     "frames: retrying in halves")
             half = len(chunk) // 2
-            self._consume(state, chunk[:half])
-            self._consume(state, chunk[half:])
+            self._consume(state, chunk[:half], faces[:half])
+            self._consume(state, chunk[half:], faces[half:])
             return
-        state.setdefault("parts", []).append((*outs, box, marks, score, found))
+        state.setdefault("parts", []).append((*outs, faces.boxes, faces.landmarks,
+                                              faces.scores, found))
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])

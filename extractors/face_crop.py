@@ -17,33 +17,43 @@ from typing import Any
 
 import numpy as np
 
-from extractors.base import DecodedVideo, FrameExtractor, register
-from extractors.face_detect import FaceDetectConfig, FaceDetector, align
+from extractors.base import DecodedVideo, register
+from extractors.face_detect import (
+    FaceConsumer,
+    FaceDetectConfig,
+    FaceDetections,
+    FaceDetector,
+    align,
+)
+from extractors.identity import IDENTITY_FIELD, identity
+from extractors.runtime import Runtime
 from store.errors import ConfigError
 from store.features import ArraySpec
 
 
 @dataclass(frozen=True)
 class FaceCropConfig:
-    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
-    size: int = 112  # crop side in pixels, 32..256 (the paper: 256)
-    carry_forward: bool = True  # reuse the previous crop where no face is found
+    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig,
+                                       metadata=IDENTITY_FIELD)
+    size: int = identity(112)  # crop side in pixels, 32..256 (the paper: 256)
+    carry_forward: bool = identity(True)  # reuse the previous crop where no face is found
 
 
 @register
-class FaceCropExtractor(FrameExtractor):
+class FaceCropExtractor(FaceConsumer):
     """The aligned crop of the main face of every frame."""
 
     name = "face_crop"
     Config = FaceCropConfig
     config: FaceCropConfig
 
-    def __init__(self, config: FaceCropConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: FaceCropConfig | None = None,
+                 runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
         if not 32 <= self.config.size <= 256:
             raise ConfigError(f"face_crop: size {self.config.size}",
                               expected="a crop side from 32 to 256 pixels")
-        self.detector = FaceDetector(self.config.detector)
+        self.detector = FaceDetector(self.config.detector, self.runtime)
         self.device = self.detector.device
 
     def model_sha256(self) -> str:
@@ -58,21 +68,19 @@ class FaceCropExtractor(FrameExtractor):
                                                        "where no face)"),
                 ArraySpec("has_face", "bool", (), "a face was found in this frame"))
 
-    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
-        b, s = self.config.detector.batch, self.config.size
-        for start in range(0, frames.shape[0], b):
-            chunk = frames[start:start + b]
-            _, marks, _, found = self.detector.detect(chunk)
-            crops = np.zeros((len(chunk), s, s, 3), np.uint8)
-            last = state.get("last")  # the latest crop of a found face, across batches
-            for i, hit in enumerate(found):
-                if hit:
-                    crops[i] = last = align(chunk[i], marks[i], s)
-                elif last is not None and self.config.carry_forward:
-                    crops[i] = last
-            state["last"] = last
-            state.setdefault("crops", []).append(crops)
-            state.setdefault("found", []).append(found)
+    def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
+                      faces: FaceDetections) -> None:
+        s = self.config.size
+        crops = np.zeros((len(frames), s, s, 3), np.uint8)
+        last = state.get("last")  # the latest crop of a found face, across batches
+        for i, hit in enumerate(faces.found):
+            if hit:
+                crops[i] = last = align(frames[i], faces.landmarks[i], s)
+            elif last is not None and self.config.carry_forward:
+                crops[i] = last
+        state["last"] = last
+        state.setdefault("crops", []).append(crops)
+        state.setdefault("found", []).append(faces.found)
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         s = self.config.size

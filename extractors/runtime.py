@@ -1,7 +1,10 @@
 """Where models run, and ONNX Runtime sessions.
 
-One device setting (``--device`` / ``$BAHFS_DEVICE``: auto, cpu, cuda, cuda:N;
-:mod:`store.devices`) reaches every model:
+One device setting (auto, cpu, cuda, cuda:N; :mod:`store.devices`) reaches every
+model, explicitly: a run resolves it once where it starts (``--device``, the flow's
+``device`` parameter, else ``$BAHFS_DEVICE``, else auto) and builds its extractors
+with a :class:`Runtime` holding it and the thread count; nothing here reads the
+environment for it:
 
 * ONNX Runtime: ``cuda`` asks for the CUDA provider on device N, then the CPU; a
   session that did not get the CUDA provider (``onnxruntime`` instead of
@@ -21,22 +24,43 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from store.devices import parse_device
+from store.devices import DeviceSetting
 from store.errors import ConfigError, DeviceError, ModelError
 
 log = logging.getLogger("bahfs.extractors")
 
-#: Threads one extracting process may use (set per Dask worker by the flows, so that
-#: N workers on one machine share its cores instead of each taking all of them).
+#: The default thread count of a run's models, read where a run starts (the flows
+#: give each local Dask worker its share of the cores explicitly).
 THREADS_ENV = "BAHFS_THREADS"
 
 
+#: The device setting when none is given.
+AUTO = DeviceSetting("auto")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how an extractor's models run: never part of a feature set's id.
+    Passed to every extractor when it is built (``get_extractor(name)(config,
+    runtime)``, :meth:`extractors.plan.PlanEntry.build`)."""
+
+    device: DeviceSetting = AUTO
+    threads: int = 0  # intra-op threads of ONNX Runtime and CTranslate2; 0: theirs
+
+
+#: Auto device, the runtimes' own thread counts: what an extractor built without a
+#: runtime gets.
+DEFAULT_RUNTIME = Runtime()
+
+
 def threads_per_process() -> int:
-    """``$BAHFS_THREADS`` when set, else every core (0 lets ONNX Runtime decide)."""
+    """``$BAHFS_THREADS`` when set, else 0 (every core: the runtimes decide). Read
+    by the entry points only (CLI, flows, benchmarks)."""
     value = os.environ.get(THREADS_ENV, "")
     if not value:
         return 0
@@ -124,16 +148,15 @@ def _preload() -> None:
     load_cuda_libraries()
 
 
-def providers() -> list[str]:
+def providers(want: DeviceSetting) -> list[str]:
     """Execution providers to ask for, in order (never Azure, never implicit)."""
-    return [p if isinstance(p, str) else p[0] for p in provider_list()]
+    return [p if isinstance(p, str) else p[0] for p in provider_list(want)]
 
 
-def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
+def provider_list(want: DeviceSetting) -> list[str | tuple[str, dict[str, Any]]]:
     """Providers with their options for the device setting (CUDA device N, then CPU)."""
     import onnxruntime as ort
 
-    want = parse_device()
     if want.kind == "cpu":
         return ["CPUExecutionProvider"]
     _preload()
@@ -149,10 +172,9 @@ def provider_list() -> list[str | tuple[str, dict[str, Any]]]:
     return [("CUDAExecutionProvider", {"device_id": want.index}), "CPUExecutionProvider"]
 
 
-def session_device(sess: Any) -> str:
+def session_device(sess: Any, want: DeviceSetting) -> str:
     """``cuda:N`` or ``cpu``: where a session actually runs; raises DeviceError when
     CUDA was asked for and the session fell back to the CPU."""
-    want = parse_device()
     got = sess.get_providers()[0]
     if got == "CUDAExecutionProvider":
         return f"cuda:{want.index}"
@@ -171,11 +193,10 @@ def session_device(sess: Any) -> str:
     return "cpu"
 
 
-def ct2_device() -> tuple[str, int]:
+def ct2_device(want: DeviceSetting) -> tuple[str, int]:
     """(``cuda``, N) or (``cpu``, 0) for CTranslate2, by the same rules as ONNX Runtime."""
     import ctranslate2
 
-    want = parse_device()
     if want.kind == "cpu":
         return "cpu", 0
     _preload()
@@ -193,7 +214,7 @@ def ct2_device() -> tuple[str, int]:
 
 
 @lru_cache(maxsize=16)
-def _session(model: bytes | str, threads: int, device: str) -> Any:
+def _session(model: bytes | str, threads: int, device: DeviceSetting) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -201,7 +222,7 @@ def _session(model: bytes | str, threads: int, device: str) -> Any:
     if threads:
         opts.intra_op_num_threads = threads
     try:
-        sess = ort.InferenceSession(model, sess_options=opts, providers=provider_list())
+        sess = ort.InferenceSession(model, sess_options=opts, providers=provider_list(device))
     except Exception as exc:  # onnxruntime raises its own types
         if device_fault(exc):
             raise DeviceError(f"the device failed loading a model: {exc}") from exc
@@ -210,10 +231,10 @@ def _session(model: bytes | str, threads: int, device: str) -> Any:
     return sess
 
 
-def session(model: bytes | str, threads: int = 0) -> Any:
-    """An InferenceSession on the device setting's provider (checked: CUDA asked for
-    and not had raises), quiet unless something is wrong. Cached per model, threads
-    and device setting."""
-    sess = _session(model, threads or threads_per_process(), str(parse_device()))
-    session_device(sess)
+def session(model: bytes | str, runtime: Runtime = DEFAULT_RUNTIME) -> Any:
+    """An InferenceSession on ``runtime``'s device (default: auto; checked: CUDA asked
+    for and not had raises), quiet unless something is wrong. Cached per model and
+    runtime."""
+    sess = _session(model, runtime.threads, runtime.device)
+    session_device(sess, runtime.device)
     return sess

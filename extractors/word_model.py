@@ -30,11 +30,11 @@ import numpy as np
 
 from extractors.models import models_dir
 from extractors.runtime import (
+    Runtime,
     check_model,
     provider_list,
     session_device,
     sha256_file,
-    threads_per_process,
 )
 from store.errors import ModelError
 
@@ -116,7 +116,8 @@ def _export(folder: Path, dest: Path, weights_name: str, source_sha: str) -> Non
 class WordEncoder:
     """A sentence-transformers model on ONNX Runtime giving one vector per word."""
 
-    def __init__(self, folder: str = "", max_tokens: int = 0) -> None:
+    def __init__(self, folder: str = "", max_tokens: int = 0, runtime: Runtime | None = None
+                 ) -> None:
         import onnxruntime as ort
         from sentence_transformers import SentenceTransformer
 
@@ -130,9 +131,10 @@ class WordEncoder:
         self.meta["onnx_sha256"] = self.onnx_sha256
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        if threads_per_process():
-            opts.intra_op_num_threads = threads_per_process()
-        first = provider_list()[0]
+        runtime = runtime or Runtime()
+        if runtime.threads:
+            opts.intra_op_num_threads = runtime.threads
+        first = provider_list(runtime.device)[0]
         provider, options = (first, {}) if isinstance(first, str) else first
         try:
             self.model: Any = SentenceTransformer(
@@ -142,7 +144,7 @@ class WordEncoder:
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"sentence-transformers cannot load it: {exc}", path=ready,
                              expected=_EXPECTED) from exc
-        self.device = session_device(self.model[0].auto_model.session)
+        self.device = session_device(self.model[0].auto_model.session, runtime.device)
         self.tokenizer = self.model.tokenizer
         self.dim = int(self.model[0].get_embedding_dimension())
         limit = int(self.model.max_seq_length or self.tokenizer.model_max_length)

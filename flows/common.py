@@ -18,14 +18,15 @@ from typing import Any, cast
 from uuid import UUID
 
 from dask.base import annotate
+from distributed import Security
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import TaskRunner
 from prefect_dask.task_runners import DaskTaskRunner
 
-from extractors.runtime import THREADS_ENV
+from extractors.runtime import threads_per_process
 from flows.job import ExtractReport
 from store.consent import ConsentPolicy
-from store.devices import DEVICE_ENV, parse_device
+from store.devices import DeviceSetting
 from store.errors import ConfigError, DeviceError
 
 log = logging.getLogger("bahfs.flows")
@@ -66,7 +67,7 @@ def scheduler_address(address: str | None) -> str | None:
     address = address or os.environ.get(DASK_ADDRESS_ENV) or None
     if address and "://" not in address:
         raise ConfigError(f"dask address {address!r} has no scheme",
-                          expected="tcp://host:8786")
+                          expected="tls://host:8786 (or tcp://host:8786)")
     return address
 
 
@@ -84,14 +85,13 @@ def listed_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def local_gpus(gpu_count: int | None = None) -> list[str]:
+def local_gpus(setting: DeviceSetting, gpu_count: int | None = None) -> list[str]:
     """The GPUs the local cluster gets one worker each for, as ``CUDA_VISIBLE_DEVICES``
-    values, from the device setting (``$BAHFS_DEVICE``): ``cpu``: none; ``auto``: every
-    GPU there is; ``cuda``: every GPU, at least one; ``cuda:N``: GPU N alone. The GPUs
-    there are: ``$CUDA_VISIBLE_DEVICES`` when set, else the first ``gpu_count``
-    (default: what ``nvidia-smi -L`` lists)."""
-    text = os.environ.get(DEVICE_ENV, "").strip().lower()
-    setting = parse_device(text)
+    values, from the run's device setting: ``cpu``: none; ``auto``: every GPU there
+    is; ``cuda``: every GPU, at least one; ``cuda:N``: GPU N alone. The GPUs there
+    are: ``$CUDA_VISIBLE_DEVICES`` when set, else the first ``gpu_count`` (default:
+    what ``nvidia-smi -L`` lists)."""
+    text = str(setting)
     if setting.kind == "cpu":
         return []
     visible = os.environ.get(VISIBLE_ENV)
@@ -109,7 +109,7 @@ def local_gpus(gpu_count: int | None = None) -> list[str]:
         raise DeviceError(f"device {text!r} asked for, but there is no GPU here",
                           expected=f"a GPU listed by nvidia-smi -L (and in ${VISIBLE_ENV} "
                                    "when set), or --device cpu/auto")
-    if ":" not in text:
+    if not setting.pinned:
         return ids
     if setting.index >= len(ids):
         raise DeviceError(f"device {text!r} asked for, but there are {len(ids)} GPUs here",
@@ -121,22 +121,38 @@ def local_gpus(gpu_count: int | None = None) -> list[str]:
 class Placement:
     """Where the extraction tasks run: an existing scheduler (``address``) or a local
     cluster (one worker per GPU in ``gpus``, else CPU workers); ``gpu_tasks``: each
-    task asks for one ``GPU`` resource."""
+    task asks for one ``GPU`` resource; ``device``: the device setting each task is
+    given (a local GPU worker sees its GPU alone, as ``cuda``)."""
 
     address: str | None
     gpus: tuple[str, ...] = ()
     gpu_tasks: bool = False
+    device: str = "auto"
 
 
-def placement(address: str | None, gpu_count: int | None = None) -> Placement:
+def placement(address: str | None, setting: DeviceSetting, gpu_count: int | None = None
+              ) -> Placement:
     """Local GPUs get a worker each (see :func:`local_gpus`) and tasks that ask for
     one; on an existing scheduler tasks ask for a GPU when the device setting is
     ``cuda`` or ``cuda:N`` (its workers must offer ``--resources GPU=1``)."""
     address = scheduler_address(address)
     if address:
-        return Placement(address, gpu_tasks=parse_device().kind == "cuda")
-    gpus = tuple(local_gpus(gpu_count))
-    return Placement(None, gpus, bool(gpus))
+        return Placement(address, gpu_tasks=setting.kind == "cuda", device=str(setting))
+    gpus = tuple(local_gpus(setting, gpu_count))
+    if gpus:
+        return Placement(None, gpus, True, "auto" if setting.kind == "auto" else "cuda")
+    return Placement(None, device=str(setting))
+
+
+def task_threads(where: Placement, workers: int | None) -> int:
+    """Threads each task's models use: ``$BAHFS_THREADS`` when set (read here, where
+    the run starts), else on a local cluster each worker's share of the cores
+    (measured: benchmarks/RESULTS.md), else 0 (the runtimes decide)."""
+    if threads := threads_per_process():
+        return threads
+    if where.address:
+        return 0
+    return max(1, (os.cpu_count() or 1) // (len(where.gpus) or local_workers(workers)))
 
 
 def gpu_annotation(gpu_tasks: bool) -> AbstractContextManager[Any]:
@@ -144,17 +160,27 @@ def gpu_annotation(gpu_tasks: bool) -> AbstractContextManager[Any]:
     return annotate(resources={GPU_RESOURCE: 1}) if gpu_tasks else nullcontext()
 
 
+#: the local CPU cluster talks TLS with a certificate made for it in memory: other
+#: users of the machine, who can reach 127.0.0.1, cannot connect and run code in it
+#: (about 2 s more to start, measured on 2 busy cores; tasks run as fast)
+LOCAL_TLS = {"security": True}
+
+
 def dask_runner(address: str | None, workers: int | None,
-                gpus: Sequence[str] = ()) -> TaskRunner[Any]:
-    """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``), else
-    on a LocalCluster of ``workers`` single-threaded processes (each process loads
+                gpus: Sequence[str] = (), security: Security | None = None
+                ) -> TaskRunner[Any]:
+    """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``; a
+    ``tls://`` one with the certificates of ``security``, see :mod:`flows.security`),
+    else on a LocalCluster of ``workers`` single-threaded processes (each process loads
     the models once and extracts one video at a time, with its share of the cores),
-    or, given ``gpus``, one single-threaded worker per GPU (:func:`gpu_cluster`)."""
+    or, given ``gpus``, one single-threaded worker per GPU (:func:`gpu_cluster`). The
+    CPU cluster is reachable only with its own temporary certificate (``LOCAL_TLS``)."""
     address = scheduler_address(address)
     if address:
-        return cast(TaskRunner[Any], DaskTaskRunner(address=address))
+        return cast(TaskRunner[Any], DaskTaskRunner(
+            address=address, client_kwargs={"security": security} if security else None))
     n = len(gpus) or local_workers(workers)
-    env = {THREADS_ENV: str(max(1, (os.cpu_count() or 1) // n))}
+    env: dict[str, str] = {}
     if url := _api_url():
         env["PREFECT_API_URL"] = url
     if gpus:
@@ -164,24 +190,23 @@ def dask_runner(address: str | None, workers: int | None,
             cluster_class="distributed.SpecCluster", cluster_kwargs=gpu_cluster(gpus, env)))
     return cast(TaskRunner[Any], DaskTaskRunner(cluster_kwargs={
         "n_workers": n, "threads_per_worker": 1, "processes": True,
-        "dashboard_address": None, "env": env}))
+        "dashboard_address": None, "env": env, **LOCAL_TLS}))
 
 
 def gpu_cluster(gpus: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
     """``SpecCluster`` arguments: one single-threaded worker process per GPU, offering
-    the resource ``GPU=1``, seeing only its GPU (``CUDA_VISIBLE_DEVICES``) and told
-    to use it (``BAHFS_DEVICE``: ``cuda``, or ``auto`` when that was the setting)."""
+    the resource ``GPU=1`` and seeing only its GPU (``CUDA_VISIBLE_DEVICES``); the
+    tasks are told the device (:attr:`Placement.device`)."""
     from distributed import Nanny, Scheduler
     from distributed.worker_memory import parse_memory_limit
 
-    device = "auto" if parse_device().kind == "auto" else "cuda"
     net = {"host": "127.0.0.1", "protocol": "tcp://", "dashboard": False,
            "dashboard_address": None}
     common = {**net, "nthreads": 1, "resources": {GPU_RESOURCE: 1},
               "silence_logs": logging.WARN,
               "memory_limit": parse_memory_limit("auto", 1, len(gpus), logger=log)}
     workers = {f"gpu-{i}": {"cls": Nanny, "options": {
-        **common, "env": {**env, VISIBLE_ENV: gpu, DEVICE_ENV: device}}}
+        **common, "env": {**env, VISIBLE_ENV: gpu}}}
         for i, gpu in enumerate(gpus)}
     return {"workers": workers, "silence_logs": logging.WARN,
             "scheduler": {"cls": Scheduler, "options": {**net, "port": 0}}}

@@ -10,7 +10,6 @@ and ``store`` (tables, locks, catalog).
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +22,9 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from extractors import DEFAULT_EXTRACTORS
+from extractors.migrate import migrate_feature_set_ids
 from extractors.plan import as_plan, plan_from_names, plan_to_json, read_plan
+from extractors.runtime import Runtime
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
 from flows.common import (
     Progress,
@@ -34,6 +35,7 @@ from flows.common import (
     require_gpu_workers,
     source_and_store,
     summary_markdown,
+    task_threads,
 )
 from flows.job import (
     ExtractReport,
@@ -45,7 +47,9 @@ from flows.job import (
     run_video,
     summarise,
 )
-from store.devices import DEVICE_ENV, parse_device
+from flows.security import dask_security
+from store.access import make_store_dir
+from store.devices import parse_device
 from store.errors import DatasetLayoutError, ExtractionError
 from store.tables import utc_now
 
@@ -67,7 +71,7 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
     batch that cannot be read is reported and skipped (it stays pending: the next run
     tries it again) while the others land. Returns the ingested and the bad ones."""
     logger = get_run_logger()
-    Path(store).mkdir(parents=True, exist_ok=True)
+    make_store_dir(store)  # with the store's access policy (store/access.py)
     found = find_batches(Path(source), settle_seconds)
     new = pending_batches(Path(store), found)
     logger.info("%d batches under %s, %d new or changed", len(found), source, len(new))
@@ -85,25 +89,28 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
 
 @task(name="extract-video", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE,
       task_run_name="extract-{job[video_id]}")
-def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str]]
-                       ) -> dict[str, Any]:
+def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str]],
+                       device: str = "auto", threads: int = 0) -> dict[str, Any]:
     """One video, end to end (decode, every extractor, publish). Models are loaded
     once per worker process and reused. Checks that fail quarantine the video;
     other errors, device faults (``DeviceError``: out of GPU memory, a lost device)
     among them, are retried, then reported as failed: the next run tries again."""
-    return asdict(run_video(store, VideoJob(**job), as_plan(plan)))
+    runtime = Runtime(parse_device(device), threads)
+    return asdict(run_video(store, VideoJob(**job), as_plan(plan), runtime))
 
 
 @flow(name="extract-videos", description="One task per video, on the flow's task runner.")
 def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, str]],
-                   progress: bool = False, gpu_tasks: bool = False) -> list[dict[str, Any]]:
+                   progress: bool = False, gpu_tasks: bool = False, device: str = "auto",
+                   threads: int = 0) -> list[dict[str, Any]]:
     """``gpu_tasks``: each task asks for one ``GPU`` worker resource (one task per GPU
-    at a time)."""
+    at a time); ``device`` and ``threads``: what each task's models run on."""
     if gpu_tasks:
         get_run_logger().info("%s Dask workers offer a GPU", require_gpu_workers())
     with gpu_annotation(gpu_tasks):
         futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
-            extract_video_task.submit(store, job, plan): job for job in jobs}
+            extract_video_task.submit(store, job, plan, device, threads): job
+            for job in jobs}
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
@@ -130,6 +137,9 @@ def extract(
     settle_seconds: Annotated[float, Field(ge=0)] = 0.0,
     progress: bool = False,
     device: str | None = None,
+    dask_tls_ca: str | None = None,
+    dask_tls_cert: str | None = None,
+    dask_tls_key: str | None = None,
 ) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
     directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
@@ -141,31 +151,35 @@ def extract(
     of ``dask_workers`` processes (default: one per core, at most 8); ``settle_seconds``:
     ignore batches changed more recently (still being copied); ``progress``: draw a
     progress bar on stderr; ``device``: ``auto``, ``cpu``, ``cuda`` (one local worker
-    per GPU) or ``cuda:N`` (GPU N alone), set as ``$BAHFS_DEVICE`` for this process and
-    its local workers (default: ``$BAHFS_DEVICE``, else ``auto``; workers of an
-    existing scheduler use their own environment)."""
+    per GPU) or ``cuda:N`` (GPU N alone), default ``$BAHFS_DEVICE`` (read here, once),
+    else ``auto``; every task is given it (with its thread count), on local workers
+    and on an existing scheduler's alike; ``dask_tls_ca``, ``dask_tls_cert``,
+    ``dask_tls_key``: PEM files, readable where the flow runs, for a ``tls://``
+    scheduler (default: Dask's configured ones; :mod:`flows.security`)."""
     logger = get_run_logger()
     started = utc_now()
-    if device is not None:
-        parse_device(device)  # a clear error before any work
-        os.environ[DEVICE_ENV] = device.strip().lower()
-    where = placement(dask_address)  # before any work: cuda without a GPU stops here
+    setting = parse_device(device)  # a clear error before any work; None: $BAHFS_DEVICE
+    where = placement(dask_address, setting)  # cuda without a GPU stops here
+    security = dask_security(where.address, dask_tls_ca, dask_tls_cert, dask_tls_key)
+    threads = task_threads(where, dask_workers)
     if where.gpus:
         logger.info("device %s: one Dask worker per GPU (CUDA_VISIBLE_DEVICES %s)",
-                    os.environ.get(DEVICE_ENV) or "auto", ", ".join(where.gpus))
+                    setting, ", ".join(where.gpus))
     chosen = read_plan(Path(plan)) if plan else plan_from_names(
         extractors or DEFAULT_EXTRACTORS)
     source, store = source_and_store(source, store)
     new, bad = ingest_new_batches(source, store, consent, settle_seconds)
-    fs_ids = feature_set_ids(chosen)
+    fs_ids = feature_set_ids(chosen, Runtime(setting, threads))
+    for old_id, new_id in migrate_feature_set_ids(Path(store)).items():
+        logger.info("feature set %s is now %s (run options left the id)", old_id, new_id)
     todo, done = pending_jobs(Path(store), fs_ids)
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     outcomes: list[dict[str, Any]] = []
     if todo:
-        runner = dask_runner(where.address, dask_workers, where.gpus)
+        runner = dask_runner(where.address, dask_workers, where.gpus, security)
         outcomes = extract_videos.with_options(task_runner=runner)(
             store, [asdict(j) for j in todo], plan_to_json(chosen), progress,
-            where.gpu_tasks)
+            where.gpu_tasks, where.device, threads)
     report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
                            skipped=done, batches=len(new), bad_batches=bad)
     summarise([VideoOutcome(**o) for o in outcomes], report)

@@ -30,8 +30,10 @@ from typing import Any, Literal
 import polars as pl
 
 from extractors.base import Extractor
+from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
+from extractors.runtime import DEFAULT_RUNTIME, Runtime
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import BahfsError, ConsentError, DeviceError, VideoDecodeError
@@ -91,9 +93,11 @@ class ExtractReport:
         return asdict(self)
 
 
-def feature_set_ids(plan: Plan | tuple[str, ...]) -> list[str]:
-    """The ids of the plan's feature sets (extractor names: their default options)."""
-    return [e.spec().id for e in shared_extractors(as_plan(plan))]
+def feature_set_ids(plan: Plan | tuple[str, ...], runtime: Runtime = DEFAULT_RUNTIME
+                    ) -> list[str]:
+    """The ids of the plan's feature sets (extractor names: their default options),
+    its extractors built on ``runtime`` (the ids do not depend on it)."""
+    return [e.spec().id for e in shared_extractors(as_plan(plan), runtime)]
 
 
 def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
@@ -154,14 +158,16 @@ def device_error_in(exc: BaseException) -> DeviceError | None:
     return None
 
 
-def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) -> VideoOutcome:
-    """Extract one video into ``store`` unless done, claimed elsewhere or broken.
-    A device fault propagates (the video lock released, nothing published) for the
-    caller to retry; the video is never quarantined for it."""
+def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
+              runtime: Runtime = DEFAULT_RUNTIME) -> VideoOutcome:
+    """Extract one video into ``store`` unless done, claimed elsewhere or broken, the
+    models on ``runtime`` (device setting, threads). A device fault propagates (the
+    video lock released, nothing published) for the caller to retry; the video is
+    never quarantined for it."""
     store = Path(store)
     t0 = time.perf_counter()
     plan = as_plan(plan)
-    extractors = shared_extractors(plan)
+    extractors = shared_extractors(plan, runtime)
     who = f"{socket.gethostname()}:{os.getpid()}"
     loads = shared_extractors.cache_info().misses
 
@@ -172,7 +178,7 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...]) ->
     with video_lock(store, job.video_id) as mine:
         if not mine:
             return outcome("busy", reason="another run is extracting it")
-        if _done(store, feature_set_ids(plan), job):
+        if _done(store, feature_set_ids(plan, runtime), job):
             return outcome("skipped")
         try:
             return outcome("extracted", extract_one(store, FeatureWriter(store), extractors, job))
@@ -236,17 +242,20 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
 
 
 def extract_release(store: Path, plan: Plan | tuple[str, ...],
-                    progress: Callable[[str], None] | None = None) -> ExtractReport:
+                    progress: Callable[[str], None] | None = None,
+                    runtime: Runtime = DEFAULT_RUNTIME) -> ExtractReport:
     """Extract every pending video of ``store`` in this process, one after another
-    (``plan``: an extraction plan, or extractor names with their default options)."""
+    (``plan``: an extraction plan, or extractor names with their default options;
+    ``runtime``: the models' device setting and threads)."""
     started = utc_now()
     plan = as_plan(plan)
-    fs_ids = feature_set_ids(plan)
+    fs_ids = feature_set_ids(plan, runtime)
+    migrate_feature_set_ids(store)  # once: ids that included run options
     todo, done = pending_jobs(store, fs_ids)
     report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
     outcomes = []
     for i, job in enumerate(todo, 1):
-        outcomes.append(run_video(store, job, plan))
+        outcomes.append(run_video(store, job, plan, runtime))
         if progress:
             progress(f"[{i}/{len(todo)}] {job.video_id}: {outcomes[-1].status}")
     summarise(outcomes, report)

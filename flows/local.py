@@ -24,6 +24,8 @@ from store.errors import OrchestrationError, ToolMissingError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 POOL = "bahfs-local"
+#: basic authentication: the server's ``user:password``, and what clients send
+AUTH_SERVER_ENV, AUTH_CLIENT_ENV = "PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING"
 
 
 def free_port() -> int:
@@ -50,15 +52,22 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
 
 class LocalPrefect:
     """``with LocalPrefect(home) as p: p.deploy(); p.start_worker(); p.run(...)``;
-    ``env`` adds to (or overrides) the environment of every process it starts."""
+    ``env`` adds to (or overrides) the environment of every process it starts.
+    ``host``: the interface the server listens on (default: loopback alone);
+    ``auth``: ``user:password`` for HTTP basic authentication, given to the server
+    (``PREFECT_SERVER_API_AUTH_STRING``) and to every client and worker it starts
+    (``PREFECT_API_AUTH_STRING``)."""
 
     def __init__(self, home: Path, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, *, host: str = "127.0.0.1",
+                 auth: str | None = None) -> None:
         self.home = Path(home).resolve()
         self.home.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.env = {**prefect_env(self.home, self.api_url), **(env or {})}
+        self.home.chmod(0o700)  # its database holds run parameters and logs
+        self.host, self.port = host, port or free_port()
+        self.api_url = f"http://{host}:{self.port}/api"
+        secret = {AUTH_SERVER_ENV: auth, AUTH_CLIENT_ENV: auth} if auth else {}
+        self.env = {**prefect_env(self.home, self.api_url), **secret, **(env or {})}
         self.exe = str(Path(sys.executable).with_name("prefect"))
         if not Path(self.exe).is_file():
             raise ToolMissingError("the prefect command is not installed next to Python",
@@ -74,7 +83,7 @@ class LocalPrefect:
         return proc
 
     def start_server(self, timeout_s: float = 90.0) -> None:
-        proc = self._spawn("server", ["server", "start", "--host", "127.0.0.1",
+        proc = self._spawn("server", ["server", "start", "--host", self.host,
                                       "--port", str(self.port)])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

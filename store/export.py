@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from store.access import load_policy
 from store.errors import NotFoundError
 from store.reader import FeatureReader
 from store.tables import read_table
@@ -39,7 +40,9 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
     """Write the baseline layout. ``sources`` maps a modality folder name to a feature
     set id or extractor name, optionally ``:array``; default: every feature set, its
     first declared array, under the extractor's name (the aligned face crops of
-    ``face_crop`` under ``video``, the official baseline's ``video.npy``)."""
+    ``face_crop`` under ``video``, the official baseline's ``video.npy``). Every folder
+    and file written gets the store's access policy (:mod:`store.access`)."""
+    access = load_policy(store)
     reader = FeatureReader(store)
     sets = reader.featuresets()
     if sources is None:
@@ -66,21 +69,25 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
         stem = str(PurePosixPath(row["release_id"]).with_suffix(""))
         for modality, (fs, array) in chosen.items():
             target = out / modality / f"{stem}.npy"
-            target.parent.mkdir(parents=True, exist_ok=True)
+            access.make_dirs(target.parent)
             np.save(target, reader.read_rows(fs, vid, array, 0, row["n_frames"]))
+            access.apply(target, is_dir=False)
         labelled = row["global_label"] is not None  # withheld: no label file, empty label
         if labelled:
             target = out / "labels" / f"{stem}.npy"
-            target.parent.mkdir(parents=True, exist_ok=True)
+            access.make_dirs(target.parent)
             np.save(target, reader.labels(vid).astype(np.int64))
+            access.apply(target, is_dir=False)
         split_lines.setdefault(row["split"], []).append(
             f"{row['release_id']},{row['global_label'] if labelled else ''},"
             f"{row['transcript'] or ''}")
         n_done += 1
+    access.make_dirs(out)
     for split, lines in split_lines.items():
         (out / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.mkdir(parents=True, exist_ok=True)
+        access.apply(out / f"{split}.txt", is_dir=False)
     (out / "export.json").write_text(json.dumps({
         m: {"feature_set": fs, "array": a, "provenance": sets[fs].to_attrs()}
         for m, (fs, a) in chosen.items()}, indent=2, default=str), encoding="utf-8")
+    access.apply(out / "export.json", is_dir=False)
     return ExportReport(str(out), n_done, {m: f"{fs}:{a}" for m, (fs, a) in chosen.items()})

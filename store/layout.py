@@ -12,7 +12,10 @@ STORE/
   .staging/                     videos being written (invisible to readers)
   .trash/                       removed trees waiting to be deleted
   .locks/                       flock files: the table lock, one per video being extracted
+  access.json                   who may read the store (store/access.py); absent: the default
 ```
+Every path is created with the store's access policy (:mod:`store.access`), whatever
+the umask: the writers here take it as ``access``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from store.access import AccessPolicy, load_policy
 from store.errors import CorruptError, NotFoundError, StoreError
 from store.faults import fault_point
 
@@ -71,12 +75,14 @@ def is_published(store: Path, fs_id: str, participant_id: str, video_id: str) ->
     return (video_dir(store, fs_id, participant_id, video_id) / "zarr.json").is_file()
 
 
-def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """``write(tmp)`` a temporary file beside ``path``, sync it, rename it over ``path``:
-    readers see the old file or the new one, never half of one. The temporary file is
-    named after its writer (host, pid); temporary files of ``path`` left by dead
-    writers (a crash between write and rename) are removed first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write(path: Path, write: Callable[[str], object], *, access: AccessPolicy
+                 ) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, give it the mode of ``access``,
+    sync it, rename it over ``path``: readers see the old file or the new one, never
+    half of one. The temporary file is named after its writer (host, pid); temporary
+    files of ``path`` left by dead writers (a crash between write and rename) are
+    removed first. Missing folders are made with the policy's mode."""
+    access.make_dirs(path.parent)
     prefix = f".{path.name}."
     for old in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
         if _writer_gone(old.name[len(prefix):-len(".tmp")], old):
@@ -86,6 +92,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        access.apply(tmp, is_dir=False)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         fault_point(f"replace{path.suffix}")  # crash tests: written, not yet in place
@@ -118,18 +125,20 @@ def sync_dir(path: Path) -> None:
     _fsync(str(path))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, access: AccessPolicy) -> None:
     """Write ``text`` to ``path`` atomically (:func:`atomic_write`)."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
+                 access=access)
 
 
-def ensure_group(path: Path, attrs: dict[str, Any] | None = None) -> None:
+def ensure_group(path: Path, attrs: dict[str, Any] | None = None, *,
+                 access: AccessPolicy) -> None:
     """Create a Zarr v3 group at ``path`` if absent (atomic; safe under concurrency)."""
     meta = path / "zarr.json"
     if meta.exists():
         return
     atomic_write_text(meta, json.dumps({"zarr_format": 3, "node_type": "group",
-                                        "attributes": attrs or {}}, indent=2))
+                                        "attributes": attrs or {}}, indent=2), access=access)
 
 
 def refuse_zarr_v2(path: Path) -> None:
@@ -160,10 +169,12 @@ def _writer_tag() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def staging_dir(store: Path) -> Path:
+def staging_dir(store: Path, access: AccessPolicy) -> Path:
     """A fresh private staging directory for this process."""
     path = Path(store) / STAGING / f"{_writer_tag()}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
+    access.make_dirs(path.parent)
+    path.mkdir()
+    access.apply(path, is_dir=True)
     return path
 
 
@@ -225,8 +236,7 @@ def remove_tree(store: Path, path: Path) -> None:
     """Make ``path`` vanish at once (rename into .trash), then delete it."""
     if not path.exists():
         return
-    trash = Path(store) / TRASH
-    trash.mkdir(parents=True, exist_ok=True)
+    trash = load_policy(store).make_dirs(Path(store) / TRASH)
     target = trash / f"{uuid.uuid4().hex}"
     os.rename(path, target)
     shutil.rmtree(target, ignore_errors=True)

@@ -19,11 +19,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from store.access import load_policy
 from store.errors import BusyError
 from store.layout import check_name
 
@@ -31,9 +33,15 @@ LOCKS = ".locks"
 
 
 def _lock_file(store: Path, name: str) -> int:
-    folder = Path(store) / LOCKS
-    folder.mkdir(parents=True, exist_ok=True)
-    return os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+    access = load_policy(store)
+    folder = access.make_dirs(Path(store) / LOCKS)
+    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, access.file_mode)
+    st = os.fstat(fd)
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != access.file_mode:
+        os.fchmod(fd, access.file_mode)  # made now, under the umask
+    if access.gid is not None and st.st_uid == os.geteuid() and st.st_gid != access.gid:
+        os.fchown(fd, -1, access.gid)
+    return fd
 
 
 def _try_flock(fd: int) -> bool:

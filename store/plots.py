@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from store.access import DEFAULT, AccessPolicy
 from store.stats import CUE_MODALITIES
 
 
@@ -22,9 +23,12 @@ def _bar(ax: Any, labels: list[str], values: list[float], title: str, xlabel: st
     ax.set_xlim(0, 100)
 
 
-def plot_stats(stats: dict[str, pl.DataFrame], out_dir: Path) -> list[Path]:
-    """Write the standard plots for :func:`store.stats.all_stats` output; return paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def plot_stats(stats: dict[str, pl.DataFrame], out_dir: Path,
+               access: AccessPolicy = DEFAULT) -> list[Path]:
+    """Write the standard plots for :func:`store.stats.all_stats` output, with the
+    modes of ``access`` (the store's policy, :func:`store.access.load_policy`);
+    return paths."""
+    access.make_dirs(out_dir)
     written: list[Path] = []
 
     cues = stats["cue_frequency"]
@@ -68,4 +72,6 @@ def plot_stats(stats: dict[str, pl.DataFrame], out_dir: Path) -> list[Path]:
     written.append(out_dir / "ah_rates.png")
     fig.savefig(written[-1], dpi=90)
     plt.close(fig)
+    for path in written:
+        access.apply(path, is_dir=False)
     return written

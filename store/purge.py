@@ -3,7 +3,8 @@
 Order matters: the withdrawal is recorded first (so no later ingest or extraction
 can bring the participant back, even if the purge is interrupted), then features
 are removed (renamed out of sight, then deleted), then every table is rewritten
-without them, then the purge is written to the audit table. Running it again
+without them (and the run log's mentions of their videos, and the lock files named
+after them), then the purge is written to the audit table. Running it again
 finishes an interrupted purge. Audit and withdrawal rows hold a SHA-256 of the id,
 never the id or any personal data.
 """
@@ -22,7 +23,7 @@ import polars as pl
 
 from store.consent import subject_hash, withdrawn
 from store.layout import check_name, features_root, remove_tree
-from store.locks import store_lock
+from store.locks import LOCKS, store_lock
 from store.schema import TABLES
 from store.tables import read_table, read_table_or_empty, table_exists, utc_now, write_table
 
@@ -32,6 +33,11 @@ class PurgeReport:
     subject_sha256: str
     feature_videos_removed: int
     rows_removed: dict[str, int]
+    #: the runs (Prefect flow run ids) whose records named the participant's videos:
+    #: the Prefect server keeps their task names, parameters and logs (the purge does
+    #: not reach it; docs/reliability.md says how)
+    prefect_runs: tuple[str, ...] = ()
+    lock_files_removed: int = 0
 
 
 def scrub_videos(detail: Any, keep: Callable[[str], bool]) -> Any:
@@ -44,11 +50,12 @@ def scrub_videos(detail: Any, keep: Callable[[str], bool]) -> Any:
     return detail
 
 
-def _scrub_runs(store: Path, participant_id: str, videos: set[str]) -> int:
+def _scrub_runs(store: Path, participant_id: str, videos: set[str]) -> list[str]:
     """Remove the participant's videos (``videos``, and every id of the store's form
-    ``<participant>__...``) from every ``extract_runs`` row's detail; rows changed."""
+    ``<participant>__...``) from every ``extract_runs`` row's detail; the run ids of
+    the rows changed."""
     if not table_exists(store, "extract_runs"):
-        return 0
+        return []
     runs = read_table(store, "extract_runs")
     details = runs["detail"].to_list()
 
@@ -57,10 +64,25 @@ def _scrub_runs(store: Path, participant_id: str, videos: set[str]) -> int:
 
     scrubbed = [json.dumps(scrub_videos(json.loads(d), keep), sort_keys=True) if d else d
                 for d in details]
-    changed = int(sum(a != b for a, b in zip(details, scrubbed, strict=True)))
+    changed = [r for r, a, b in zip(runs["run_id"].to_list(), details, scrubbed, strict=True)
+               if a != b]
     if changed:
         write_table(store, "extract_runs", runs.with_columns(pl.Series("detail", scrubbed)))
     return changed
+
+
+def _remove_locks(store: Path, videos: set[str]) -> int:
+    """Remove the lock files named after the participant's videos
+    (``.locks/video-<id>.lock``); how many. A run still holding one keeps its lock
+    (on the unlinked file), and whatever claims the video after this is refused at
+    publishing: the withdrawal is recorded first."""
+    n = 0
+    for vid in videos:
+        lock = Path(store) / LOCKS / f"video-{check_name('video', vid)}.lock"
+        if lock.is_file():
+            lock.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def _append(store: Path, name: str, row: dict[str, str]) -> None:
@@ -102,7 +124,9 @@ def purge_participant(store: Path, participant_id: str, *, operator: str | None 
         rows_removed: dict[str, int] = {}
         theirs = {v for v in read_table_or_empty(store, "videos").filter(
             pl.col("participant_id") == participant_id)["video_id"].to_list()}
-        rows_removed["extract_runs (detail)"] = _scrub_runs(store, participant_id, theirs)
+        named = _scrub_runs(store, participant_id, theirs)
+        rows_removed["extract_runs (detail)"] = len(named)
+        locks = _remove_locks(store, theirs)
         for name, cols in TABLES.items():
             if "participant_id" not in cols or not table_exists(store, name):
                 continue
@@ -116,4 +140,4 @@ def purge_participant(store: Path, participant_id: str, *, operator: str | None 
             "action": "purge", "subject_sha256": subject,
             "detail": json.dumps({"reason": reason, "feature_videos_removed": removed_videos,
                                   "rows_removed": rows_removed}, sort_keys=True)})
-    return PurgeReport(subject, removed_videos, rows_removed)
+    return PurgeReport(subject, removed_videos, rows_removed, tuple(named), locks)

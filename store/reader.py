@@ -136,12 +136,16 @@ class FeatureReader:
                 if (d / "zarr.json").is_file()}
 
     def resolve(self, name: str) -> str:
-        """A feature set id from an id, a feature set name, or an extractor name (a name
-        must be unambiguous; a feature set's own name wins over its extractor's)."""
+        """A feature set id from an id, an id it had before (``previous_ids``: ids that
+        included run options, :mod:`extractors.migrate`), a feature set name, or an
+        extractor name (a name must be unambiguous; a feature set's own name wins over
+        its extractor's)."""
         sets = self.featuresets()
         if name in sets:
             return name
-        matches = [i for i, s in sets.items() if s.label == name] or \
+        root = features_root(self.store)
+        matches = [i for i in sets if name in read_attrs(root / i).get("previous_ids", [])] \
+            or [i for i, s in sets.items() if s.label == name] or \
             [i for i, s in sets.items() if s.extractor == name]
         if len(matches) != 1:
             raise (NotFoundError if not matches else StoreError)(

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from store.access import load_policy
 from store.errors import NotFoundError
 from store.layout import atomic_write, atomic_write_text
 from store.schema import conform, empty, schema
@@ -34,7 +35,8 @@ def write_table(store: Path, name: str, df: pl.DataFrame) -> Path:
     """Conform ``df`` to the declared schema of ``name`` and publish it atomically."""
     df = conform(name, df)
     path = _file(store, name)
-    atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True))
+    atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True),
+                 access=load_policy(store))
     return path
 
 
@@ -72,7 +74,7 @@ def scan_table(store: Path, name: str) -> pl.LazyFrame:
 def write_manifest(store: Path, manifest: dict[str, Any]) -> None:
     path = tables_dir(store) / MANIFEST
     text = json.dumps(manifest, indent=2, sort_keys=True)
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, access=load_policy(store))
 
 
 def read_manifest(store: Path) -> dict[str, Any]:

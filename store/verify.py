@@ -7,6 +7,9 @@ missing, of the wrong dtype or shape, or whose first dimension is not the video'
 frame count; a raw chunk file of the wrong size; frame labels not one per frame; a
 video the ``extracted`` table records (as the last extract run or catalog refresh saw
 it) that is no longer published: lost.
+Access: every path whose mode or group differs from the store's access policy
+(:mod:`store.access`; an error: it may expose participants' data, or hide it from
+the group); :func:`store.access.fix_drift` repairs them.
 Warnings: staging left by a crashed writer; an array whose chunk file is absent
 (valid Zarr: it reads as its fill value, but the writer never leaves one out).
 :func:`lost_videos` lists the lost ones; refreshing the catalog re-queues them
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from store.access import drifting
 from store.consent import WITHDREW, subject_hash, withdrawn
 from store.errors import BahfsError
 from store.features import FeatureSetSpec
@@ -63,6 +67,22 @@ def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: 
     return []
 
 
+#: drifting paths named one by one; beyond, one line says how many more
+SHOW_DRIFT = 20
+
+
+def _access_problems(store: Path) -> list[Problem]:
+    drift = drifting(store)
+    problems = [Problem("error", str(p.relative_to(store)) if p != store else ".",
+                        f"access: {what} (`bahfs verify --fix` repairs it)")
+                for p, what in drift[:SHOW_DRIFT]]
+    if len(drift) > SHOW_DRIFT:
+        problems.append(Problem("error", ".", f"access: {len(drift) - SHOW_DRIFT} more "
+                                              "paths differ from the store's access policy "
+                                              "(`bahfs verify --fix` repairs them)"))
+    return problems
+
+
 def lost_videos(store: Path) -> list[tuple[str, str, str]]:
     """``(feature set, participant, video)`` recorded as extracted, no longer published."""
     recorded = read_table_or_empty(store, "extracted")
@@ -74,7 +94,7 @@ def lost_videos(store: Path) -> list[tuple[str, str, str]]:
 def verify_store(store: Path) -> list[Problem]:
     """Every problem found in ``store`` (empty list: the store is valid)."""
     store = Path(store)
-    problems: list[Problem] = []
+    problems = _access_problems(store) if store.is_dir() else []
     tables = {}
     for name in INGEST_TABLES:
         try:

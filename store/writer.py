@@ -8,7 +8,9 @@ all its chunks. A crash leaves only a staging directory, which no reader looks a
 and which the next writer removes (:func:`store.layout.clean_stale_staging`).
 Writing a video that is already there is a no-op unless ``overwrite`` is asked
 for. Different processes may write different videos at once: nothing is shared
-but the (idempotent) group metadata.
+but the (idempotent) group metadata. Every path gets the store's access policy
+(:mod:`store.access`): zarr-python writes the chunks with the umask's modes, so the
+staged video is given the policy's modes in one pass before it is synced and published.
 
 Arrays are uncompressed and stored as one chunk per video, chosen by measurement
 (``benchmarks/store.py``, ``docs/store.md``): float16 features compress ~1.1x with
@@ -27,6 +29,7 @@ from typing import Literal
 import numpy as np
 import zarr
 
+from store.access import load_policy
 from store.errors import CorruptError
 from store.faults import fault_point
 from store.features import FeatureSetSpec, VideoFeatures
@@ -61,7 +64,9 @@ class FeatureWriter:
 
     def __init__(self, store: Path) -> None:
         self.store = Path(store)
-        ensure_group(features_root(self.store), {"bahfs_layout": LAYOUT_VERSION})
+        self.access = load_policy(self.store)
+        ensure_group(features_root(self.store), {"bahfs_layout": LAYOUT_VERSION},
+                     access=self.access)
         clean_stale_staging(self.store)
 
     def ensure_featureset(self, spec: FeatureSetSpec) -> Path:
@@ -73,7 +78,7 @@ class FeatureWriter:
                 raise CorruptError("feature set metadata does not match its id", path=path,
                                    expected=f"provenance of {spec.id}")
             return path
-        ensure_group(path, {**spec.to_attrs(), "created": utc_now()})
+        ensure_group(path, {**spec.to_attrs(), "created": utc_now()}, access=self.access)
         return path
 
     def exists(self, fs_id: str, participant_id: str, video_id: str) -> bool:
@@ -87,12 +92,14 @@ class FeatureWriter:
         n = features.n_frames
         if final.exists() and not overwrite:
             return WriteResult(spec.id, features.video_id, "skipped", n)
-        ensure_group(final.parent, {"participant_id": features.participant_id})
-        stage = staging_dir(self.store)
+        ensure_group(final.parent, {"participant_id": features.participant_id},
+                     access=self.access)
+        stage = staging_dir(self.store, self.access)
         try:
             built = stage / features.video_id
             self._build(built, features)
             fault_point("staged")  # crash tests (store.faults): off unless asked for
+            self.access.apply_tree(built)  # zarr wrote with the umask's modes
             sync_tree(built)  # the data is on disk before the rename publishes it
             outcome: Outcome = "written"
             if final.exists():  # overwrite: move the old one out of sight first

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from store.access import load_policy, new_dir
 from store.consent import subject_hash
 from store.errors import ConfigError
 from store.reader import FeatureReader
@@ -166,10 +167,12 @@ def _personalise(cfg: TrainConfig, device: torch.device, finetune_epochs: int,
                for b in ("source_only", "oracle")}
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-personalise-{cfg.model}-s{cfg.seed}"
-    run.mkdir(parents=True, exist_ok=False)
+    access = load_policy(cfg.store)  # the run holds what the store holds: same modes
+    new_dir(run, access)
     (run / "results.json").write_text(json.dumps({
         "config": cfg.model_dump(mode="json"), "finetune_epochs": finetune_epochs,
         "finetune_lr": finetune_lr, "split": split, "targets": per,
         "skipped": {subject_hash(p)[:16]: why for p, why in skipped.items()},
         "summary": summary}, indent=2))
+    access.apply_tree(run)
     return run

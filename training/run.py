@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 
+from store.access import load_policy, new_dir
 from store.errors import ConfigError, CorruptError, NotFoundError
 from store.tables import read_table
 from training import reports
@@ -184,7 +185,8 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     loader = make_loader(train_ds, cfg, train=True, device=device)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
-    run.mkdir(parents=True, exist_ok=False)
+    access = load_policy(cfg.store)  # the run holds what the store holds: same modes
+    new_dir(run, access)
     history = []
     t0 = time.perf_counter()
     log(f"device: {device}")
@@ -207,6 +209,7 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
         except ConfigError as exc:  # e.g. a store without that split
             results["splits"][split] = {"error": exc.message}
     (run / "results.json").write_text(json.dumps(results, indent=2))
+    access.apply_tree(run)
     return run
 
 
@@ -247,4 +250,5 @@ def evaluate(run: Path, split: str = "test", store: Path | None = None,
     with device_errors(model_device(model)):
         result = {**evaluate_run_model(model, cfg, sources, split), "device": cfg.device}
     (Path(run) / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
+    load_policy(cfg.store).apply(Path(run) / f"eval_{split}.json", is_dir=False)
     return result

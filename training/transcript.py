@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from store.access import load_policy, new_dir
 from store.errors import ConfigError
 from store.reader import FeatureReader
 from store.tables import read_table
@@ -85,7 +86,8 @@ def train_transcript(store: Path, words: str = "words", *, c: float = 1.0, seed:
     log(f"transcript baseline: {len(vids)} training videos, {x.shape[1]}-d vectors")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(out) / f"{stamp}-transcript-{source.modality}-s{seed}"
-    run.mkdir(parents=True, exist_ok=False)
+    access = load_policy(store)  # the run holds what the store holds: same modes
+    new_dir(run, access)
     config = {"store": str(store), "model": "transcript", "modalities": [words], "C": c,
               "seed": seed}
     results: dict[str, Any] = {
@@ -119,4 +121,5 @@ def train_transcript(store: Path, words: str = "words", *, c: float = 1.0, seed:
         results["splits"][split] = evaluate_predictions(ds, logits)
     (run / "config.json").write_text(json.dumps(config, indent=2))
     (run / "results.json").write_text(json.dumps(results, indent=2))
+    access.apply_tree(run)
     return run

@@ -4,7 +4,7 @@
 ``participants`` (purge), ``cues`` (cues evaluate),
 ``stores`` (verify, export-baseline), ``features``
 (extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
-(export, score) and ``demo``. Importing
+(export, score), ``review`` and ``demo``. Importing
 this package registers every command; the heavy imports happen inside each
 command.
 """
@@ -16,6 +16,7 @@ from bahfs.cli import (  # noqa: F401 - each module registers its commands
     models,
     participants,
     releases,
+    review,
     samples,
     stats,
     stores,

@@ -73,3 +73,10 @@ def demo(
                 f"plots: {store / 'plots'}\nruns: {out / 'runs'}\n"
                 f"prefect logs: {out / 'prefect'} (server.log, worker.log)",
                 fg=typer.colors.GREEN)
+    from bahfs.review.site import ReviewOptions, describe, review_site
+
+    runs = sorted((out / "runs").glob("*/model.pt"), key=lambda p: p.stat().st_mtime)
+    site = review_site(store, out / "review", ReviewOptions(run=runs[-1].parent if runs
+                                                             else None))
+    typer.secho(f"review site (open in a browser, offline): {describe(site)}",
+                fg=typer.colors.GREEN)

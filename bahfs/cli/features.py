@@ -18,19 +18,17 @@ PlanOption = Annotated[Path | None, typer.Option(
                    "instead of --extractors (docs/models.md).")]
 DeviceOption = Annotated[str, typer.Option(
     "--device", help="auto, cpu, cuda (bahfs extract: one local worker per GPU) or cuda:N; "
-                     "sets BAHFS_DEVICE (default: $BAHFS_DEVICE, else auto).")]
+                     "default: $BAHFS_DEVICE, else auto.")]
 
 
-def _set_device(device: str) -> str | None:
-    """Validate ``--device`` and set ``$BAHFS_DEVICE`` from it (before any model is
-    loaded); returns it, or None when not given."""
-    from store.devices import DEVICE_ENV, parse_device
+def _runtime(device: str) -> Any:
+    """The run's :class:`extractors.runtime.Runtime`: ``--device``, else
+    ``$BAHFS_DEVICE``, else auto, and ``$BAHFS_THREADS`` (read here, once); a bad
+    device is a ConfigError (exit 2 with what was expected) before any model loads."""
+    from extractors.runtime import Runtime, threads_per_process
+    from store.devices import parse_device
 
-    if not device:
-        return None
-    parse_device(device)  # ConfigError: exit 2 with what was expected
-    os.environ[DEVICE_ENV] = device.strip().lower()
-    return os.environ[DEVICE_ENV]
+    return Runtime(parse_device(device or None), threads_per_process())
 
 
 def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
@@ -53,13 +51,13 @@ def extract_video(
     device: DeviceOption = "",
 ) -> None:
     """Run the extractors on one video; write a standalone Zarr group (frames first)."""
-    _set_device(device)
+    runtime = _runtime(device)
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
 
     entries = _plan(extractors, plan, registry.DEFAULT_EXTRACTORS)
     names = [e.name for e in entries]
-    chosen = [e.build() for e in entries]
+    chosen = [e.build(runtime) for e in entries]
     t0 = time.perf_counter()
     feats = extract_all(video, chosen)
     write_standalone(out, feats, video)
@@ -81,7 +79,16 @@ def extract(
     require_consent: Annotated[str, typer.Option(
         help="Consents required, comma separated.")] = "challenges,publications",
     dask_address: Annotated[str, typer.Option(
-        help="Existing Dask scheduler (tcp://host:8786); default: a local cluster.")] = "",
+        help="Existing Dask scheduler (tls://host:8786, or tcp:// on a trusted network); "
+             "default: a local cluster.")] = "",
+    dask_tls_ca: Annotated[Path | None, typer.Option(
+        help="tls:// scheduler: the cluster's CA certificate (PEM); default: Dask's "
+             "configuration (distributed.comm.tls).")] = None,
+    dask_tls_cert: Annotated[Path | None, typer.Option(
+        help="tls:// scheduler: this client's certificate (PEM), signed by that CA.")] = None,
+    dask_tls_key: Annotated[Path | None, typer.Option(
+        help="tls:// scheduler: this client's private key (PEM), unless in the "
+             "certificate file.")] = None,
     workers: Annotated[int, typer.Option(
         help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
     device: DeviceOption = "",
@@ -90,7 +97,13 @@ def extract(
     Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
     local Prefect server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    chosen_device = _set_device(device)
+    _runtime(device)  # a bad --device stops here; the flow resolves it (and the default)
+    chosen_device = device.strip().lower() or None
+    from flows.common import scheduler_address
+    from flows.security import dask_security
+
+    tls = [str(p) if p else None for p in (dask_tls_ca, dask_tls_cert, dask_tls_key)]
+    dask_security(scheduler_address(dask_address or None), *tls)  # refused before any work
     from flows.extract import extract as extract_flow
 
     if plan is not None and extractors:
@@ -101,7 +114,8 @@ def extract(
                           plan=str(plan.resolve()) if plan else None,
                           consent=csv_names(require_consent),
                           dask_address=dask_address or None, dask_workers=workers or None,
-                          progress=True, device=chosen_device)
+                          progress=True, device=chosen_device, dask_tls_ca=tls[0],
+                          dask_tls_cert=tls[1], dask_tls_key=tls[2])
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "
@@ -124,8 +138,9 @@ def show_plan(
     checked, nothing written) and print its id, model hashes and arrays."""
     import extractors as registry
 
+    runtime = _runtime("")
     for entry in _plan(extractors, plan, registry.DEFAULT_EXTRACTORS):
-        spec = entry.build().spec()
+        spec = entry.build(runtime).spec()
         typer.echo(f"{spec.id}  (extractor {spec.extractor})")
         typer.echo(f"  model sha256: {spec.model_sha256}")
         for a in spec.arrays:

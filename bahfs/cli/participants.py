@@ -26,3 +26,7 @@ def purge(
     typer.echo(f"purged participant (subject {report.subject_sha256[:12]}): "
                f"{report.feature_videos_removed} feature videos, {total} table rows; "
                "future ingests will exclude them")
+    if report.prefect_runs:
+        typer.echo(f"{len(report.prefect_runs)} Prefect flow runs named their videos (task "
+                   "names, parameters, logs on the Prefect server; docs/reliability.md): "
+                   + " ".join(report.prefect_runs))

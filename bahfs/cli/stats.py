@@ -18,6 +18,7 @@ def stats(
                                                     "(default STORE/plots).")] = None,
 ) -> None:
     """Print the dataset tables and cue statistics; write PNG plots."""
+    from store.access import load_policy
     from store.plots import plot_stats
     from store.stats import all_stats
     from store.tables import read_manifest
@@ -29,5 +30,5 @@ def stats(
     excluded = manifest.get("excluded", {})
     typer.echo(f"\n{len(excluded)} participants excluded for consent: "
                + ", ".join(f"{k} ({v})" for k, v in excluded.items()))
-    written = plot_stats(results, plots or Path(store) / "plots")
+    written = plot_stats(results, plots or Path(store) / "plots", load_policy(store))
     typer.echo("plots: " + ", ".join(str(p) for p in written))

@@ -128,12 +128,13 @@ def test_real_whisperx_transcribes_and_times_words(aligner: Path, speech: np.nda
 
 @pytest.mark.slow
 def test_cuda_asked_for_where_the_runner_has_none_is_a_device_error(
-        aligner: Path, speech: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+        aligner: Path, speech: np.ndarray) -> None:
+    from store.devices import parse_device
     from store.errors import DeviceError
 
-    monkeypatch.setenv("BAHFS_DEVICE", "cuda:0")
     with pytest.raises(DeviceError, match=r"cuda:0 asked for.*0 CUDA devices"):
-        asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(aligner))
+        asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(aligner),
+                                         parse_device("cuda:0"))
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
-"""The device setting reaching every model of the extractors: decisions tested on this
-CPU machine (CUDA asked for and not had is an error, auto falls back with one
-warning, the device is recorded per video); a gpu-marked comparison of CPU and GPU
-values runs where CUDA is."""
+"""The device setting reaching every model of the extractors, passed explicitly (a
+:class:`Runtime`; nothing below the entry points reads the environment): decisions
+tested on this CPU machine (CUDA asked for and not had is an error, auto falls back
+with one warning, the device is recorded per video); a gpu-marked comparison of CPU
+and GPU values runs where CUDA is."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from extractors.face import FaceExtractor
 from extractors.face_detect import FaceDetector
 from extractors.models import load_whisper
 from extractors.pipeline import extract_all
+from extractors.runtime import Runtime
 from extractors.word_model import WordEncoder
+from store.devices import parse_device
 from store.errors import ConfigError, DeviceError
 
 Media = dict[str, tuple[Path, object]]
@@ -33,31 +36,30 @@ def _fresh_warnings() -> None:
 @pytest.mark.skipif(HAS_CUDA, reason="checks a machine without a GPU")
 def test_cuda_that_cannot_be_had_is_an_error_everywhere(monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
-    monkeypatch.setenv("BAHFS_DEVICE", "cuda")
+    cuda = Runtime(parse_device("cuda"))
+    monkeypatch.setenv("BAHFS_DEVICE", "cpu")  # not read below the entry points
     with pytest.raises(DeviceError, match=r"cuda:0 asked for.*no CUDA provider"):
-        FaceDetector()
+        FaceDetector(runtime=cuda)
     with pytest.raises(DeviceError, match=r"cuda:0 asked for.*CTranslate2 sees 0"):
-        load_whisper("", "int8")
+        load_whisper("", "int8", cuda)
     with pytest.raises(DeviceError, match=r"cuda:0 asked for"):
-        WordEncoder()
-    monkeypatch.setenv("BAHFS_DEVICE", "gpu")
+        WordEncoder(runtime=cuda)
     with pytest.raises(ConfigError, match=r"auto, cpu, cuda or cuda:N"):
-        FaceDetector()
+        parse_device("gpu")
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks a machine without a GPU")
 def test_auto_falls_back_with_one_warning_and_records_the_device(
         media: Media, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
         ) -> None:
-    monkeypatch.setenv("BAHFS_DEVICE", "auto")
+    monkeypatch.setenv("BAHFS_DEVICE", "cuda")  # not read below the entry points
     with caplog.at_level(logging.WARNING, logger="bahfs.extractors"):
-        a, b = FaceDetector(), FaceDetector()
+        a, b = FaceDetector(), FaceDetector(runtime=Runtime(parse_device("auto")))
     warned = [r for r in caplog.records if "no GPU" in r.getMessage()]
     assert len(warned) == 1 and a.device == b.device == "cpu"
     out = extract_all(media["fps30"][0], [a, LogMelExtractor()])
     assert [f.attrs["device"] for f in out] == ["cpu", "cpu"]
-    monkeypatch.setenv("BAHFS_DEVICE", "cpu")
-    assert runtime.provider_list() == ["CPUExecutionProvider"]
+    assert runtime.provider_list(parse_device("cpu")) == ["CPUExecutionProvider"]
 
 
 @pytest.mark.parametrize(("message", "fault"), [
@@ -93,6 +95,22 @@ def test_out_of_memory_halves_the_face_batch(media: Media,
     for name in want:
         np.testing.assert_array_equal(got[name], want[name])
 
+    monkeypatch.setattr(face.detector, "detect", real)
+    run = face.model.run
+    faces: list[int] = []
+
+    def few_faces_only(frames: np.ndarray, marks: np.ndarray) -> list[np.ndarray]:
+        faces.append(len(frames))
+        if len(frames) > 3:
+            raise RuntimeError("CUDA failure 2: out of memory ; GPU=0")
+        return run(frames, marks)
+
+    monkeypatch.setattr(face.model, "run", few_faces_only)
+    got = extract_all(media["fps30"][0], [face])[0].arrays  # the face model in halves
+    assert max(faces) > 3
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+
     def always(chunk: np.ndarray) -> tuple[np.ndarray, ...]:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
@@ -103,12 +121,10 @@ def test_out_of_memory_halves_the_face_batch(media: Media,
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a GPU")
-def test_gpu_values_are_close_to_cpu_values(media: Media,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BAHFS_DEVICE", "cpu")
-    cpu = extract_all(media["speech24"][0], [FaceExtractor()])[0].arrays
-    monkeypatch.setenv("BAHFS_DEVICE", "cuda")
-    gpu_face = FaceExtractor()
+def test_gpu_values_are_close_to_cpu_values(media: Media) -> None:
+    cpu_face = FaceExtractor(runtime=Runtime(parse_device("cpu")))
+    cpu = extract_all(media["speech24"][0], [cpu_face])[0].arrays
+    gpu_face = FaceExtractor(runtime=Runtime(parse_device("cuda")))
     assert gpu_face.device == "cuda:0"
     gpu = extract_all(media["speech24"][0], [gpu_face])[0].arrays
     np.testing.assert_array_equal(gpu["has_face"], cpu["has_face"])

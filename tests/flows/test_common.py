@@ -21,8 +21,9 @@ def test_local_cluster_by_default_and_address_when_given(monkeypatch: pytest.Mon
     local = dask_runner(None, 3)
     assert local.cluster_kwargs["n_workers"] == 3  # type: ignore[attr-defined]
     assert local.cluster_kwargs["threads_per_worker"] == 1  # type: ignore[attr-defined]
-    assert local.cluster_kwargs["env"]["BAHFS_THREADS"] == str(  # type: ignore[attr-defined]
-        max(1, (os.cpu_count() or 1) // 3))
+    assert local.cluster_kwargs["security"] is True  # type: ignore[attr-defined]
+    # each task is given its threads (flows.common.task_threads), not the environment
+    assert "BAHFS_THREADS" not in local.cluster_kwargs["env"]  # type: ignore[attr-defined]
     assert local_workers(None) == max(1, min(8, os.cpu_count() or 1))
     monkeypatch.setenv("BAHFS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
     assert dask_runner(None, 3).address == "tcp://10.0.0.5:8786"  # type: ignore[attr-defined]

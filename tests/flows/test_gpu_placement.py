@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import zarr
 
 from extractors.audio import LogMelExtractor
 from extractors.base import DecodedVideo, register
@@ -26,8 +27,10 @@ from flows.common import (
     gpu_cluster,
     local_gpus,
     placement,
+    task_threads,
 )
 from flows.job import VideoJob, device_error_in, run_video
+from store.devices import parse_device
 from store.errors import DeviceError, ExtractionError
 from store.ingest import ingest
 from store.layout import is_published
@@ -95,47 +98,53 @@ def no_gpu_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+AUTO, CPU, CUDA = parse_device("auto"), parse_device("cpu"), parse_device("cuda")
+
+
 def test_which_gpus_get_a_worker(no_gpu_env: pytest.MonkeyPatch) -> None:
     env = no_gpu_env
-    assert local_gpus(gpu_count=0) == []  # auto, no GPU: CPU workers as always
-    assert local_gpus(gpu_count=2) == ["0", "1"]  # auto, GPUs: one worker each
-    env.setenv("BAHFS_DEVICE", "cpu")
-    assert local_gpus(gpu_count=2) == []
-    env.setenv("BAHFS_DEVICE", "cuda")
-    assert local_gpus(gpu_count=3) == ["0", "1", "2"]
+    assert local_gpus(AUTO, gpu_count=0) == []  # auto, no GPU: CPU workers as always
+    assert local_gpus(AUTO, gpu_count=2) == ["0", "1"]  # auto, GPUs: one worker each
+    assert local_gpus(CPU, gpu_count=2) == []
+    assert local_gpus(CUDA, gpu_count=3) == ["0", "1", "2"]
     with pytest.raises(DeviceError, match="no GPU here"):
-        local_gpus(gpu_count=0)
-    env.setenv("BAHFS_DEVICE", "CUDA:1")
-    assert local_gpus(gpu_count=3) == ["1"]  # GPU 1 alone
-    env.setenv("BAHFS_DEVICE", "cuda:2")
+        local_gpus(CUDA, gpu_count=0)
+    assert local_gpus(parse_device("CUDA:1"), gpu_count=3) == ["1"]  # GPU 1 alone
+    assert local_gpus(parse_device("cuda:0"), gpu_count=3) == ["0"]  # GPU 0 alone
     with pytest.raises(DeviceError, match="cuda:0 to cuda:1"):
-        local_gpus(gpu_count=2)
-    env.setenv("BAHFS_DEVICE", "cuda")
+        local_gpus(parse_device("cuda:2"), gpu_count=2)
     env.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # what this process may use
-    assert local_gpus(gpu_count=8) == ["2", "3"]
+    assert local_gpus(CUDA, gpu_count=8) == ["2", "3"]
     env.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(DeviceError):
-        local_gpus(gpu_count=8)
+        local_gpus(CUDA, gpu_count=8)
 
 
 def test_placement_local_and_remote(no_gpu_env: pytest.MonkeyPatch) -> None:
-    env = no_gpu_env
-    assert placement(None, gpu_count=0) == Placement(None, (), False)
-    assert placement(None, gpu_count=2) == Placement(None, ("0", "1"), True)
-    env.setenv("BAHFS_DEVICE", "cpu")
-    assert placement(None, gpu_count=2) == Placement(None, (), False)
+    assert placement(None, AUTO, gpu_count=0) == Placement(None, (), False, "auto")
+    assert placement(None, AUTO, 2) == Placement(None, ("0", "1"), True, "auto")
+    assert placement(None, CUDA, 2) == Placement(None, ("0", "1"), True, "cuda")
+    assert placement(None, CPU, gpu_count=2) == Placement(None, (), False, "cpu")
     # an existing scheduler: its workers' GPUs are theirs; tasks ask for one when told
-    assert placement("tcp://h:8786", 2) == Placement("tcp://h:8786", (), False)
-    env.setenv("BAHFS_DEVICE", "cuda")
-    assert placement("tcp://h:8786", 0) == Placement("tcp://h:8786", (), True)
+    assert placement("tcp://h:8786", CPU, 2) == Placement("tcp://h:8786", (), False, "cpu")
+    assert placement("tcp://h:8786", CUDA, 0) == Placement("tcp://h:8786", (), True,
+                                                           "cuda:0")
+
+
+def test_tasks_get_their_share_of_the_cores(no_gpu_env: pytest.MonkeyPatch) -> None:
+    cores = os.cpu_count() or 1
+    assert task_threads(placement(None, CPU), 3) == max(1, cores // 3)
+    assert task_threads(placement(None, CUDA, 2), None) == max(1, cores // 2)
+    assert task_threads(placement("tcp://h:8786", CPU), 3) == 0  # the runtimes decide
+    no_gpu_env.setenv("BAHFS_THREADS", "1")  # read where the run starts
+    assert task_threads(placement(None, CPU), 3) == 1
 
 
 def test_cluster_spec_one_worker_per_gpu(no_gpu_env: pytest.MonkeyPatch) -> None:
     cpu = dask_runner(None, 3)  # CPU only: exactly as before
     assert cpu.cluster_kwargs["n_workers"] == 3  # type: ignore[attr-defined]
     assert "CUDA_VISIBLE_DEVICES" not in cpu.cluster_kwargs["env"]  # type: ignore[attr-defined]
-    no_gpu_env.setenv("BAHFS_DEVICE", "cuda")
-    where = placement(None, gpu_count=3)
+    where = placement(None, CUDA, gpu_count=3)
     runner: Any = dask_runner(where.address, 8, where.gpus)
     assert runner.cluster_class == "distributed.SpecCluster"
     workers = runner.cluster_kwargs["workers"]
@@ -144,8 +153,8 @@ def test_cluster_spec_one_worker_per_gpu(no_gpu_env: pytest.MonkeyPatch) -> None
         opts = spec["options"]
         assert opts["resources"] == {"GPU": 1} and opts["nthreads"] == 1
         assert opts["env"]["CUDA_VISIBLE_DEVICES"] == str(i)
-        assert opts["env"]["BAHFS_DEVICE"] == "cuda"  # its only GPU, numbered 0 there
-        assert opts["env"]["BAHFS_THREADS"] == str(max(1, (os.cpu_count() or 1) // 3))
+        assert "BAHFS_DEVICE" not in opts["env"] and "BAHFS_THREADS" not in opts["env"]
+    assert where.device == "cuda"  # what each task is told: its only GPU, 0 there
 
 
 def test_annotation_only_for_gpu_tasks() -> None:
@@ -163,8 +172,7 @@ def _where_am_i() -> tuple[str, str, str]:
     from distributed import get_worker
 
     time.sleep(0.3)
-    return (str(get_worker().name), os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            os.environ.get("BAHFS_DEVICE", ""))
+    return (str(get_worker().name), os.environ.get("CUDA_VISIBLE_DEVICES", ""))
 
 
 def test_gpu_workers_start_and_run_annotated_tasks(no_gpu_env: pytest.MonkeyPatch) -> None:
@@ -172,8 +180,7 @@ def test_gpu_workers_start_and_run_annotated_tasks(no_gpu_env: pytest.MonkeyPatc
     CUDA_VISIBLE_DEVICES; no GPU used) and a CPU worker that must get no GPU task."""
     from distributed import Client, Nanny, SpecCluster
 
-    no_gpu_env.setenv("BAHFS_DEVICE", "cuda")
-    spec = gpu_cluster(["0", "1"], {"BAHFS_THREADS": "1"})
+    spec = gpu_cluster(["0", "1"], {})
     cpu_opts = {k: v for k, v in spec["workers"]["gpu-0"]["options"].items()
                 if k not in ("resources", "env")}
     spec["workers"]["cpu"] = {"cls": Nanny, "options": cpu_opts}
@@ -184,9 +191,9 @@ def test_gpu_workers_start_and_run_annotated_tasks(no_gpu_env: pytest.MonkeyPatc
         with gpu_annotation(True):
             futures = [client.submit(_where_am_i, pure=False) for _ in range(6)]
         seen = client.gather(futures)
-    assert {name for name, _, _ in seen} == {"gpu-0", "gpu-1"}
-    for name, visible, device in seen:
-        assert visible == name.removeprefix("gpu-") and device == "cuda"
+    assert {name for name, _ in seen} == {"gpu-0", "gpu-1"}
+    for name, visible in seen:
+        assert visible == name.removeprefix("gpu-")
 
 
 SCRIPT = r'''
@@ -197,10 +204,11 @@ from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
 from flows.common import dask_runner, placement
+from store.devices import parse_device
 
 
 @task(name="where")
-def where(store, job, plan):
+def where(store, job, plan, device, threads):
     from distributed import get_worker
     from distributed.worker import thread_state
 
@@ -209,17 +217,17 @@ def where(store, job, plan):
     time.sleep(0.3)
     return {"video_id": job["video_id"], "participant_id": "P", "status": "extracted",
             "worker": json.dumps([worker.name, os.environ.get("CUDA_VISIBLE_DEVICES"),
-                                  os.environ.get("BAHFS_DEVICE"), needs])}
+                                  device, os.environ.get("BAHFS_DEVICE"), needs])}
 
 
 if __name__ == "__main__":  # the cluster's worker processes import this file
     fx.extract_video_task = where
-    os.environ["BAHFS_DEVICE"] = "cuda"
-    spot = placement(None, gpu_count=2)
+    spot = placement(None, parse_device("cuda"), gpu_count=2)
     jobs = [{"video_id": f"v{i}"} for i in range(4)]
     with prefect_test_harness():
         outcomes = fx.extract_videos.with_options(task_runner=dask_runner(
-            spot.address, None, spot.gpus))(sys.argv[1], jobs, [], False, spot.gpu_tasks)
+            spot.address, None, spot.gpus))(sys.argv[1], jobs, [], False, spot.gpu_tasks,
+                                             spot.device, 1)
     print("RESULT " + json.dumps([json.loads(o["worker"]) for o in outcomes]))
 '''
 
@@ -241,9 +249,9 @@ def test_prefect_passes_the_gpu_annotation_to_dask(tmp_path: Path) -> None:
     line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
     seen = json.loads(line.removeprefix("RESULT "))
     assert len(seen) == 4
-    for name, visible, device, needs in seen:
+    for name, visible, device, env_device, needs in seen:
         assert name in ("gpu-0", "gpu-1") and visible == name.removeprefix("gpu-")
-        assert device == "cuda" and needs == {"GPU": 1}
+        assert device == "cuda" and env_device is None and needs == {"GPU": 1}
 
 
 def test_device_option(media: dict[str, tuple[Path, object]], tmp_path: Path,
@@ -260,6 +268,7 @@ def test_device_option(media: dict[str, tuple[Path, object]], tmp_path: Path,
         assert "device 'gpu'" in bad.output and "auto, cpu, cuda or cuda:N" in bad.output
     out = tmp_path / "v.zarr"
     ok = runner.invoke(app, ["extract-video", str(media["speech24"][0]), "--out", str(out),
-                             "--extractors", "logmel", "--device", "CPU"])
+                             "--extractors", "face_detect", "--device", "CPU"])
     assert ok.exit_code == 0, ok.output
-    assert os.environ["BAHFS_DEVICE"] == "cpu" and out.exists()
+    assert "BAHFS_DEVICE" not in os.environ and out.exists()  # passed, not exported
+    assert zarr.open_group(str(out)).attrs["device"] == "cpu"

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 import zarr
 
+from store.access import load_policy
 from store.catalog import refresh_catalog
 from store.consent import subject_hash
 from store.errors import StoreError
@@ -274,7 +275,7 @@ def test_verify_catches_each_kind_of_damage(filled: Path, kind: str) -> None:
 
 
 def test_verify_warns_about_staging_leftovers(filled: Path) -> None:
-    (filled / STAGING / "host-1-abc").mkdir(parents=True)
+    load_policy(filled).make_dirs(filled / STAGING / "host-1-abc")  # as a writer makes it
     problems = verify_store(filled)
     assert [p.severity for p in problems] == ["warning"]
 
