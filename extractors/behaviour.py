@@ -2,10 +2,12 @@
 eyes, brows, mouth and upper body, from MediaPipe's face mesh, iris and body-pose
 models on ONNX Runtime (:mod:`extractors.behaviour_models`).
 
-Pipeline per decoded batch: the face detections (box, 5 landmarks, score per frame)
-come in through :meth:`BehaviourExtractor.detect_faces`, the one place they are
-obtained (CenterFace, :class:`extractors.face_detect.FaceDetector`, whose answers
-for a batch are shared with the other face feature sets); the face, turned upright
+Pipeline per decoded batch: the face detections (box, 5 landmarks, score per frame,
+:class:`extractors.face_detect.FaceDetections`) come from the detection stage of
+:mod:`extractors.pipeline` (CenterFace, detected once per batch for every face
+feature set with the same detector options) into
+:meth:`BehaviourExtractor.consume_faces`; run alone, the extractor detects with its
+own detector. The face, turned upright
 by its eye line, is cropped to 192x192 for the mesh; the mesh gives the head pose
 (a scaled rotation fitted to a reference face, :func:`reference_face`), the face
 measures (on the mesh with the head rotation undone) and two 64x64 eye crops for the
@@ -27,10 +29,12 @@ from typing import Any
 import numpy as np
 
 import extractors.behaviour_geometry as geo
-from extractors.base import DecodedVideo, FrameExtractor, register
+from extractors.base import DecodedVideo, register
 from extractors.behaviour_models import IRIS_SIZE, MESH_SIZE, POSE_SIZE, MediaPipeModels
-from extractors.face_detect import FaceDetectConfig, FaceDetector
-from store.errors import ModelError
+from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetections, FaceDetector
+from extractors.identity import IDENTITY_FIELD, identity, run_option
+from extractors.runtime import Runtime
+from store.errors import ConfigError, ModelError
 from store.features import ArraySpec
 
 #: name -> (dtype, shape, unit and meaning; the cues it serves)
@@ -76,24 +80,14 @@ SIGNED = ["head_pose", "head_motion", "gaze", "gaze_left", "gaze_right", "should
 
 @dataclass(frozen=True)
 class BehaviourConfig:
-    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig)
-    batch: int = 16  # frames per model run
-    face_scale: float = 1.6  # mesh crop side over the detector box's longer side
-    body: bool = True  # run the body-pose model
-    body_offset: float = 2.2  # body crop centre below the face centre, face heights
-    body_scale: float = 6.0  # body crop side, face heights
-    mesh: bool = False  # also store the 468-point mesh (frame pixels)
-
-
-@dataclass(frozen=True)
-class FaceDetections:
-    """Per frame of a batch: top face box (x0 y0 x1 y1), 5 landmarks (x, y of eyes,
-    nose, mouth corners), score and whether a face was found, in frame pixels."""
-
-    boxes: np.ndarray  # (B, 4)
-    landmarks: np.ndarray  # (B, 10)
-    scores: np.ndarray  # (B,)
-    found: np.ndarray  # (B,) bool
+    detector: FaceDetectConfig = field(default_factory=FaceDetectConfig,
+                                       metadata=IDENTITY_FIELD)
+    batch: int = run_option(16)  # frames per model run
+    face_scale: float = identity(1.6)  # mesh crop side over the detector box's longer side
+    body: bool = identity(True)  # run the body-pose model
+    body_offset: float = identity(2.2)  # body crop centre below the face centre, face heights
+    body_scale: float = identity(6.0)  # body crop side, face heights
+    mesh: bool = identity(False)  # also store the 468-point mesh (frame pixels)
 
 
 @lru_cache(maxsize=4)
@@ -104,20 +98,21 @@ def _astronaut() -> np.ndarray:
 
 
 @register
-class BehaviourExtractor(FrameExtractor):
+class BehaviourExtractor(FaceConsumer):
     """Head pose, gaze, eye, brow, mouth and upper-body measures per frame."""
 
     name = "behaviour"
     Config = BehaviourConfig
     config: BehaviourConfig
 
-    def __init__(self, config: BehaviourConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: BehaviourConfig | None = None,
+                 runtime: Runtime | None = None) -> None:
+        super().__init__(config, runtime)
         if self.config.batch < 1 or self.config.face_scale <= 0 or self.config.body_scale <= 0:
-            raise ModelError("behaviour: batch, face_scale and body_scale must be positive",
-                             expected="BehaviourConfig(batch>=1, face_scale>0, body_scale>0)")
-        self.detector = FaceDetector(self.config.detector)
-        self.models = MediaPipeModels(body=self.config.body)
+            raise ConfigError("behaviour: batch, face_scale and body_scale must be positive",
+                              expected="BehaviourConfig(batch>=1, face_scale>0, body_scale>0)")
+        self.detector = FaceDetector(self.config.detector, self.runtime)
+        self.models = MediaPipeModels(body=self.config.body, runtime=self.runtime)
         self.device = self.detector.device
         self.reference = self.reference_face()
 
@@ -126,7 +121,7 @@ class BehaviourExtractor(FrameExtractor):
         scikit-image's astronaut photograph, made left-right symmetric
         (:func:`extractors.behaviour_geometry.symmetric_reference`)."""
         img = _astronaut()
-        faces = self.detect_faces(img[None])
+        faces = self.detector.detections(img[None])
         if not faces.found[0]:
             raise ModelError("the face detector finds no face on the reference photograph",
                              expected="CenterFace finds scikit-image's astronaut")
@@ -153,15 +148,12 @@ class BehaviourExtractor(FrameExtractor):
                                  "face mesh x, y, depth z, frame pixels"))
         return tuple(out)
 
-    def detect_faces(self, frames: np.ndarray) -> FaceDetections:
-        """The face detections of a batch: the single entry point of detections."""
-        return FaceDetections(*self.detector.detect(frames))
-
-    def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
+    def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
+                      faces: FaceDetections) -> None:
         b = self.config.batch
         for start in range(0, frames.shape[0], b):
-            chunk = frames[start:start + b]
-            state.setdefault("parts", []).append(self.measure(chunk, self.detect_faces(chunk)))
+            state.setdefault("parts", []).append(
+                self.measure(frames[start:start + b], faces[start:start + b]))
 
     def _mesh(self, frames: np.ndarray, faces: FaceDetections, idx: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -247,8 +239,7 @@ class BehaviourExtractor(FrameExtractor):
     def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else \
-            self.measure(np.zeros((0, 2, 2, 3), np.uint8), FaceDetections(
-                np.zeros((0, 4)), np.zeros((0, 10)), np.zeros(0), np.zeros(0, bool)))
+            self.measure(np.zeros((0, 2, 2, 3), np.uint8), FaceDetections.concat([]))
         t = video.timestamps.astype(np.float64)
         cols["head_motion"] = geo.per_second(cols["head_pose"], t, cols["has_face"])
         speed = geo.per_second(cols["body_points"], t, cols["has_body"])

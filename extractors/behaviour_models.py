@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from extractors.models import models_dir
-from extractors.runtime import check_model, session
+from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_model, session
 from store.errors import ModelError
 
 #: name -> SHA-256 of the TFLite file it was converted from
@@ -50,8 +50,10 @@ class LoadedModel:
         return [np.asarray(r, np.float32) for r in res]
 
 
-def load(name: str, folder: Path | None = None) -> LoadedModel:
-    """One converted model, checked against its sidecar and pinned source."""
+def load(name: str, folder: Path | None = None, runtime: Runtime = DEFAULT_RUNTIME
+         ) -> LoadedModel:
+    """One converted model, checked against its sidecar and pinned source, in a session
+    on ``runtime``."""
     path = (folder or models_dir()) / f"{name}.onnx"
     side = path.with_suffix(".json")
     if not path.is_file() or not side.is_file():
@@ -66,16 +68,17 @@ def load(name: str, folder: Path | None = None) -> LoadedModel:
         raise ModelError("the ONNX model was converted from unexpected weights", path=side,
                          expected=f"source_sha256 {SOURCES[name]}")
     sha = check_model(path, meta.get("onnx_sha256"))
-    return LoadedModel(path, sha, meta, session(path.read_bytes()))
+    return LoadedModel(path, sha, meta, session(path.read_bytes(), runtime))
 
 
 class MediaPipeModels:
-    """The three models, loaded once."""
+    """The three models, loaded once, on ``runtime``."""
 
-    def __init__(self, folder: Path | None = None, body: bool = True) -> None:
-        self.mesh_model = load("mp_face_landmark", folder)
-        self.iris_model = load("mp_iris_landmark", folder)
-        self.pose_model = load("mp_pose_landmark_full", folder) if body else None
+    def __init__(self, folder: Path | None = None, body: bool = True,
+                 runtime: Runtime = DEFAULT_RUNTIME) -> None:
+        self.mesh_model = load("mp_face_landmark", folder, runtime)
+        self.iris_model = load("mp_iris_landmark", folder, runtime)
+        self.pose_model = load("mp_pose_landmark_full", folder, runtime) if body else None
 
     @property
     def loaded(self) -> list[LoadedModel]:
