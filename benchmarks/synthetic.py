@@ -30,6 +30,9 @@ class SyntheticConfig:
     signal_dims: int = 8
     positive_rate: float = 0.17
     seed: int = 0
+    # splits whose participants show the signal reversed (A/H frames shifted down, not
+    # up): a domain shift that only adapting to the participant can undo
+    reversed_splits: tuple[str, ...] = ()
 
 
 def synthetic_spec(modality: str, dim: int) -> FeatureSetSpec:
@@ -93,7 +96,8 @@ def make_synthetic_store(store: Path, cfg: SyntheticConfig) -> dict[str, str]:
         for vid, pid, lab in frames:
             x = rng.standard_normal((len(lab), dim), np.float32)
             if modality in cfg.signal_modalities:
-                x[:, : cfg.signal_dims] += cfg.shift * lab[:, None]
+                sign = -1.0 if split[pid] in cfg.reversed_splits else 1.0
+                x[:, : cfg.signal_dims] += sign * cfg.shift * lab[:, None]
             writer.write(VideoFeatures(spec, vid, pid, np.arange(len(lab)) / 24.0,
                                        {"embedding": x.astype(np.float16)}))
     return ids

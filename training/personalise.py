@@ -37,6 +37,7 @@ from store.tables import read_table
 from training.data import Source, WindowDataset, resolve_sources
 from training.device import device_errors, model_device, torch_device
 from training.models import build_model
+from training.protocol import build_optimizer
 from training.reports import SUMMARISED, mean_std
 from training.run import (
     TrainConfig,
@@ -110,7 +111,9 @@ def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: in
          lr: float) -> None:
     keys = [s.modality for s in ds.sources]
     device = model_device(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    opt = build_optimizer(cfg.optimizer, model.parameters(), lr=lr,
+                          weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                          nesterov=cfg.nesterov)
     for _ in fit(model, make_loader(ds, cfg, train=True, device=device), opt, keys, epochs,
                  device):
         pass

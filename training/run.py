@@ -1,9 +1,13 @@
 """Train a baseline from the store and evaluate it with the official BAH metrics.
 
-A run directory holds ``config.json``, ``model.pt`` (weights + what is needed to
-rebuild the model) and ``results.json`` (config, the feature sets used with their
-model SHA-256, and per split the frame- and video-level metrics with the
-threshold-free AP, per-participant and per-group reports: :mod:`training.reports`).
+Each epoch is evaluated on the validation split and the run keeps the epoch chosen
+by ``select`` (the official rule: the best validation AP; :mod:`training.protocol`).
+A run directory holds ``config.json``, ``model.pt`` (the selected epoch's weights +
+what is needed to rebuild the model) and ``results.json`` (config, the feature sets
+used with their model SHA-256, the per-epoch history with its validation metrics,
+``selected_epoch`` and why, and per split the frame- and video-level metrics with
+the threshold-free AP, the all-negative baseline, per-participant and per-group
+reports: :mod:`training.reports`).
 """
 
 from __future__ import annotations
@@ -35,8 +39,16 @@ from training.data import (
     resolve_sources,
 )
 from training.device import device_errors, model_device, pins, to_device, torch_device
-from training.metrics import video_logits, video_probability
+from training.metrics import bah_metrics, video_logits, video_probability
 from training.models import build_model
+from training.protocol import (
+    OPTIMIZERS,
+    SCHEDULES,
+    SELECT,
+    EpochSelector,
+    build_optimizer,
+    build_schedule,
+)
 
 
 class TrainConfig(BaseModel):
@@ -52,6 +64,19 @@ class TrainConfig(BaseModel):
     epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=2e-3, gt=0)
+    optimizer: str = Field(default="adamw", pattern=f"^({'|'.join(OPTIMIZERS)})$")
+    momentum: float = Field(default=0.9, ge=0, lt=1)  # sgd only
+    nesterov: bool = False  # sgd only
+    weight_decay: float = Field(default=1e-4, ge=0)
+    schedule: str = Field(default="none", pattern=f"^({'|'.join(SCHEDULES)})$")
+    step_size: int = Field(default=30, ge=1)  # schedule "step": epochs between decays
+    gamma: float = Field(default=0.1, gt=0, le=1)  # schedule "step": the decay factor
+    # which epoch the run keeps: the best validation AP (the official rule), the best
+    # validation AVGF1, or the last; patience: stop after that many epochs without a
+    # better one (0: never)
+    select: str = Field(default="val_ap_pos", pattern=f"^({'|'.join(SELECT)})$")
+    patience: int = Field(default=0, ge=0)
+    preset: str | None = None  # recorded: the preset the options came from
     hidden: int = Field(default=64, ge=4)
     seed: int = 0
     sampler: str = Field(default="undersample", pattern="^(undersample|participant|all)$")
@@ -125,6 +150,13 @@ def predict_frames(model: torch.nn.Module, ds: WindowDataset, keys: list[str],
     return {v: sums[v] / hits[v][:, None] for v in sums}
 
 
+def all_negative(gt: np.ndarray) -> dict[str, float]:
+    """The official F1 figures of predicting every sample negative (no A/H): the floor a
+    model must beat (AVGF1 about 0.446 on the real test frames)."""
+    m = bah_metrics(gt, np.tile([1.0, 0.0], (len(gt), 1)))
+    return {k: m[k] for k in ("accuracy", "f1_pos", "f1_neg", "avg_f1", "w_f1")}
+
+
 def evaluate_predictions(ds: WindowDataset, logits: dict[str, np.ndarray]) -> dict[str, Any]:
     """Frame- and video-level official metrics for per-frame logits (with the
     threshold-free AP beside the official one), per participant (mean and std) and
@@ -145,8 +177,10 @@ def evaluate_predictions(ds: WindowDataset, logits: dict[str, np.ndarray]) -> di
     by_group = {name: reports.grouped(gts, logits, {
         v: str(demo.get(pid_of[v], (None, None))[i]) for v in vids})
         for i, name in enumerate(("age_range", "gender"))}
+    video_gt = np.array([labels[v] for v in vids])
     return {"frames": int(gt.size), "positive_rate": float(gt.mean()), "frame": frame,
             "videos": len(vids), "video": video,
+            "all_negative": {"frame": all_negative(gt), "video": all_negative(video_gt)},
             "per_participant": reports.per_participant(gts, logits, pid_of),
             "by_group": by_group}
 
@@ -175,33 +209,86 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
         return _train(cfg, device, log)
 
 
+def frame_metrics(ds: WindowDataset, logits: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The frame-level official metrics (and threshold-free AP) of per-frame logits, the
+    numbers ``evaluate_predictions`` gives as ``frame``."""
+    vids = sorted(logits)
+    n = dict(ds.videos.select("video_id", "n_frames").iter_rows())
+    gt = np.concatenate([ds.labels(v, n[v]).astype(int) for v in vids])
+    return reports.metrics(gt, np.concatenate([logits[v] for v in vids]))
+
+
+def _validation(cfg: TrainConfig, sources: list[Source]) -> tuple[WindowDataset | None, str]:
+    """The validation windows (as ``evaluate_run_model`` reads them), or None and why
+    the run keeps its last epoch instead."""
+    if cfg.select == "last":
+        return None, "select last"
+    try:
+        ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split="val")
+    except ConfigError as exc:
+        return None, f"no validation split to select by ({exc.message}): the last epoch is kept"
+    if not any(ds.labels(v, n).any() for v, n in
+               ds.videos.select("video_id", "n_frames").iter_rows()) \
+            and cfg.select == "val_ap_pos":
+        return None, "the validation split has no A/H frame (AP undefined): the last epoch is kept"
+    return ds, ""
+
+
 def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     seed_everything(cfg.seed)
     sources = resolve_sources(cfg.store, list(cfg.modalities))
     keys = [s.modality for s in sources]
     train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train")
+    val_ds, fallback = _validation(cfg, sources)
     model = _build(cfg, sources).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    opt = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
+                          weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                          nesterov=cfg.nesterov)
+    schedule = build_schedule(cfg.schedule, opt, epochs=cfg.epochs, step_size=cfg.step_size,
+                              gamma=cfg.gamma)
     loader = make_loader(train_ds, cfg, train=True, device=device)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
     access = load_policy(cfg.store)  # the run holds what the store holds: same modes
     new_dir(run, access)
+    selector = EpochSelector("last" if val_ds is None else cfg.select, cfg.patience)
     history = []
     t0 = time.perf_counter()
     log(f"device: {device}")
+    if fallback and cfg.select != "last":
+        log(f"selection: {fallback}")
     for epoch, loss in fit(model, loader, opt, keys, cfg.epochs, device):
-        history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - t0})
-        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f} "
+        entry: dict[str, Any] = {"epoch": epoch, "loss": loss,
+                                 "lr": opt.param_groups[0]["lr"]}
+        if schedule is not None:
+            schedule.step()
+        if val_ds is not None:
+            val = frame_metrics(val_ds, predict_frames(model, val_ds, keys, device=device))
+            entry.update({f"val_{k}": v for k, v in val.items() if k != "confusion"})
+        entry["seconds"] = time.perf_counter() - t0
+        history.append(entry)
+        chosen = selector.offer(entry, model)
+        shown = "" if val_ds is None else (
+            f", val AP {entry['val_ap_pos']:.4f} AVGF1 {entry['val_avg_f1']:.4f}"
+            + (" *" if chosen else ""))
+        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}{shown} "
             f"({time.perf_counter() - t0:.1f} s)")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "config": cfg.model_dump(mode="json"),
+        if selector.exhausted:
+            log(f"early stop: no better {cfg.select} for {cfg.patience} epochs")
+            break
+    best = selector.best or history[-1]
+    model.load_state_dict(selector.state)
+    selection = {"rule": selector.rule, "asked": cfg.select, "patience": cfg.patience,
+                 "epochs_run": len(history), "reason": fallback or None}
+    log(f"selected epoch {best['epoch'] + 1} ({selector.rule})")
+    torch.save({"state_dict": selector.state, "config": cfg.model_dump(mode="json"),
                 "sources": [s.__dict__ for s in sources]}, run / "model.pt")
     results: dict[str, Any] = {
         "config": cfg.model_dump(mode="json"),
         "feature_sets": {s.modality: {"feature_set": s.feature_set, "array": s.array,
                                       "model_sha256": s.model_sha256} for s in sources},
-        "train_windows": len(train_ds), "history": history, "splits": {}}
+        "train_windows": len(train_ds), "history": history,
+        "selected_epoch": best["epoch"], "selection": selection, "splits": {}}
     (run / "config.json").write_text(json.dumps(results["config"], indent=2))
     for split in ("val", "test"):
         try:

@@ -84,19 +84,47 @@ def train(
         help=f"{FRAME_MODELS} (frame level), or transcript (video level: logistic "
              "regression on each transcript's mean word vector).")] = "tcn",
     modalities: Modalities = "face,audio,words",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
-    window: Annotated[int, typer.Option(help="Window length in frames.")] = 96,
-    hop: Annotated[int, typer.Option(help="Hop between training windows.")] = 48,
-    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = 64,
+    preset: Annotated[str | None, typer.Option(
+        help="paper: the paper's setup (windows 696, hop 48, batch 4, SGD lr 0.008 "
+             "momentum 0.9 Nesterov, weight decay 1e-4, lr /10 every 40 epochs, 60 epochs, "
+             "the epoch with the best validation AP); options given beside it win "
+             "(docs/training.md).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 5].")] = None,
+    window: Annotated[int | None, typer.Option(
+        help="Window length in frames [default: 96].")] = None,
+    hop: Annotated[int | None, typer.Option(
+        help="Hop between training windows [default: 48].")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Windows per batch [default: 64].")] = None,
+    optimizer: Annotated[str | None, typer.Option(
+        help="sgd (with --momentum), adam or adamw [default: adamw].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 0.002].")] = None,
+    momentum: Annotated[float | None, typer.Option(
+        help="SGD momentum [default: 0.9].")] = None,
+    weight_decay: Annotated[float | None, typer.Option(
+        help="Weight decay [default: 1e-4].")] = None,
+    schedule: Annotated[str | None, typer.Option(
+        help="Learning-rate schedule per epoch: none, cosine, or step (x0.1 every "
+             "30 epochs) [default: none].")] = None,
+    select: Annotated[str | None, typer.Option(
+        help="The epoch the run keeps: val_ap_pos (the official rule: best validation "
+             "AP), val_avg_f1, or last; a store without a validation split keeps the "
+             "last [default: val_ap_pos].")] = None,
+    patience: Annotated[int | None, typer.Option(
+        help="Stop after this many epochs without a better validation score "
+             "(0: never) [default: 0].")] = None,
     sampler: Annotated[str, typer.Option(help="undersample, participant or all.")]
     = "undersample",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     device: Device = None,
-) -> None:
-    """Train a baseline from the store (no video decoding); print val/test metrics."""
+) -> Path:
+    """Train a baseline from the store (no video decoding); each epoch is evaluated on
+    the validation split and the run keeps the selected epoch; print val/test metrics
+    beside the all-negative baseline."""
     from store.devices import parse_device
+    from training.protocol import preset as preset_options
     from training.run import TrainConfig
     from training.run import train as run_train
     from training.transcript import train_transcript
@@ -111,9 +139,15 @@ def train(
         run = train_transcript(store, words, seed=seed, out=out, log=typer.echo)
         modalities = words
     else:
-        cfg = TrainConfig(store=store, model=model, epochs=epochs, window=window, hop=hop,
-                          batch_size=batch_size, sampler=sampler, seed=seed,
-                          workers=workers, out=out, modalities=names, device=str(setting))
+        given = {"epochs": epochs, "window": window, "hop": hop, "batch_size": batch_size,
+                 "optimizer": optimizer, "lr": lr, "momentum": momentum,
+                 "weight_decay": weight_decay, "schedule": schedule, "select": select,
+                 "patience": patience}
+        options = {**preset_options(preset),
+                   **{k: v for k, v in given.items() if v is not None}}
+        cfg = TrainConfig(store=store, model=model, sampler=sampler, seed=seed,
+                          workers=workers, out=out, modalities=names, device=str(setting),
+                          preset=preset, **options)
         with warnings_shown():
             run = run_train(cfg, log=typer.echo)
     results = json.loads((run / "results.json").read_text())
@@ -123,7 +157,18 @@ def train(
     for split, r in results["splits"].items():
         if "error" in r:
             typer.secho(f"{split}: not evaluated ({r['error']})", fg=typer.colors.YELLOW)
+        elif "all_negative" in r:
+            base = r["all_negative"]
+            typer.echo(f"{split}: AVGF1 frame {r['frame']['avg_f1']:.4f}, video "
+                       f"{r['video']['avg_f1']:.4f}; all-negative baseline (nothing "
+                       f"predicted A/H): frame {base['frame']['avg_f1']:.4f}, video "
+                       f"{base['video']['avg_f1']:.4f}")
+    if "selected_epoch" in results:
+        sel = results["selection"]
+        typer.echo(f"kept epoch {results['selected_epoch'] + 1} of {sel['epochs_run']} "
+                   f"(select {sel['rule']})")
     typer.echo(f"run: {run}")
+    return run
 
 
 @app.command()

@@ -88,5 +88,5 @@ def test_provenance_is_complete(extractor: Extractor) -> None:
     assert {k: whole.get(k) for k in fields} == fields  # no field lost between the two
     attrs = spec.to_attrs()
     json.dumps(attrs, default=str)  # provenance travels as JSON attributes
-    assert all(a["doc"] or a["name"] for a in attrs["arrays"])
+    assert all(a["name"] and a["doc"].strip() for a in attrs["arrays"])  # documented
     assert type(spec).from_attrs(json.loads(json.dumps(attrs, default=str))).id == spec.id

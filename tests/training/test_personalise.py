@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -12,11 +13,12 @@ from typer.testing import CliRunner
 from bahfs.cli import app
 from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
 from store.tables import read_table
-from training.personalise import iter_targets, split_target, targets
+from training.personalise import iter_targets, personalise, split_target, targets
+from training.run import TrainConfig
 
 MANY = SyntheticConfig(participants=10, videos_per_participant=12, mean_frames=160,
                        dims=(("face", 8),), shift=0.6, signal_dims=4, positive_rate=0.3,
-                       seed=4)
+                       seed=4, reversed_splits=("test",))  # targets show A/H the other way
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,9 @@ def test_both_baselines_from_the_cli(store: Path, tmp_path: Path) -> None:
     assert per and results["summary"]["oracle"]["avg_f1"]["n"] == len(per)
     for entry in per.values():
         assert entry["source_only"]["frames"] == entry["oracle"]["frames"]  # same test videos
-        assert 0.0 <= entry["oracle"]["frame"]["avg_f1"] <= 1.0
+    for baseline in ("source_only", "oracle"):  # the summary is over the targets
+        assert results["summary"][baseline]["avg_f1"]["mean"] == pytest.approx(
+            np.mean([e[baseline]["frame"]["avg_f1"] for e in per.values()]))
     text = json.dumps(results)  # participants appear by subject hash only
     assert not any(p in text for p in read_table(store, "participants")["participant_id"])
 
@@ -77,3 +81,17 @@ def test_targets_never_come_from_the_source(store: Path) -> None:
     mine = [t for t in again if t.participant_id == first.participant_id]
     assert dropped not in set().union(*(t.train + t.val + t.test for t in again))
     assert mine or first.participant_id in skipped
+
+
+def test_the_oracle_beats_source_only_where_targets_differ(store: Path, tmp_path: Path) -> None:
+    """The targets (test participants) show A/H shifted the other way from the source:
+    a source-only model reads them backwards (below the all-negative AVGF1), and only
+    fine-tuning on the target's own videos can learn them. Measured over seeds 0-2:
+    source-only 0.31-0.38, oracle 0.62-0.68."""
+    cfg = TrainConfig(store=store, model="mlp", modalities=("face",), epochs=2, window=32,
+                      hop=16, batch_size=8, out=tmp_path)
+    run = personalise(cfg, finetune_epochs=3, finetune_lr=0.01, log=lambda *_: None)
+    per = json.loads((run / "results.json").read_text())["targets"]
+    assert per
+    for entry in per.values():
+        assert entry["oracle"]["frame"]["avg_f1"] > entry["source_only"]["frame"]["avg_f1"] + 0.15

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from bahfs.cli import app
 from store.errors import NotFoundError
 from store.tables import read_table
+from training.metrics import bah_metrics, video_logits
 from training.predict import predict, probability_pair, submission_line
 from training.run import TrainConfig, train
 
@@ -77,9 +78,17 @@ def test_split_submission(run: Path, synth: Path, tmp_path: Path) -> None:
     test_ids = sorted(videos.filter(videos["split"] == "test")["release_id"].to_list())
     assert [ln.split(",")[0] for ln in lines] == test_ids == [r for r, _ in rows]
     assert all(_validator_accepts(ln) for ln in lines)
-    # the same probabilities the run's own video-level evaluation uses
+    # the same probabilities the run's own video-level evaluation uses: its metrics
+    # come back from them, and the file holds them to six decimals
     results = json.loads((run / "results.json").read_text())["splits"]["test"]
     assert len(lines) == results["videos"]
+    label = dict(videos.select("release_id", "global_label").iter_rows())
+    p1 = np.array([p for _, p in rows])
+    again = bah_metrics(np.array([label[r] for r, _ in rows]), video_logits(p1))
+    for key in ("avg_f1", "f1_pos", "f1_neg", "ap_pos"):
+        assert again[key] == pytest.approx(results["video"][key], abs=1e-12), key
+    assert np.abs(np.array([float(ln.split(",")[2]) for ln in lines]) - p1).max() <= 5e-7
+    assert p1.std() > 0  # probabilities, not a constant
 
 
 def test_video_csv_order_and_spelling_are_kept(run: Path, synth: Path, tmp_path: Path) -> None:

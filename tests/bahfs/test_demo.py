@@ -1,0 +1,38 @@
+"""`bahfs demo`, the README's first command, end to end: a batch in the inbox, a real
+Prefect server, `prefect deploy`, a worker, `prefect deployment run extract/extract`,
+statistics, a TCN trained from the store, its metrics beside the all-negative
+baseline."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from store.tables import read_table
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def test_demo_end_to_end(demo_run: Any) -> None:
+    out = demo_run.output
+    assert demo_run.exit_code == 0, out[-4000:]
+    for step in range(1, 7):
+        assert f"[{step}/6]" in out
+    assert "sample batch already in" in out and "flow run completed" in out
+    videos = read_table(demo_run.store, "videos")
+    extracted = read_table(demo_run.store, "extracted")
+    assert {f.rsplit("-", 1)[0] for f in extracted["feature_set"]} == {
+        "face", "logmel", "audio", "words"}
+    assert extracted.height == 4 * videos.height
+    # the metrics, beside what predicting no A/H anywhere scores
+    line = re.search(r"^test: AVGF1 frame ([\d.]+), video ([\d.]+); all-negative baseline "
+                     r"\(nothing predicted A/H\): frame ([\d.]+), video ([\d.]+)$", out, re.M)
+    assert line, out[-3000:]
+    (run,) = (demo_run.out / "runs").iterdir()
+    test = json.loads((run / "results.json").read_text())["splits"]["test"]
+    assert float(line[1]) == round(test["frame"]["avg_f1"], 4)
+    assert float(line[3]) == round(test["all_negative"]["frame"]["avg_f1"], 4)
+    print(f"bahfs demo: {demo_run.seconds:.0f} s")
