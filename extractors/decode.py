@@ -24,7 +24,7 @@ import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import ffmpeg
 import numpy as np
@@ -165,15 +165,24 @@ def decode_audio(path: Path, info: VideoInfo | None = None) -> np.ndarray | None
     info = info or probe_video(Path(path))
     if not info.has_audio:
         return None
+    out = ffmpeg_output(ffmpeg.input(str(path)).output("pipe:", format="f32le", ac=1,
+                                                        ar=AUDIO_RATE, map="0:a:0"),
+                        path, "the audio", "a decodable audio stream")
+    return np.frombuffer(out, np.float32).copy()
+
+
+def ffmpeg_output(node: Any, path: Path, what: str, expected: str) -> bytes:
+    """Run an ffmpeg-python output ``node`` reading ``path``; its standard output.
+    ffmpeg's failure is a :class:`VideoDecodeError` naming the file, ``what`` was being
+    decoded and its own last error lines; ffmpeg that cannot be started, one whose
+    cause is the OS error."""
     try:
-        out, _ = (ffmpeg.input(str(path)).output("pipe:", format="f32le", ac=1,
-                                                  ar=AUDIO_RATE, map="0:a:0")
-                  .global_args("-nostdin", "-loglevel", "error")
+        out, _ = (node.global_args("-nostdin", "-loglevel", "error")
                   .run(capture_stdout=True, capture_stderr=True))
     except ffmpeg.Error as exc:
         msg = (exc.stderr or b"").decode(errors="replace").strip()[-300:]
-        raise VideoDecodeError(f"ffmpeg failed to decode the audio: {msg}", path=path,
-                               expected="a decodable audio stream") from exc
+        raise VideoDecodeError(f"ffmpeg failed to decode {what}: {msg}", path=path,
+                               expected=expected) from exc
     except (OSError, subprocess.SubprocessError) as exc:
         raise VideoDecodeError(f"cannot run ffmpeg: {exc}", path=path) from exc
-    return np.frombuffer(out, np.float32).copy()
+    return bytes(out)

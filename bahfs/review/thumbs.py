@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from bahfs.review.data import ReviewStore, VideoView
+from extractors.decode import ffmpeg_output
 from store.errors import ConfigError, NotFoundError, VideoDecodeError
 from store.media import probe_video
 from store.reader import FeatureReader
@@ -50,17 +51,10 @@ def decoded_thumbs(path: Path, frames: list[int], width: int = 160,
         raise VideoDecodeError("video stream has no frame size", path=path)
     w = width
     h = max(2, round(width * info.height / info.width / 2) * 2)
-    try:
-        out, _ = (ffmpeg.input(str(path))
-                  .output("pipe:", format="rawvideo", pix_fmt="rgb24", map="0:v:0",
-                          vf=f"select=not(mod(n\\,{step})),scale={w}:{h}",
-                          fps_mode="passthrough")
-                  .global_args("-nostdin", "-loglevel", "error")
-                  .run(capture_stdout=True, capture_stderr=True))
-    except ffmpeg.Error as exc:
-        msg = (exc.stderr or b"").decode(errors="replace").strip()[-300:]
-        raise VideoDecodeError(f"ffmpeg failed to decode thumbnails: {msg}", path=path,
-                               expected="a decodable video stream") from exc
+    out = ffmpeg_output(ffmpeg.input(str(path)).output(
+        "pipe:", format="rawvideo", pix_fmt="rgb24", map="0:v:0",
+        vf=f"select=not(mod(n\\,{step})),scale={w}:{h}", fps_mode="passthrough"),
+        path, "thumbnails", "a decodable video stream")
     images = np.frombuffer(out, np.uint8)
     n = images.size // (w * h * 3)
     images = images[: n * w * h * 3].reshape(n, h, w, 3)
