@@ -33,7 +33,7 @@ from flows.job import VideoJob, VideoOutcome
 calls = Counter()
 
 
-def flaky(store, job, names):
+def flaky(store, job, names, runtime=None):
     calls[job.video_id] += 1
     if job.video_id.endswith("Q1") and calls[job.video_id] == 1:
         raise OSError("NFS hiccup")  # once: a retry fixes it
