@@ -48,11 +48,11 @@ from flows.job import (
     run_video,
     summarise,
 )
+from flows.outcomes import machine_fault, stop_unfinished, task_outcome
 from flows.security import dask_security
 from store.access import make_store_dir
 from store.devices import parse_device
-from store.errors import BahfsError, DatasetLayoutError, ExtractionError, MachineError
-from store.failures import Where, classify
+from store.errors import DatasetLayoutError, ExtractionError, MachineError
 from store.tables import utc_now
 
 
@@ -118,52 +118,13 @@ def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, 
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
-            outcomes.append(_outcome(fut, futures.pop(fut)))
+            outcomes.append(task_outcome(fut, futures.pop(fut)))
             bar.advance(outcomes[-1]["video_id"], outcomes[-1]["status"])
             if outcomes[-1]["status"] == "halted":  # every later video would fail too
                 get_run_logger().error("stopping the run: %s", outcomes[-1]["reason"])
                 outcomes += stop_unfinished(futures)
                 break
     return outcomes
-
-
-def _outcome(fut: PrefectFuture[dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
-    """The task's outcome; retries exhausted (a transient machine fault that stayed),
-    reported as ``failed``: the video stays pending."""
-    try:
-        return fut.result()
-    except Exception as exc:
-        why = exc.message if isinstance(exc, BahfsError) else repr(exc)
-        return asdict(VideoOutcome(job["video_id"], job["participant_id"], "failed",
-                                   reason=why))
-
-
-def stop_unfinished(futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]]
-                    ) -> list[dict[str, Any]]:
-    """Cancel the tasks not finished yet (queued ones never start; on a local cluster
-    running ones end with it); the outcomes of those that finished meanwhile."""
-    done: list[dict[str, Any]] = []
-    for fut, job in futures.items():
-        wrapped = getattr(fut, "wrapped_future", None)
-        if wrapped is None:
-            continue
-        if wrapped.done():
-            done.append(_outcome(fut, job))
-            continue
-        try:
-            wrapped.cancel()
-        except Exception as exc:  # already gone: nothing to cancel
-            get_run_logger().debug("cannot cancel %s: %s", fut.task_run_id, exc)
-    return done
-
-
-def machine_fault(exc: Exception, store: str) -> Exception:
-    """A fault met outside a video (ingesting a batch, writing the run's record) as
-    :class:`MachineError` saying what to fix when it is the machine's; else ``exc``."""
-    if isinstance(exc, MachineError):
-        return exc
-    fault = classify(exc, Where(store=Path(store)))
-    return MachineError(fault.summary, path=store) if fault.owner == "machine" else exc
 
 
 @flow(name="extract", description="Ingest new consented batches, extract every pending "
