@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +44,21 @@ def _clip(path: Path, n_frames: int) -> None:
                     str(path)], check=True)
 
 
+def place_clips(by_count: dict[int, list[Path]], clips: Path,
+                make_clip: Callable[[Path, int], None],
+                place: Callable[[Path, Path], object]) -> None:
+    """One clip per frame count, made in parallel in the new folder ``clips`` by
+    ``make_clip(path, n_frames)``, then ``place(clip, path)`` for every video path of
+    that frame count (its folders made)."""
+    clips.mkdir()
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        list(pool.map(lambda n: make_clip(clips / f"{n}.mp4", n), by_count))
+    for n, paths in by_count.items():
+        for p in paths:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            place(clips / f"{n}.mp4", p)
+
+
 def build(out: Path) -> None:
     """The scaled release: annotations from the generator, tiny clips as videos."""
     if (out / cb.ANNOTATIONS_YAML).is_file():
@@ -51,14 +67,7 @@ def build(out: Path) -> None:
     by_count: dict[int, list[Path]] = defaultdict(list)
     for job in jobs:
         by_count[job.plan.n_frames].append(out / video_path(job, "release"))
-    clips = out / ".clips"
-    clips.mkdir()
-    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-        list(pool.map(lambda n: _clip(clips / f"{n}.mp4", n), by_count))
-    for n, paths in by_count.items():
-        for p in paths:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.hardlink_to(clips / f"{n}.mp4")
+    place_clips(by_count, out / ".clips", _clip, lambda clip, p: p.hardlink_to(clip))
 
 
 STAGES = {

@@ -43,12 +43,12 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bahfs.sample.generate import SampleConfig, plan_dataset
 from bahfs.sample.release_files import video_path, write_release_files
+from benchmarks.ingest_full import place_clips
 from flows.local import LocalPrefect
 from store.release import codebook as cb
 
@@ -93,13 +93,7 @@ def build(out: Path, n_videos: int, participants: int) -> dict[str, list[str]]:
     for job, rel in zip(jobs, rels, strict=True):
         by_count[job.plan.n_frames].append(out / rel)
     clips = out / ".clips"
-    clips.mkdir()
-    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-        list(pool.map(lambda n: _clip(clips / f"{n}.mp4", n), by_count))
-    for n, paths in by_count.items():
-        for p in paths:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(clips / f"{n}.mp4", p)
+    place_clips(by_count, clips, _clip, shutil.copyfile)  # copies: some are broken below
     broken = rng.sample(range(len(jobs)), round(0.05 * len(jobs)))
     kinds: dict[str, list[str]] = defaultdict(list)
     counts_sorted = sorted(by_count)
