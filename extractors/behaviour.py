@@ -236,7 +236,8 @@ class BehaviourExtractor(FaceConsumer):
         out["body_points"][j] = pts[body][:, list(geo.UPPER_BODY), :2]
         out["body_visible"][j] = seen[body][:, list(geo.UPPER_BODY)]
 
-    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+    def finish_faces(self, state: dict[str, Any], video: DecodedVideo
+                     ) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])
         cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else \
             self.measure(np.zeros((0, 2, 2, 3), np.uint8), FaceDetections.concat([]))

@@ -122,7 +122,8 @@ class FaceExtractor(FaceConsumer):
         state.setdefault("parts", []).append((*outs, faces.boxes, faces.landmarks,
                                               faces.scores, found))
 
-    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+    def finish_faces(self, state: dict[str, Any], video: DecodedVideo
+                     ) -> dict[str, np.ndarray]:
         parts = state.get("parts", [])
         k = len(self.model.outputs)
         cols = [np.concatenate([p[i] for p in parts]) for i in range(k + 4)]

@@ -82,7 +82,8 @@ class FaceCropExtractor(FaceConsumer):
         state.setdefault("crops", []).append(crops)
         state.setdefault("found", []).append(faces.found)
 
-    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+    def finish_faces(self, state: dict[str, Any], video: DecodedVideo
+                     ) -> dict[str, np.ndarray]:
         s = self.config.size
         if not state.get("crops"):
             return {"crop": np.zeros((0, s, s, 3), np.uint8), "has_face": np.zeros(0, bool)}

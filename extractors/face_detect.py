@@ -11,6 +11,10 @@ Outputs per decoded frame: ``box`` float32 (4,) x0 y0 x1 y1 in pixels,
 ``landmarks`` float32 (10,) x, y of eyes, nose, mouth corners, ``score`` float32,
 ``has_face`` bool. Frames without a face get zeros and ``has_face`` false.
 
+With ``keyframe_stride`` > 1 the whole frame is detected on keyframes only and the
+frames in between are interpolated where the face moved little
+(:mod:`extractors.face_track`); 1 detects every frame.
+
 Several feature sets read the same detections (``face``, ``face_crop``, a second face
 model): each is a :class:`FaceConsumer` and gets a :class:`FaceDetections` per decoded
 batch from the detection stage of :mod:`extractors.pipeline`, which runs the detector
@@ -38,9 +42,12 @@ from extractors.runtime import (
     session_device,
     warn_once,
 )
-from store.errors import ModelError
+from store.errors import ConfigError, ModelError
 from store.features import ArraySpec
 
+#: what decides a detector's detections: model SHA-256, input width, threshold,
+#: keyframe stride, track motion
+DetectorKey = tuple[str, int, float, int, float]
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 # ArcFace's 5-point template for a 112x112 crop (eyes, nose, mouth corners)
 TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -63,7 +70,22 @@ class FaceDetectConfig:
     model_sha256: str = identity(CENTERFACE_SHA256)
     input_width: int = identity(320)  # frames are resized to this width (multiple of 32)
     threshold: float = identity(0.5)
+    # the whole frame is detected every keyframe_stride frames and the frames between
+    # two keyframes interpolated where the face moved little (extractors/face_track.py);
+    # 1: every frame detected
+    keyframe_stride: int = identity(4)
+    # the largest landmark move between two keyframes, in face-box widths, that is
+    # still interpolated; a larger one detects the frames in between
+    track_motion: float = identity(0.1)
     batch: int = run_option(16)  # frames per detector call
+
+    def __post_init__(self) -> None:
+        if self.keyframe_stride < 1:
+            raise ConfigError(f"face detector keyframe_stride {self.keyframe_stride}",
+                              expected="1 (every frame) or more")
+        if self.track_motion < 0:
+            raise ConfigError(f"face detector track_motion {self.track_motion}",
+                              expected="0 or more (face-box widths)")
 
 
 def _dynamic_model(path: Path) -> bytes:
@@ -151,6 +173,9 @@ class FaceDetections:
                      for f in ("boxes", "landmarks", "scores", "found")))
 
 
+_STAGE = "face_stage"  # the state key of a consumer's own detection stage, run alone
+
+
 class FaceConsumer(FrameExtractor):
     """A frame extractor that reads the faces of each frame: it sets ``detector`` (a
     :class:`FaceDetector`) in its ``__init__`` and implements :meth:`consume_faces`.
@@ -162,12 +187,32 @@ class FaceConsumer(FrameExtractor):
     detector: FaceDetector
 
     def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
-        self.consume_faces(state, frames, self.detector.detections(frames))
+        """Run alone: the frames go through this consumer's own detection stage
+        (:class:`extractors.face_track.FaceStage`), which may hold some back until
+        the next keyframe; :meth:`finish` hands out the rest."""
+        from extractors.face_track import FaceStage
+
+        stage = state.setdefault(_STAGE, FaceStage([self]))
+        for chunk, faces in stage.push(frames):
+            self.consume_faces(state, chunk, faces[self.detector.key])
+
+    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+        stage = state.pop(_STAGE, None)
+        if stage is not None:
+            for chunk, faces in stage.flush():
+                self.consume_faces(state, chunk, faces[self.detector.key])
+        return self.finish_faces(state, video)
 
     @abstractmethod
     def consume_faces(self, state: dict[str, Any], frames: np.ndarray,
                       faces: FaceDetections) -> None:
-        """Process a batch of RGB frames ``(B, H, W, 3)`` and their detections."""
+        """Process a chunk of RGB frames ``(B, H, W, 3)`` and their detections, in
+        the video's order."""
+
+    @abstractmethod
+    def finish_faces(self, state: dict[str, Any], video: DecodedVideo
+                     ) -> dict[str, np.ndarray]:
+        """Per-frame arrays once every frame and its detections were consumed."""
 
 
 @register
@@ -204,35 +249,45 @@ class FaceDetector(FaceConsumer):
                 ArraySpec("has_face", "bool", (), "a face above the threshold"))
 
     @property
-    def key(self) -> tuple[str, int, float]:
-        """What decides the detections (model, input width, threshold): consumers with
-        the same key share one detection per decoded batch."""
-        return (self._sha, self.config.input_width, self.config.threshold)
+    def key(self) -> DetectorKey:
+        """What decides the detections (the model and every identity option):
+        consumers with the same key share one detection per decoded batch."""
+        c = self.config
+        return (self._sha, c.input_width, c.threshold, c.keyframe_stride, c.track_motion)
 
     def detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One detector call on RGB frames (B, H, W, 3): boxes, landmarks, scores,
-        found, in frame pixels."""
+        """One detector call on whole RGB frames (B, H, W, 3): boxes, landmarks,
+        scores, found, in frame pixels."""
         self.runs += 1
         return self._detect(frames)
 
     def detections(self, frames: np.ndarray) -> FaceDetections:
-        """The frames' detections, ``config.batch`` frames per detector call; when the
-        device runs out of memory, a call in halves (down to one frame, then the
-        device error goes up to be retried)."""
-        return FaceDetections.concat([self._halving(frames[i:i + self.config.batch])
+        """Whole-frame detections of every one of ``frames``, whatever the keyframe
+        stride (one image, or a batch outside a video)."""
+        return self.whole(frames)
+
+    def whole(self, frames: np.ndarray) -> FaceDetections:
+        """Whole-frame detections, ``config.batch`` frames per detector call."""
+        return self._batched(frames, self.detect)
+
+    def _batched(self, frames: np.ndarray, run: Any) -> FaceDetections:
+        """``run`` (frames -> boxes, landmarks, scores, found) ``config.batch`` frames
+        per call; when the device runs out of memory, a call in halves (down to one
+        frame, then the device error goes up to be retried)."""
+        return FaceDetections.concat([self._halving(frames[i:i + self.config.batch], run)
                                       for i in range(0, frames.shape[0], self.config.batch)])
 
-    def _halving(self, chunk: np.ndarray) -> FaceDetections:
+    def _halving(self, chunk: np.ndarray, run: Any) -> FaceDetections:
         try:
-            return FaceDetections(*self.detect(chunk))
+            return FaceDetections(*run(chunk))
         except Exception as exc:
             if not device_fault(exc) or len(chunk) == 1:
                 raise
             warn_once("detect-halve", f"device out of memory at a batch of {len(chunk)} "
                                       "frames: retrying in halves")
             half = len(chunk) // 2
-            return FaceDetections.concat([self._halving(chunk[:half]),
-                                          self._halving(chunk[half:])])
+            return FaceDetections.concat([self._halving(chunk[:half], run),
+                                          self._halving(chunk[half:], run)])
 
     def _detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         _, h, w, _ = frames.shape
@@ -257,7 +312,8 @@ class FaceDetector(FaceConsumer):
                       faces: FaceDetections) -> None:
         state.setdefault("parts", []).append(faces)
 
-    def finish(self, state: dict[str, Any], video: DecodedVideo) -> dict[str, np.ndarray]:
+    def finish_faces(self, state: dict[str, Any], video: DecodedVideo
+                     ) -> dict[str, np.ndarray]:
         faces = FaceDetections.concat(state.get("parts", []))
         return {"box": faces.boxes.copy(), "landmarks": faces.landmarks.copy(),
                 "score": faces.scores.copy(), "has_face": faces.found.copy()}

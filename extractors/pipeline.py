@@ -3,15 +3,20 @@
 
 Per decoded batch of frames ``(B, H, W, 3)``, in order:
 
-1. **Face detection stage** (:class:`FaceStage`): every frame extractor that reads
-   faces is a :class:`extractors.face_detect.FaceConsumer`; consumers whose
-   detectors have the same :attr:`~extractors.face_detect.FaceDetector.key` (model
-   SHA-256, input width, threshold) share one detection of the batch, run by the
-   first of them. The result is a :class:`extractors.face_detect.FaceDetections`, a
-   frozen dataclass of read-only arrays, one row per frame of the batch:
+1. **Face detection stage** (:class:`extractors.face_track.FaceStage`): every frame
+   extractor that reads faces is a :class:`extractors.face_detect.FaceConsumer`;
+   consumers whose detectors have the same
+   :attr:`~extractors.face_detect.FaceDetector.key` (model SHA-256 and every identity
+   option of the detector) share one detection of the batch, run by the first of
+   them. The result is a :class:`extractors.face_detect.FaceDetections`, a frozen
+   dataclass of read-only arrays, one row per frame of the batch:
    ``boxes`` (B, 4) float32, ``landmarks`` (B, 10) float32, ``scores`` (B,) float32,
-   ``found`` (B,) bool.
-2. Each frame extractor gets the batch: a consumer through
+   ``found`` (B,) bool. Detectors with ``keyframe_stride`` > 1 detect keyframes on
+   the whole frame and interpolate between them (:mod:`extractors.face_track`); the
+   stage holds back the frames after the last keyframe seen until the next one
+   arrives, so it hands out chunks of frames with their detections, not always
+   the decoded batches.
+2. Each frame extractor gets each chunk: a consumer through
    ``consume_faces(state, frames, faces)``, any other through
    ``consume(state, frames)``.
 
@@ -27,6 +32,7 @@ the same detector key, so its outputs are the same either way.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,8 @@ import zarr
 
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
-from extractors.face_detect import FaceConsumer, FaceDetections, FaceDetector
+from extractors.face_detect import DetectorKey, FaceConsumer, FaceDetections
+from extractors.face_track import FaceStage
 from extractors.plan import Plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime, device_error, device_fault
 from store.errors import BahfsError
@@ -49,21 +56,6 @@ def shared_extractors(plan: Plan, runtime: Runtime = DEFAULT_RUNTIME) -> tuple[E
     process: a Dask worker reuses them for every video it runs.
     ``shared_extractors.cache_info().misses`` counts the loads."""
     return tuple(e.build(runtime) for e in plan)
-
-
-class FaceStage:
-    """Face detection once per decoded batch for every consumer among ``framers``
-    (see the module docstring)."""
-
-    def __init__(self, framers: list[FrameExtractor]) -> None:
-        self.detectors: dict[tuple[str, int, float], FaceDetector] = {}
-        for fx in framers:
-            if isinstance(fx, FaceConsumer):
-                self.detectors.setdefault(fx.detector.key, fx.detector)
-
-    def detect(self, frames: np.ndarray) -> dict[tuple[str, int, float], FaceDetections]:
-        """Each detector key's detections of ``frames``."""
-        return {key: det.detections(frames) for key, det in self.detectors.items()}
 
 
 def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
@@ -86,13 +78,18 @@ def _extract_all(path: Path, extractors: list[Extractor], video_id: str,
     framers = [e for e in extractors if isinstance(e, FrameExtractor)]
     states: list[dict[str, Any]] = [{} for _ in framers]
     stage = FaceStage(framers)
+
+    def feed(chunks: Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]) -> None:
+        for chunk, faces in chunks:
+            for fx, st in zip(framers, states, strict=True):
+                if isinstance(fx, FaceConsumer):
+                    fx.consume_faces(st, chunk, faces[fx.detector.key])
+                else:
+                    fx.consume(st, chunk)
+
     for frames in stream:
-        faces = stage.detect(frames)
-        for fx, st in zip(framers, states, strict=True):
-            if isinstance(fx, FaceConsumer):
-                fx.consume_faces(st, frames, faces[fx.detector.key])
-            else:
-                fx.consume(st, frames)
+        feed(stage.push(frames))
+    feed(stage.flush())
     video = DecodedVideo(path, video_id or path.stem, participant_id or "unknown",
                          stream.info, np.asarray(stream.timestamps, np.float64),
                          decode_audio(path, stream.info))

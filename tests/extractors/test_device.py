@@ -15,8 +15,8 @@ import pytest
 
 from extractors import runtime
 from extractors.audio import LogMelExtractor
-from extractors.face import FaceExtractor
-from extractors.face_detect import FaceDetector
+from extractors.face import FaceConfig, FaceExtractor
+from extractors.face_detect import FaceDetectConfig, FaceDetector
 from extractors.models import load_whisper
 from extractors.pipeline import extract_all
 from extractors.runtime import Runtime
@@ -77,8 +77,9 @@ def test_device_faults_are_told_from_bad_input(message: str, fault: bool) -> Non
 def test_out_of_memory_halves_the_face_batch(media: Media,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A unit test of the halving: the detector's batch call fails as CUDA does when a
-    batch is too big (this machine cannot run out of GPU memory)."""
-    face = FaceExtractor()
+    batch is too big (this machine cannot run out of GPU memory). Every frame is
+    detected (keyframe stride 1), so every frame must go through a served call."""
+    face = FaceExtractor(FaceConfig(detector=FaceDetectConfig(keyframe_stride=1)))
     want = extract_all(media["fps30"][0], [face])[0].arrays
     real = face.detector.detect
     sizes: list[int] = []

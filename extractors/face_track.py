@@ -1,0 +1,148 @@
+"""Face detection on keyframes, with the frames in between interpolated: the
+detection stage every face feature set reads.
+
+Detecting the whole frame is what the face path spends its time on. With
+``keyframe_stride`` N > 1 (:class:`extractors.face_detect.FaceDetectConfig`):
+
+- frames whose index in the video is a multiple of N (keyframes), and the video's
+  last frame, are detected on the whole frame, exactly as with N = 1;
+- the frames between two keyframes that both found a face, and whose landmarks moved
+  by at most ``track_motion`` face-box widths from one to the other, get boxes,
+  landmarks and scores interpolated linearly between the two;
+- the frames between any other pair (a face lost or found, a fast move) are detected
+  on the whole frame.
+
+A frame's result therefore depends on the video alone, never on how its frames were
+batched: :class:`FaceStage` holds back the frames after a video's last keyframe seen
+so far (at most N - 1) until the next keyframe arrives, so a pipeline receives
+``(frames, detections)`` chunks that can be shorter or longer than the decoded
+batches. ``keyframe_stride`` 1 detects every frame and holds nothing back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from extractors.base import FrameExtractor
+from extractors.face_detect import DetectorKey, FaceConsumer, FaceDetections, FaceDetector
+
+
+@dataclass
+class Track:
+    """One video's detection state for one detector, carried from batch to batch:
+    the index in the video of the first held-back frame, the detections of the last
+    keyframe (None before the first), and how each frame was resolved."""
+
+    next_frame: int = 0
+    keyframe: FaceDetections | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {
+        "keyframe": 0, "interpolated": 0, "detected": 0})
+
+
+def motion(a: FaceDetections, b: FaceDetections) -> float:
+    """The largest landmark move from one-frame detections ``a`` to ``b``, in face-box
+    widths of ``a``."""
+    step = np.linalg.norm((b.landmarks[0] - a.landmarks[0]).reshape(5, 2), axis=1).max()
+    width = max(float(a.boxes[0, 2] - a.boxes[0, 0]), 1.0)
+    return float(step) / width
+
+
+def interpolate(a: FaceDetections, b: FaceDetections, m: int) -> FaceDetections:
+    """``m`` frames evenly between one-frame detections ``a`` and ``b``."""
+    t = (np.arange(1, m + 1, dtype=np.float32) / (m + 1))[:, None]
+
+    def lerp(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        out: np.ndarray = ((1 - t) * x + t * y).astype(np.float32)
+        return out
+
+    return FaceDetections(lerp(a.boxes, b.boxes), lerp(a.landmarks, b.landmarks),
+                          lerp(a.scores[:, None], b.scores[:, None])[:, 0],
+                          np.ones(m, bool))
+
+
+def resolve(detector: FaceDetector, track: Track, frames: np.ndarray,
+            final: bool) -> FaceDetections:
+    """Detections of the first frames of ``frames`` (the video's held-back frames
+    and its next batch, from ``track.next_frame`` on) up to and including the last
+    keyframe among them; ``final``: the last frame counts as a keyframe. Advances
+    ``track``; the caller holds back the rest."""
+    stride = detector.config.keyframe_stride
+    n = len(frames)
+    index = track.next_frame + np.arange(n)
+    keys = np.flatnonzero(index % stride == 0)
+    if final and n and (len(keys) == 0 or keys[-1] != n - 1):
+        keys = np.append(keys, n - 1)
+    if len(keys) == 0:
+        return FaceDetections.concat([])
+    found = detector.whole(frames[keys])
+    parts: list[FaceDetections] = []
+    previous, start = track.keyframe, 0
+    for j, k in enumerate(keys):
+        current = found[j:j + 1]
+        between = frames[start:k]
+        if len(between):
+            if (previous is not None and bool(previous.found[0]) and bool(current.found[0])
+                    and motion(previous, current) <= detector.config.track_motion):
+                parts.append(interpolate(previous, current, len(between)))
+                track.counts["interpolated"] += len(between)
+            else:
+                parts.append(detector.whole(between))
+                track.counts["detected"] += len(between)
+        parts.append(current)
+        track.counts["keyframe"] += 1
+        previous, start = current, int(k) + 1
+    track.keyframe = previous
+    track.next_frame += start
+    return FaceDetections.concat(parts)
+
+
+class FaceStage:
+    """Face detection for one video, shared by every face consumer among ``framers``:
+    consumers whose detectors have the same :attr:`FaceDetector.key` share one
+    detector and one :class:`Track`. :meth:`push` takes each decoded batch and
+    yields the ``(frames, {key: detections})`` chunks resolved so far, in order;
+    :meth:`flush` yields the rest at the end of the video."""
+
+    def __init__(self, framers: list[FrameExtractor]) -> None:
+        self.detectors: dict[DetectorKey, FaceDetector] = {}
+        for fx in framers:
+            if isinstance(fx, FaceConsumer):
+                self.detectors.setdefault(fx.detector.key, fx.detector)
+        self.tracks = {key: Track() for key in self.detectors}
+        self._held = np.zeros((0, 0, 0, 3), np.uint8)  # frames not yet handed out
+        self._ready: dict[DetectorKey, list[FaceDetections]] = {k: [] for k in self.detectors}
+
+    def push(self, frames: np.ndarray) -> Iterator[tuple[np.ndarray, dict[DetectorKey,
+                                                                          FaceDetections]]]:
+        """The chunks resolved once ``frames`` (the video's next batch) arrived."""
+        return self._step(frames, final=False)
+
+    def flush(self) -> Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]:
+        """The chunks still held back, at the end of the video."""
+        return self._step(None, final=True)
+
+    def _step(self, frames: np.ndarray | None, final: bool
+              ) -> Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]:
+        if frames is not None:
+            self._held = frames if self._held.shape[0] == 0 else np.concatenate(
+                [self._held, frames])
+        if self._held.shape[0] == 0:
+            return
+        for key, det in self.detectors.items():
+            track = self.tracks[key]
+            done = sum(len(p) for p in self._ready[key])
+            pending = self._held[done:]
+            if len(pending):
+                self._ready[key].append(resolve(det, track, pending, final))
+        ready = min((sum(len(p) for p in parts) for parts in self._ready.values()),
+                    default=self._held.shape[0])
+        if ready == 0:
+            return
+        out = {key: FaceDetections.concat(parts)[:ready] for key, parts in self._ready.items()}
+        rest = {key: FaceDetections.concat(parts)[ready:] for key, parts in self._ready.items()}
+        chunk, self._held = self._held[:ready], self._held[ready:]
+        self._ready = {key: [r] if len(r) else [] for key, r in rest.items()}
+        yield chunk, out
