@@ -148,7 +148,7 @@ def generated(dataset: Path | None, n: int, tmp: Path) -> list[Path]:
         from bahfs.sample.generate import SampleConfig, generate
 
         dataset = tmp / "release"
-        generate(dataset, SampleConfig(participants=max(1, (n + 6) // 7), max_seconds=12.0))
+        generate(dataset, SampleConfig(participants=max(1, (n + 6) // 7), max_seconds=20.0))
     return sorted((dataset / cb.VIDEOS_DIR).rglob("*.mp4"))[:n]
 
 

@@ -9,8 +9,11 @@ Detecting the whole frame is what the face path spends its time on. With
 - the frames between two keyframes that both found a face, and whose landmarks moved
   by at most ``track_motion`` face-box widths from one to the other, get boxes,
   landmarks and scores interpolated linearly between the two;
-- the frames between any other pair (a face lost or found, a fast move) are detected
-  on the whole frame.
+- the frames between two keyframes that both found no face get no face (a face seen
+  for fewer than N - 1 frames between them is missed);
+- between any other pair (a face lost or found, a fast move), the middle frame is
+  detected on the whole frame and each half resolved the same way, down to single
+  frames, so where a face appears or leaves is found as with N = 1.
 
 A frame's result therefore depends on the video alone, never on how its frames were
 batched: :class:`FaceStage` holds back the frames after a video's last keyframe seen
@@ -39,7 +42,7 @@ class Track:
     next_frame: int = 0
     keyframe: FaceDetections | None = None
     counts: dict[str, int] = field(default_factory=lambda: {
-        "keyframe": 0, "interpolated": 0, "detected": 0})
+        "keyframe": 0, "interpolated": 0, "absent": 0, "detected": 0})
 
 
 def motion(a: FaceDetections, b: FaceDetections) -> float:
@@ -68,7 +71,12 @@ def resolve(detector: FaceDetector, track: Track, frames: np.ndarray,
     """Detections of the first frames of ``frames`` (the video's held-back frames
     and its next batch, from ``track.next_frame`` on) up to and including the last
     keyframe among them; ``final``: the last frame counts as a keyframe. Advances
-    ``track``; the caller holds back the rest."""
+    ``track``; the caller holds back the rest.
+
+    Between two detected frames that cannot be interpolated (a face lost or found, a
+    fast move), the middle frame is detected and each half resolved the same way,
+    level by level (one detector call per level for all such gaps), down to single
+    frames."""
     stride = detector.config.keyframe_stride
     n = len(frames)
     index = track.next_frame + np.arange(n)
@@ -77,26 +85,59 @@ def resolve(detector: FaceDetector, track: Track, frames: np.ndarray,
         keys = np.append(keys, n - 1)
     if len(keys) == 0:
         return FaceDetections.concat([])
-    found = detector.whole(frames[keys])
-    parts: list[FaceDetections] = []
-    previous, start = track.keyframe, 0
-    for j, k in enumerate(keys):
-        current = found[j:j + 1]
-        between = frames[start:k]
-        if len(between):
-            if (previous is not None and bool(previous.found[0]) and bool(current.found[0])
-                    and motion(previous, current) <= detector.config.track_motion):
-                parts.append(interpolate(previous, current, len(between)))
-                track.counts["interpolated"] += len(between)
-            else:
-                parts.append(detector.whole(between))
-                track.counts["detected"] += len(between)
-        parts.append(current)
-        track.counts["keyframe"] += 1
-        previous, start = current, int(k) + 1
-    track.keyframe = previous
-    track.next_frame += start
-    return FaceDetections.concat(parts)
+    end = int(keys[-1]) + 1
+    out = {"boxes": np.zeros((end, 4), np.float32),
+           "landmarks": np.zeros((end, 10), np.float32),
+           "scores": np.zeros(end, np.float32), "found": np.zeros(end, bool)}
+    known: dict[int, FaceDetections] = {}  # frame (-1: the last keyframe before) -> row
+    if track.keyframe is not None:
+        known[-1] = track.keyframe
+    todo = [int(k) for k in keys]
+    gaps: list[tuple[int, int]] = []
+    while todo:
+        det = detector.whole(frames[todo])
+        for j, k in enumerate(todo):
+            known[k] = det[j:j + 1]
+            _put(out, slice(k, k + 1), known[k])
+        track.counts["keyframe" if not gaps else "detected"] += len(todo)
+        if not gaps:  # the first level: the gaps between consecutive keyframes
+            starts = [-1 if -1 in known else int(keys[0])] + [int(k) for k in keys[:-1]]
+            gaps = list(zip(starts, (int(k) for k in keys), strict=True))
+        todo, gaps = _split(gaps, known, out, track, detector.config.track_motion)
+    track.keyframe = known[end - 1]
+    track.next_frame += end
+    return FaceDetections(out["boxes"], out["landmarks"], out["scores"], out["found"])
+
+
+def _put(out: dict[str, np.ndarray], rows: slice, det: FaceDetections) -> None:
+    for name, target in out.items():
+        target[rows] = getattr(det, name)
+
+
+def _split(gaps: list[tuple[int, int]], known: dict[int, FaceDetections],
+           out: dict[str, np.ndarray], track: Track, max_motion: float
+           ) -> tuple[list[int], list[tuple[int, int]]]:
+    """Fill the gaps between detected frames that can be filled (both without a
+    face: none; both with one that moved little: interpolated); the others give the
+    middle frame to detect next and their two halves."""
+    todo: list[int] = []
+    halves: list[tuple[int, int]] = []
+    for a, b in gaps:
+        m = b - a - 1
+        if m <= 0:
+            continue
+        first, last = known[a], known[b]
+        rows = slice(a + 1, b)
+        if not first.found[0] and not last.found[0]:
+            track.counts["absent"] += m  # out is zeros there already
+        elif first.found[0] and last.found[0] and motion(first, last) <= max_motion:
+            _put(out, rows, interpolate(first, last, m))
+            track.counts["interpolated"] += m
+        else:
+            mid = (a + b) // 2
+            todo.append(mid)
+            halves += [(a, mid), (mid, b)]
+    return todo, halves
 
 
 class FaceStage:
