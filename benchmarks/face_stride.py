@@ -47,20 +47,27 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def decode_cpu(paths: list[Path]) -> float:
-    """CPU seconds ffmpeg spends decoding ``paths`` to RGB (what the face path reads)."""
-    t = cpu_seconds()
+def decode_cpu(paths: list[Path]) -> list[float]:
+    """CPU seconds ffmpeg spends decoding each of ``paths`` to RGB (what the face path
+    reads)."""
+    out = []
     for p in paths:
+        t = cpu_seconds()
         subprocess.run(["ffmpeg", "-v", "error", "-i", str(p), "-f", "rawvideo",
                         "-pix_fmt", "rgb24", "-"], stdout=subprocess.DEVNULL, check=True)
-    return cpu_seconds() - t
+        out.append(cpu_seconds() - t)
+    return out
 
 
 @dataclass
 class StrideRun:
     stride: int
-    cpu_s: float
+    cpu_s: list[float]  # per video
     outs: list[VideoFeatures]
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.cpu_s)
 
 
 def face_runs(paths: list[Path], strides: list[int], motion: float,
@@ -71,9 +78,12 @@ def face_runs(paths: list[Path], strides: list[int], motion: float,
         face = FaceExtractor(FaceConfig(detector=FaceDetectConfig(
             keyframe_stride=stride, track_motion=motion)), runtime=runtime)
         extract_all(paths[0], [face])  # warm-up: the first call of a session is slower
-        t = cpu_seconds()
-        outs = [extract_all(p, [face])[0] for p in paths]
-        runs.append(StrideRun(stride, cpu_seconds() - t, outs))
+        outs, cpu = [], []
+        for p in paths:
+            t = cpu_seconds()
+            outs.append(extract_all(p, [face])[0])
+            cpu.append(cpu_seconds() - t)
+        runs.append(StrideRun(stride, cpu, outs))
     return runs
 
 
@@ -82,7 +92,7 @@ def previous_vs_default(paths: list[Path], others: list[Extractor], runtime: Run
     """The face path alone and end to end (face plus ``others``) with detection on
     every frame (stride 1, the previous code) and with the default stride, CPU time
     as a multiple of ffmpeg decoding the same files, and the end-to-end wall time."""
-    decode_s = decode_cpu(paths)
+    decode_s = sum(decode_cpu(paths))
     default = FaceDetectConfig()
     rows = []
     for label, cfg in (("every frame (previous)", FaceDetectConfig(keyframe_stride=1)),
@@ -128,17 +138,23 @@ def agreement(run: StrideRun, base: StrideRun) -> dict[str, float]:
             "cos_p5": float(np.percentile(cos, 5))}
 
 
-def table(name: str, paths: list[Path], runs: list[StrideRun], decode_s: float) -> None:
-    base = runs[0]
+def table(name: str, paths: list[Path], names: list[str], runs: list[StrideRun],
+          decode: list[float]) -> None:
+    base, decode_s = runs[0], sum(decode)
     print(f"\n{name}: {len(paths)} videos, {sum(o.n_frames for o in base.outs)} frames; "
           f"ffmpeg decode to RGB {decode_s:.2f} CPU s")
     print(f"{'stride':>6} {'x decode':>9} {'speed-up':>9} {'has_face':>9} {'agree':>7} "
           f"{'lm med px':>10} {'lm p95 px':>10} {'cos med':>8} {'cos p5':>7}")
     for r in runs:
         a = agreement(r, base)
-        print(f"{r.stride:>6} {r.cpu_s / decode_s:>8.1f}x {base.cpu_s / r.cpu_s:>8.2f}x "
+        print(f"{r.stride:>6} {r.total_s / decode_s:>8.1f}x {base.total_s / r.total_s:>8.2f}x "
               f"{a['has_face']:>9.3f} {a['agree']:>7.4f} {a['lm_med']:>10.2f} "
               f"{a['lm_p95']:>10.2f} {a['cos_med']:>8.4f} {a['cos_p5']:>7.4f}")
+    print("per video, face path CPU time as a multiple of its decode, by stride:")
+    for i, video in enumerate(names):
+        cells = "  ".join(f"{r.stride}: {r.cpu_s[i] / decode[i]:.1f}x" for r in runs)
+        faces = base.outs[i].arrays["has_face"].mean()
+        print(f"  {video:<28} {base.outs[i].n_frames:>5} frames, face on {faces:.0%}  {cells}")
 
 
 def generated(dataset: Path | None, n: int, tmp: Path) -> list[Path]:
@@ -173,10 +189,11 @@ def main() -> None:
         for name, paths in sets.items():
             if not paths:
                 continue
+            names = [p.name for p in paths]
             paths = [resized(p, args.resize, Path(tmp) / f"{name[:4]}{i}.mp4")
                      for i, p in enumerate(paths)]
             runs = face_runs(paths, strides, args.motion, rt)
-            table(name, paths, runs, decode_cpu(paths))
+            table(name, paths, names, runs, decode_cpu(paths))
 
 
 def real_face_videos_list() -> list[Path]:
