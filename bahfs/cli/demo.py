@@ -16,6 +16,27 @@ from bahfs.cli.samples import sample_data
 from bahfs.cli.stats import stats
 
 
+def cue_table(store: Path, min_segments: int = 3) -> None:
+    """The cue table of the demo store's ``face`` feature set (cues coded in at least
+    ``min_segments`` segments), written to STORE/plots; says so when no cue has
+    that many."""
+    from store.cue_eval import evaluate_cues, plot_cue_auc, top_features
+    from store.errors import BahfsError
+
+    try:
+        table = evaluate_cues(store, "face", min_segments)
+    except BahfsError as exc:
+        typer.echo(f"no cue table: {exc}")
+        return
+    print_table("best 3 face features per cue (AUC; 0.5 = no separation)",
+                top_features(table, 3))
+    folder = store / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    table.write_csv(folder / "cue_auc.csv")
+    typer.echo(f"cue table: {folder / 'cue_auc.csv'}; plot: "
+               f"{plot_cue_auc(table, folder / 'cue_auc.png')}")
+
+
 @app.command()
 @friendly
 def demo(
@@ -27,28 +48,29 @@ def demo(
     """The main job end to end on a generated sample: a batch arrives in an inbox ->
     a local Prefect server and worker -> `prefect deployment run extract/extract`
     (ingest, consent, extraction on Dask into the store) -> statistics -> a TCN
-    trained from the store -> metrics. Stops the server and worker it started."""
+    trained from the store -> metrics -> the cue table (which face features carry which
+    annotated cue). Stops the server and worker it started."""
     from flows.local import LocalPrefect
 
     out = out.resolve()
     inbox, store, batch = out / "inbox", out / "store", out / "inbox" / "batch-001"
     if not (batch / "bahfs_truth.json").exists():
-        typer.secho(f"[1/6] generating a sample batch in {batch}", bold=True)
+        typer.secho(f"[1/7] generating a sample batch in {batch}", bold=True)
         sample_data(batch, participants=participants, seed=seed)
     else:
-        typer.secho(f"[1/6] sample batch already in {batch}", bold=True)
-    typer.secho(f"[2/6] starting a local Prefect server (PREFECT_HOME={out / 'prefect'})",
+        typer.secho(f"[1/7] sample batch already in {batch}", bold=True)
+    typer.secho(f"[2/7] starting a local Prefect server (PREFECT_HOME={out / 'prefect'})",
                 bold=True)
     t0 = time.perf_counter()
     with LocalPrefect(out / "prefect") as prefect:
         typer.echo(f"server at {prefect.api_url} ({time.perf_counter() - t0:.0f} s); UI: "
                    f"{prefect.api_url.removesuffix('/api')}")
-        typer.secho("[3/6] prefect deploy (prefect.yaml: extract, ingest) and a worker",
+        typer.secho("[3/7] prefect deploy (prefect.yaml: extract, ingest) and a worker",
                     bold=True)
         prefect.deploy("extract", "ingest")
         prefect.start_worker()
         params = {"source": str(inbox), "store": str(store)}
-        typer.secho(f"[4/6] prefect deployment run extract/extract --params "
+        typer.secho(f"[4/7] prefect deployment run extract/extract --params "
                     f"'{json.dumps(params)}' --watch", bold=True)
         t1 = time.perf_counter()
         done = prefect.follow_worker("Task run 'extract-", lambda line: typer.echo(
@@ -63,12 +85,15 @@ def demo(
 
     run = read_table(store, "extract_runs").tail(1)
     print_table("extract run", run.drop("detail", "feature_sets", "run_id"))
-    typer.secho("[5/6] statistics", bold=True)
+    typer.secho("[5/7] statistics", bold=True)
     stats(store)
-    typer.secho("[6/6] training a TCN on face, audio and words features from the store",
+    typer.secho("[6/7] training a TCN on face, audio and words features from the store",
                 bold=True)
     train(store, model="tcn", modalities="face,audio,words", epochs=epochs,
           out=out / "runs")
+    typer.secho("[7/7] which face features carry which annotated cue "
+                "(bahfs cues evaluate --feature-set face)", bold=True)
+    cue_table(store)
     typer.secho(f"\ninbox: {inbox}\nstore: {store} (tables/, features.zarr/)\n"
                 f"plots: {store / 'plots'}\nruns: {out / 'runs'}\n"
                 f"prefect logs: {out / 'prefect'} (server.log, worker.log)",
