@@ -40,10 +40,12 @@ INBOX_ENV, STORE_ENV = "BAHFS_INBOX", "BAHFS_STORE"
 #: and every extraction task asks one of.
 GPU_RESOURCE = "GPU"
 VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
-#: Videos in flight per GPU worker when the run does not say (measured on the CPU,
-#: benchmarks/worker.py: two or more keep the model thread busy where one leaves it
-#: idle while the video's CPU work runs; four fill a 64-row call with CenterFace's
-#: 16-frame requests). CPU workers run one video each (one worker per core).
+#: Videos in flight per GPU worker when the run does not say: four videos' 16-frame
+#: CenterFace requests fill a 64-row call, and on the CPU (benchmarks/worker.py) the
+#: model thread's idle time fell from 10 % of the wall time with one video to 4-6 %
+#: with two or four (on a GPU, where model calls are short against a video's CPU work,
+#: there is more to overlap; benchmarks/gpu.sh measures 1, 2, 4 and 8). CPU workers run
+#: one video each (one worker per core already keeps the cores busy).
 GPU_VIDEOS_PER_WORKER = 4
 #: Rows per model call per video in flight (CenterFace's default call is 16 frames).
 ROWS_PER_VIDEO = 16
@@ -194,11 +196,11 @@ def dask_runner(address: str | None, workers: int | None,
                 videos: int = 1) -> TaskRunner[Any]:
     """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``; a
     ``tls://`` one with the certificates of ``security``, see :mod:`flows.security`),
-    else on a LocalCluster of ``workers`` single-threaded processes (each process loads
-    the models once and extracts one video at a time, with its share of the cores),
-    or, given ``gpus``, one worker per GPU (:func:`gpu_cluster`); ``videos``: the
-    threads of each local worker, the videos it has in flight. The CPU cluster is
-    reachable only with its own temporary certificate (``LOCAL_TLS``)."""
+    else on a LocalCluster of ``workers`` processes (each loads the models once and
+    extracts ``videos`` at a time in as many threads, one by default, with its share
+    of the cores), or, given ``gpus``, one worker per GPU (:func:`gpu_cluster`). The
+    CPU cluster is reachable only with its own temporary certificate
+    (``LOCAL_TLS``)."""
     address = scheduler_address(address)
     if address:
         return cast(TaskRunner[Any], DaskTaskRunner(
