@@ -59,6 +59,9 @@ class Runtime:
 
     device: DeviceSetting = AUTO
     threads: int = 0  # intra-op threads of ONNX Runtime and CTranslate2; 0: theirs
+    #: rows per ONNX Runtime call gathered across the videos in flight in the process
+    #: (one model thread, :mod:`extractors.batching`); 0: each video calls its sessions
+    batch_rows: int = 0
 
 
 #: Auto device, the runtimes' own thread counts: what an extractor built without a
@@ -314,7 +317,12 @@ def _session(model: bytes | str, threads: int, device: DeviceSetting) -> Any:
 def session(model: bytes | str, runtime: Runtime = DEFAULT_RUNTIME) -> Any:
     """An InferenceSession on ``runtime``'s device (default: auto; checked: CUDA asked
     for and not had raises), quiet unless something is wrong. Cached per model and
-    runtime."""
+    runtime. With ``runtime.batch_rows``, its calls go through the runtime's model
+    thread (:class:`extractors.batching.BatchedSession`)."""
     sess = _session(model, runtime.threads, runtime.device)
     session_device(sess, runtime.device)
+    if runtime.batch_rows > 0:
+        from extractors.batching import BatchedSession, server_for
+
+        return BatchedSession(sess, server_for(runtime, runtime.batch_rows))
     return sess

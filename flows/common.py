@@ -36,10 +36,35 @@ DASK_ADDRESS_ENV = "BAHFS_DASK_ADDRESS"
 #: Where the flows look when a run names no source or store (set them in the
 #: worker's environment; relative paths are taken from the project directory).
 INBOX_ENV, STORE_ENV = "BAHFS_INBOX", "BAHFS_STORE"
-#: The Dask worker resource a GPU worker offers (one each) and every extraction
-#: task asks for: one task per GPU at a time.
+#: The Dask worker resource a GPU worker offers (one per video it may have in flight)
+#: and every extraction task asks one of.
 GPU_RESOURCE = "GPU"
 VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
+#: Videos in flight per GPU worker when the run does not say: four videos' 16-frame
+#: CenterFace requests fill a 64-row call, and on the CPU (benchmarks/worker.py) the
+#: model thread's idle time fell from 10 % of the wall time with one video to 4-6 %
+#: with two or four (on a GPU, where model calls are short against a video's CPU work,
+#: there is more to overlap; benchmarks/gpu.sh measures 1, 2, 4 and 8). CPU workers run
+#: one video each (one worker per core already keeps the cores busy).
+GPU_VIDEOS_PER_WORKER = 4
+#: Rows per model call per video in flight (CenterFace's default call is 16 frames).
+ROWS_PER_VIDEO = 16
+
+
+def videos_per_worker(requested: int | None, where_gpus: bool) -> int:
+    """Videos in flight per worker process: as asked, else
+    :data:`GPU_VIDEOS_PER_WORKER` on GPU workers and 1 on CPU workers."""
+    if requested is not None:
+        if requested < 1:
+            raise ConfigError(f"videos_per_worker={requested}", expected="1 or more")
+        return requested
+    return GPU_VIDEOS_PER_WORKER if where_gpus else 1
+
+
+def batch_rows(videos: int) -> int:
+    """Rows per model call gathered across ``videos`` in flight (0 for one video:
+    its own calls, no model thread; :mod:`extractors.batching`)."""
+    return ROWS_PER_VIDEO * videos if videos > 1 else 0
 
 
 def source_and_store(source: str | None, store: str | None) -> tuple[str, str]:
@@ -167,14 +192,15 @@ LOCAL_TLS = {"security": True}
 
 
 def dask_runner(address: str | None, workers: int | None,
-                gpus: Sequence[str] = (), security: Security | None = None
-                ) -> TaskRunner[Any]:
+                gpus: Sequence[str] = (), security: Security | None = None,
+                videos: int = 1) -> TaskRunner[Any]:
     """Tasks on an existing scheduler (``address`` or ``$BAHFS_DASK_ADDRESS``; a
     ``tls://`` one with the certificates of ``security``, see :mod:`flows.security`),
-    else on a LocalCluster of ``workers`` single-threaded processes (each process loads
-    the models once and extracts one video at a time, with its share of the cores),
-    or, given ``gpus``, one single-threaded worker per GPU (:func:`gpu_cluster`). The
-    CPU cluster is reachable only with its own temporary certificate (``LOCAL_TLS``)."""
+    else on a LocalCluster of ``workers`` processes (each loads the models once and
+    extracts ``videos`` at a time in as many threads, one by default, with its share
+    of the cores), or, given ``gpus``, one worker per GPU (:func:`gpu_cluster`). The
+    CPU cluster is reachable only with its own temporary certificate
+    (``LOCAL_TLS``)."""
     address = scheduler_address(address)
     if address:
         return cast(TaskRunner[Any], DaskTaskRunner(
@@ -187,22 +213,25 @@ def dask_runner(address: str | None, workers: int | None,
         if workers and workers != len(gpus):
             log.info("dask_workers=%d ignored: one worker per GPU (%d)", workers, len(gpus))
         return cast(TaskRunner[Any], DaskTaskRunner(
-            cluster_class="distributed.SpecCluster", cluster_kwargs=gpu_cluster(gpus, env)))
+            cluster_class="distributed.SpecCluster",
+            cluster_kwargs=gpu_cluster(gpus, env, videos)))
     return cast(TaskRunner[Any], DaskTaskRunner(cluster_kwargs={
-        "n_workers": n, "threads_per_worker": 1, "processes": True,
+        "n_workers": n, "threads_per_worker": videos, "processes": True,
         "dashboard_address": None, "env": env, **LOCAL_TLS}))
 
 
-def gpu_cluster(gpus: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
-    """``SpecCluster`` arguments: one single-threaded worker process per GPU, offering
-    the resource ``GPU=1`` and seeing only its GPU (``CUDA_VISIBLE_DEVICES``); the
-    tasks are told the device (:attr:`Placement.device`)."""
+def gpu_cluster(gpus: Sequence[str], env: dict[str, str], videos: int = 1
+                ) -> dict[str, Any]:
+    """``SpecCluster`` arguments: one worker process per GPU with ``videos`` threads,
+    offering the resource ``GPU=videos`` (each task asks for 1: ``videos`` in flight)
+    and seeing only its GPU (``CUDA_VISIBLE_DEVICES``); the tasks are told the device
+    (:attr:`Placement.device`)."""
     from distributed import Nanny, Scheduler
     from distributed.worker_memory import parse_memory_limit
 
     net = {"host": "127.0.0.1", "protocol": "tcp://", "dashboard": False,
            "dashboard_address": None}
-    common = {**net, "nthreads": 1, "resources": {GPU_RESOURCE: 1},
+    common = {**net, "nthreads": videos, "resources": {GPU_RESOURCE: videos},
               "silence_logs": logging.WARN,
               "memory_limit": parse_memory_limit("auto", 1, len(gpus), logger=log)}
     workers = {f"gpu-{i}": {"cls": Nanny, "options": {

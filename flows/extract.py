@@ -28,6 +28,7 @@ from extractors.runtime import Runtime
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
 from flows.common import (
     Progress,
+    batch_rows,
     consent_policy,
     dask_runner,
     gpu_annotation,
@@ -37,6 +38,7 @@ from flows.common import (
     summary_markdown,
     task_threads,
 )
+from flows.common import videos_per_worker as videos_per_worker_of
 from flows.job import (
     ExtractReport,
     VideoJob,
@@ -92,28 +94,32 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
 @task(name="extract-video", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE,
       task_run_name="extract-{job[video_id]}")
 def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str]],
-                       device: str = "auto", threads: int = 0) -> dict[str, Any]:
+                       device: str = "auto", threads: int = 0, batch: int = 0
+                       ) -> dict[str, Any]:
     """One video, end to end (decode, every extractor, publish). Models are loaded
     once per worker process and reused. Whose fault a failure is is decided in
     :func:`flows.job.run_video`: the input's (quarantined) and bugs come back as
     outcomes, and so does a machine fault that will hit every video (``halted``:
     the flow stops); a transient machine fault (``MachineError``: out of memory, an
-    I/O hiccup) is retried, then reported as failed: the video stays pending."""
-    runtime = Runtime(parse_device(device), threads)
+    I/O hiccup) is retried, then reported as failed: the video stays pending.
+    ``batch``: rows per model call gathered across the worker's videos in flight."""
+    runtime = Runtime(parse_device(device), threads, batch)
     return asdict(run_video(store, VideoJob(**job), as_plan(plan), runtime))
 
 
 @flow(name="extract-videos", description="One task per video, on the flow's task runner.")
 def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, str]],
                    progress: bool = False, gpu_tasks: bool = False, device: str = "auto",
-                   threads: int = 0) -> list[dict[str, Any]]:
-    """``gpu_tasks``: each task asks for one ``GPU`` worker resource (one task per GPU
-    at a time); ``device`` and ``threads``: what each task's models run on."""
+                   threads: int = 0, batch: int = 0) -> list[dict[str, Any]]:
+    """``gpu_tasks``: each task asks for one ``GPU`` worker resource (a GPU worker
+    offers one per video it may have in flight); ``device``, ``threads`` and
+    ``batch`` (rows per model call across a worker's videos): how each task's models
+    run."""
     if gpu_tasks:
         get_run_logger().info("%s Dask workers offer a GPU", require_gpu_workers())
     with gpu_annotation(gpu_tasks):
         futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
-            extract_video_task.submit(store, job, plan, device, threads): job
+            extract_video_task.submit(store, job, plan, device, threads, batch): job
             for job in jobs}
     outcomes: list[dict[str, Any]] = []
     with Progress(len(jobs), show=progress) as bar:
@@ -143,6 +149,7 @@ def extract(
     dask_tls_ca: str | None = None,
     dask_tls_cert: str | None = None,
     dask_tls_key: str | None = None,
+    videos_per_worker: Annotated[int | None, Field(ge=1, le=64)] = None,
 ) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
     directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
@@ -158,13 +165,18 @@ def extract(
     else ``auto``; every task is given it (with its thread count), on local workers
     and on an existing scheduler's alike; ``dask_tls_ca``, ``dask_tls_cert``,
     ``dask_tls_key``: PEM files, readable where the flow runs, for a ``tls://``
-    scheduler (default: Dask's configured ones; :mod:`flows.security`)."""
+    scheduler (default: Dask's configured ones; :mod:`flows.security`);
+    ``videos_per_worker``: videos in flight in each worker process, their model calls
+    gathered into shared calls (:mod:`extractors.batching`); default 4 on GPU workers,
+    1 on CPU workers (on an existing scheduler, start each GPU worker with
+    ``--nthreads N --resources GPU=N`` for N in flight)."""
     logger = get_run_logger()
     started = utc_now()
     setting = parse_device(device)  # a clear error before any work; None: $BAHFS_DEVICE
     where = placement(dask_address, setting)  # cuda without a GPU stops here
     security = dask_security(where.address, dask_tls_ca, dask_tls_cert, dask_tls_key)
     threads = task_threads(where, dask_workers)
+    videos = videos_per_worker_of(videos_per_worker, bool(where.gpus or where.gpu_tasks))
     if where.gpus:
         logger.info("device %s: one Dask worker per GPU (CUDA_VISIBLE_DEVICES %s)",
                     setting, ", ".join(where.gpus))
@@ -182,10 +194,10 @@ def extract(
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     outcomes: list[dict[str, Any]] = []
     if todo:
-        runner = dask_runner(where.address, dask_workers, where.gpus, security)
+        runner = dask_runner(where.address, dask_workers, where.gpus, security, videos)
         outcomes = extract_videos.with_options(task_runner=runner)(
             store, [asdict(j) for j in todo], plan_to_json(chosen), progress,
-            where.gpu_tasks, where.device, threads)
+            where.gpu_tasks, where.device, threads, batch_rows(videos))
     report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
                            skipped=done, batches=len(new), bad_batches=bad)
     summarise([VideoOutcome(**o) for o in outcomes], report)

@@ -25,10 +25,12 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +38,7 @@ from typing import Any, Literal
 import polars as pl
 
 from extractors.base import Extractor
+from extractors.batching import video_in_flight
 from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
@@ -55,6 +58,8 @@ from store.writer import FeatureWriter
 
 Status = Literal["extracted", "skipped", "busy", "quarantined", "failed", "bug", "halted"]
 log = logging.getLogger("bahfs.flows")
+#: videos in flight in one process load the models once, not once each
+_LOADING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,8 @@ def feature_set_ids(plan: Plan | tuple[str, ...], runtime: Runtime = DEFAULT_RUN
                     ) -> list[str]:
     """The ids of the plan's feature sets (extractor names: their default options),
     its extractors built on ``runtime`` (the ids do not depend on it)."""
-    return [e.spec().id for e in shared_extractors(as_plan(plan), runtime)]
+    with _LOADING:
+        return [e.spec().id for e in shared_extractors(as_plan(plan), runtime)]
 
 
 def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
@@ -204,9 +210,10 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
     try:
         fault_point("video")  # crash and fault tests (store.faults): off unless asked for
         plan = as_plan(plan)
-        extractors = shared_extractors(plan, runtime)  # models loaded once per process
+        with _LOADING:
+            extractors = shared_extractors(plan, runtime)  # models loaded once per process
         check_loaded_models()  # a model file gone or changed under a running run
-        with video_lock(store, job.video_id) as mine:
+        with video_lock(store, job.video_id) as mine, video_in_flight(runtime):
             if not mine:
                 return outcome("busy", reason="another run is extracting it")
             if _done(store, feature_set_ids(plan, runtime), job):
@@ -323,10 +330,11 @@ def halt_message(report: ExtractReport, todo: int) -> str:
 
 def extract_release(store: Path, plan: Plan | tuple[str, ...],
                     progress: Callable[[str], None] | None = None,
-                    runtime: Runtime = DEFAULT_RUNTIME) -> ExtractReport:
-    """Extract every pending video of ``store`` in this process, one after another
-    (``plan``: an extraction plan, or extractor names with their default options;
-    ``runtime``: the models' device setting and threads).
+                    runtime: Runtime = DEFAULT_RUNTIME, videos: int = 1) -> ExtractReport:
+    """Extract every pending video of ``store`` in this process, ``videos`` at a time
+    in threads sharing the models (default one after another; ``plan``: an
+    extraction plan, or extractor names with their default options; ``runtime``: the
+    models' device setting, threads and model-call batching).
     A transient machine fault leaves its video ``failed`` (pending, no retry here);
     a fault that would hit every video stops the loop and raises
     :class:`MachineError` saying what to fix and how many videos remain (the run is
@@ -337,17 +345,23 @@ def extract_release(store: Path, plan: Plan | tuple[str, ...],
     migrate_feature_set_ids(store)  # once: ids that included run options
     todo, done = pending_jobs(store, fs_ids)
     report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
-    outcomes = []
-    for i, job in enumerate(todo, 1):
+    outcomes: list[VideoOutcome] = []
+
+    def one(job: VideoJob) -> VideoOutcome:
+        if any(o.status == "halted" for o in outcomes):
+            return VideoOutcome(job.video_id, job.participant_id, "failed",
+                                reason="not started: the run stopped")
         try:
-            outcomes.append(run_video(store, job, plan, runtime))
+            out = run_video(store, job, plan, runtime)
         except MachineError as exc:
-            outcomes.append(VideoOutcome(job.video_id, job.participant_id, "failed",
-                                         reason=exc.message))
+            out = VideoOutcome(job.video_id, job.participant_id, "failed", reason=exc.message)
+        outcomes.append(out)
         if progress:
-            progress(f"[{i}/{len(todo)}] {job.video_id}: {outcomes[-1].status}")
-        if outcomes[-1].status == "halted":
-            break
+            progress(f"[{len(outcomes)}/{len(todo)}] {job.video_id}: {out.status}")
+        return out
+
+    with ThreadPoolExecutor(max(1, videos), thread_name_prefix="bahfs-video") as pool:
+        list(pool.map(one, todo))
     summarise(outcomes, report)
     if report.halted:
         message = halt_message(report, len(todo))

@@ -92,6 +92,9 @@ def extract(
     workers: Annotated[int, typer.Option(
         help="Local Dask worker processes (0: one per core, at most 8).")] = 0,
     device: DeviceOption = "",
+    videos_per_worker: Annotated[int, typer.Option(
+        help="Videos in flight per worker process, their model calls shared "
+             "(0: 4 on GPU workers, 1 on CPU workers).")] = 0,
 ) -> None:
     """Ingest new batches and extract every pending video into the store (runs the
     Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
@@ -115,7 +118,8 @@ def extract(
                           consent=csv_names(require_consent),
                           dask_address=dask_address or None, dask_workers=workers or None,
                           progress=True, device=chosen_device, dask_tls_ca=tls[0],
-                          dask_tls_cert=tls[1], dask_tls_key=tls[2])
+                          dask_tls_cert=tls[1], dask_tls_key=tls[2],
+                          videos_per_worker=videos_per_worker or None)
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "

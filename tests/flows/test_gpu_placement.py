@@ -23,16 +23,18 @@ from extractors.plan import plan_from_names
 from extractors.runtime import device_fault_kind
 from flows.common import (
     Placement,
+    batch_rows,
     dask_runner,
     gpu_annotation,
     gpu_cluster,
     local_gpus,
     placement,
     task_threads,
+    videos_per_worker,
 )
 from flows.job import VideoJob, run_video
 from store.devices import parse_device
-from store.errors import DeviceError, ExtractionError
+from store.errors import ConfigError, DeviceError, ExtractionError
 from store.ingest import ingest
 from store.layout import is_published
 from store.locks import video_lock
@@ -212,7 +214,7 @@ from store.devices import parse_device
 
 
 @task(name="where")
-def where(store, job, plan, device, threads):
+def where(store, job, plan, device, threads, batch=0):
     from distributed import get_worker
     from distributed.worker import thread_state
 
@@ -276,3 +278,18 @@ def test_device_option(media: dict[str, tuple[Path, object]], tmp_path: Path,
     assert ok.exit_code == 0, ok.output
     assert "BAHFS_DEVICE" not in os.environ and out.exists()  # passed, not exported
     assert zarr.open_group(str(out)).attrs["device"] == "cpu"
+
+
+def test_videos_in_flight_per_worker() -> None:
+    """A GPU worker with N videos in flight: N threads, N ``GPU`` slots (each task asks
+    one), model calls of up to 16 rows a video; CPU workers run one video by default."""
+    assert videos_per_worker(None, where_gpus=True) == 4
+    assert videos_per_worker(None, where_gpus=False) == 1
+    assert videos_per_worker(2, where_gpus=False) == 2
+    with pytest.raises(ConfigError):
+        videos_per_worker(0, where_gpus=True)
+    assert batch_rows(1) == 0 and batch_rows(4) == 64  # one video: no model thread
+    for opts in (s["options"] for s in gpu_cluster(["0"], {}, 3)["workers"].values()):
+        assert opts["nthreads"] == 3 and opts["resources"] == {"GPU": 3}
+    cpu: Any = dask_runner(None, 2, videos=2)
+    assert cpu.cluster_kwargs["threads_per_worker"] == 2

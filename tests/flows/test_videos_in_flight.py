@@ -1,0 +1,69 @@
+"""Several videos in flight in one worker process (flows.job with a batching runtime):
+their face model calls are shared, each video's features are what it gets alone,
+and a broken video among them is quarantined under its own id."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from extractors.batching import server_for
+from extractors.pipeline import extract_all, shared_extractors
+from extractors.plan import entry
+from extractors.runtime import Runtime
+from flows.job import VideoJob, extract_release, pending_jobs, run_video
+from store.devices import parse_device
+from store.ingest import ingest
+from store.reader import FeatureReader
+from store.release import codebook as cb
+from store.tables import read_table
+
+
+@pytest.mark.slow  # the face models on three short videos (~25 s on 2 cores)
+def test_videos_in_flight_share_model_calls_and_keep_their_own_faults(
+        sample_release: Path, mutable_release: Path, tmp_path: Path) -> None:
+    videos_dir = mutable_release / cb.VIDEOS_DIR
+    videos_dir.unlink()
+    shutil.copytree(sample_release / cb.VIDEOS_DIR, videos_dir)
+    store = tmp_path / "store"
+    ingest(mutable_release, store)
+    plan = (entry("face", "face", {"detector": {"input_width": 160}}),)  # quicker
+    batched = Runtime(parse_device("cpu"), 1, 48)
+    fs_id = shared_extractors(plan, batched)[0].spec().id
+    jobs = pending_jobs(store, [fs_id])[0][:3]
+    broken = jobs[1]
+    data = broken.file.read_bytes()  # cut short: the decode ends early, an input fault
+    broken.file.write_bytes(data[: len(data) // 3])
+    server = server_for(batched, 48)
+    server.reset_stats()
+
+    def one(job: VideoJob) -> tuple[str, str, str]:
+        out = run_video(store, job, plan, batched)
+        return out.video_id, out.status, out.reason
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(one, jobs))
+    stats = server.stats
+    assert stats.calls < stats.requests  # calls of different videos were shared
+    assert stats.retried_alone == 0  # the broken video never broke a model call
+    assert [(v, s) for v, s, _ in outcomes] == [
+        (jobs[0].video_id, "extracted"), (broken.video_id, "quarantined"),
+        (jobs[2].video_id, "extracted")]
+    assert broken.video_id in outcomes[1][2] or "frames" in outcomes[1][2]
+    reader = FeatureReader(store)
+    alone = shared_extractors(plan, Runtime(parse_device("cpu"), 1))  # no model thread
+    for job in jobs[:1]:
+        (ref,) = extract_all(job.file, list(alone), video_id=job.video_id,
+                             participant_id=job.participant_id)
+        stored = reader.video(fs_id, job.video_id)
+        for name, arr in ref.arrays.items():
+            np.testing.assert_array_equal(stored[name], arr, err_msg=name)
+    # the run's own entry point, two at a time (logmel: quick): the broken video is
+    # quarantined, every other one lands
+    report = extract_release(store, ("logmel",), runtime=batched, videos=2)
+    assert list(report.quarantined) == [broken.video_id]
+    assert len(report.extracted) == read_table(store, "videos").height - 1
