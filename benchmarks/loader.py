@@ -41,12 +41,41 @@ class InMemoryWindows(WindowDataset):
                 out[b, k:] = 0
 
 
-def batches_rate(ds: WindowDataset, batches: list[list[int]]) -> float:
-    """Windows per second reading ``batches`` (lists of indices) the DataLoader's way."""
-    t0 = time.perf_counter()
-    for idx in batches:
-        ds.__getitems__(idx)
-    return sum(map(len, batches)) / (time.perf_counter() - t0)
+def paired_batches(a: WindowDataset, b: WindowDataset, batches: list[list[int]]
+                   ) -> tuple[float, float]:
+    """Windows per second of ``a`` and of ``b`` reading ``batches`` (lists of indices)
+    the DataLoader's way, each batch read by one then the other (the order swapped
+    every batch), so both see the same machine load."""
+    spent = [0.0, 0.0]
+    for k, idx in enumerate(batches):
+        for j in ((0, 1) if k % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            (a, b)[j].__getitems__(idx)
+            spent[j] += time.perf_counter() - t0
+    n = sum(map(len, batches))
+    return n / spent[0], n / spent[1]
+
+
+def paired_epoch(a: DataLoader[Any], b: DataLoader[Any], epoch: int) -> tuple[float, float]:
+    """Windows per second of loaders ``a`` and ``b`` over one epoch (their samplers told
+    the epoch), iterated in lockstep, each batch fetched by one then the other (order
+    swapped every batch), so both see the same machine load. 0-worker loaders."""
+    for loader in (a, b):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+    its, spent, n, k = [iter(a), iter(b)], [0.0, 0.0], 0, 0
+    while True:
+        got = [None, None]
+        for j in ((0, 1) if k % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            got[j] = next(its[j], None)
+            spent[j] += time.perf_counter() - t0
+        if got[0] is None or got[1] is None:
+            if got[0] is not got[1]:
+                raise RuntimeError("the two loaders gave different numbers of batches")
+            return n / spent[0], n / spent[1]
+        n += int(got[0]["index"].numel())
+        k += 1
 
 
 def epoch_rate(loader: DataLoader[Any], epoch: int) -> float:

@@ -8,7 +8,8 @@ them (`training.data.WindowDataset.__getitems__`, what a DataLoader calls): a fi
 pass over every window of a fresh dataset (its per-video cache filling from the
 store), a later pass (cache warm), and the store read every batch
 (``cache_bytes=0``), each against the same windows gathered from in-memory numpy
-arrays (`benchmarks.loader.InMemoryWindows`; page cache warm); the reader's own
+arrays (`benchmarks.loader.InMemoryWindows`, batch by batch in turn; page cache
+warm); the reader's own
 `FeatureReader.windows` on random windows against `np.stack` of in-memory slices;
 bytes per frame on disk; time to append a 10-video batch to a small and to the full store; and,
 on a subset, the layout alternatives (zarr-python reads, 256-frame chunks, zstd).
@@ -28,7 +29,7 @@ import numpy as np
 import polars as pl
 import zarr
 
-from benchmarks.loader import InMemoryWindows, batches_rate
+from benchmarks.loader import InMemoryWindows, paired_batches
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.reader import FeatureReader
 from store.tables import write_table
@@ -183,20 +184,20 @@ def main() -> None:
         order = np.random.default_rng(r).permutation(n_windows).tolist()
         return [order[b:b + BATCH] for b in range(0, len(order), BATCH)]
 
-    batches_rate(uncached, epoch(99))  # warm the page cache and the maps
-    batches_rate(warm, epoch(99))  # fills its cache
-    batches_rate(mem, epoch(99))
+    paired_batches(uncached, mem, epoch(99))  # warm the page cache and the maps
+    paired_batches(warm, mem, epoch(99))  # fills its cache
     ratios: dict[str, list[float]] = {"first": [], "warm": [], "uncached": []}
     held = 0
     for r in range(ds_rounds):
         fresh = training_set(DEFAULT_CACHE_BYTES)
         for key, ds in (("first", fresh), ("warm", warm), ("uncached", uncached)):
-            ratios[key].append(batches_rate(ds, epoch(r)) / batches_rate(mem, epoch(r)))
+            a, b = paired_batches(ds, mem, epoch(r))
+            ratios[key].append(a / b)
         held = sum(len(h) for h in fresh.cache.arrays.values())
         del fresh
     print(f"training path: {n_windows} windows of {WINDOW} frames (hop {WINDOW // 2}) "
           f"in random batches of {BATCH}, WindowDataset.__getitems__ against in-memory "
-          f"numpy, median ratio of {ds_rounds} alternating epochs:")
+          f"numpy (batches alternating), median ratio of {ds_rounds} epochs:")
     print(f"  first epoch, cache filling from the store: {statistics.median(ratios['first']):.2f}"
           f" ({held} of {3 * len(n)} per-video arrays held, "
           f"{DEFAULT_CACHE_BYTES >> 20} MiB budget)")
