@@ -36,7 +36,7 @@ def test_batches_equal_the_item_path(synth: Path, cache_bytes: int) -> None:
     assert padded, "the store should hold videos shorter than the window"
     rng = np.random.default_rng(0)
     for _ in range(2):  # the second pass reads what the first put in the cache
-        for idx in [padded + [0, len(ds) - 1], rng.permutation(len(ds))[:50].tolist(),
+        for idx in [[*padded, 0, len(ds) - 1], rng.permutation(len(ds))[:50].tolist(),
                     list(range(len(ds)))]:
             _same(ds.__getitems__(idx), collate([items[i] for i in idx]))
     assert ds.cache.used <= cache_bytes
