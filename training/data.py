@@ -68,7 +68,9 @@ def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
     return starts
 
 
-DEFAULT_CACHE_BYTES = 2 << 30  # per dataset and process: BAH's train split, 3 modalities
+# per dataset and process; holds BAH's train split with face + audio + words (about
+# 1.2 GB). Datasets read once (evaluation, prediction) pass 0: a cache only adds a copy.
+DEFAULT_CACHE_BYTES = 2 << 30
 
 
 class VideoCache:

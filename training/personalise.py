@@ -122,7 +122,7 @@ def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: in
 def _test(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
           ids: tuple[str, ...]) -> dict[str, Any]:
     ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window,
-                       video_ids=list(ids), cache_bytes=cfg.cache_mb << 20)
+                       video_ids=list(ids), cache_bytes=0)  # read once
     result = evaluate_predictions(ds, predict_frames(model, ds, [s.modality
                                                                  for s in ds.sources]))
     return {"frame": result["frame"], "video": result["video"], "frames": result["frames"]}

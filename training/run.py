@@ -309,7 +309,7 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
 def evaluate_run_model(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
                        split: str) -> dict[str, Any]:
     ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split=split,
-                       cache_bytes=cfg.cache_mb << 20)
+                       cache_bytes=0)  # read once: a cache would only add a copy
     keys = [s.modality for s in sources]
     return evaluate_predictions(ds, predict_frames(model, ds, keys))
 
