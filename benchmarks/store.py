@@ -2,10 +2,16 @@
 
     .venv/bin/python -m benchmarks.store [--videos 1427] [--frames 916618] [--dir /tmp/x]
 
-Prints: write MB/s; random 96-frame multimodal windows/s (face 512 + audio 128 +
-word 384, float16, plus labels) through `store.reader.FeatureReader` against the
-same windows sliced from in-memory numpy arrays (page cache warm); bytes per frame
-on disk; time to append a 10-video batch to a small and to the full store; and,
+Prints: write MB/s; 96-frame multimodal windows/s (face 512 + audio 128 + word 384,
+float16, plus labels and masks) read in random batches of 64 the way training reads
+them (`training.data.WindowDataset.__getitems__`, what a DataLoader calls): a first
+pass over every window of a fresh dataset (its per-video cache filling from the
+store), a later pass (cache warm), and the store read every batch
+(``cache_bytes=0``), each against the same windows gathered from in-memory numpy
+arrays (`benchmarks.loader.InMemoryWindows`, batch by batch in turn; page cache
+warm); the reader's own
+`FeatureReader.windows` on random windows against `np.stack` of in-memory slices;
+bytes per frame on disk; time to append a 10-video batch to a small and to the full store; and,
 on a subset, the layout alternatives (zarr-python reads, 256-frame chunks, zstd).
 """
 
@@ -23,10 +29,12 @@ import numpy as np
 import polars as pl
 import zarr
 
+from benchmarks.loader import InMemoryWindows, paired_batches
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.reader import FeatureReader
 from store.tables import write_table
 from store.writer import FeatureWriter
+from training.data import DEFAULT_CACHE_BYTES, WindowDataset, resolve_sources
 
 DIMS = {"face": 512, "audio": 128, "words": 384}
 WINDOW, BATCH = 96, 64
@@ -161,6 +169,43 @@ def main() -> None:
 
     reader = FeatureReader(store)
     labels = {v: reader.labels(v) for v in memory["face"]}
+    ds_rounds = 3
+
+    def training_set(cache_bytes: int) -> WindowDataset:
+        return WindowDataset(store, resolve_sources(store, list(DIMS)), length=WINDOW,
+                             hop=WINDOW // 2, split="train", cache_bytes=cache_bytes)
+
+    uncached = training_set(0)
+    mem = InMemoryWindows(uncached, memory)
+    warm = training_set(DEFAULT_CACHE_BYTES)
+    n_windows = len(uncached)
+
+    def epoch(r: int) -> list[list[int]]:
+        order = np.random.default_rng(r).permutation(n_windows).tolist()
+        return [order[b:b + BATCH] for b in range(0, len(order), BATCH)]
+
+    paired_batches(uncached, mem, epoch(99))  # warm the page cache and the maps
+    paired_batches(warm, mem, epoch(99))  # fills its cache
+    ratios: dict[str, list[float]] = {"first": [], "warm": [], "uncached": []}
+    held = 0
+    for r in range(ds_rounds):
+        fresh = training_set(DEFAULT_CACHE_BYTES)
+        for key, ds in (("first", fresh), ("warm", warm), ("uncached", uncached)):
+            a, b = paired_batches(ds, mem, epoch(r))
+            ratios[key].append(a / b)
+        held = sum(len(h) for h in fresh.cache.arrays.values())
+        del fresh
+    print(f"training path: {n_windows} windows of {WINDOW} frames (hop {WINDOW // 2}) "
+          f"in random batches of {BATCH}, WindowDataset.__getitems__ against in-memory "
+          f"numpy (batches alternating), median ratio of {ds_rounds} epochs:")
+    print(f"  first epoch, cache filling from the store: {statistics.median(ratios['first']):.2f}"
+          f" ({held} of {3 * len(n)} per-video arrays held, "
+          f"{DEFAULT_CACHE_BYTES >> 20} MiB budget)")
+    print(f"  later epoch, cache warm: {statistics.median(ratios['warm']):.2f}")
+    print(f"  store read every batch (cache_bytes=0): "
+          f"{statistics.median(ratios['uncached']):.2f}")
+    del warm, mem, uncached
+
     items = items_for(n, rng, args.windows)
     bench_store(reader, items[:2000])  # warm the page cache and metadata caches
     bench_memory(memory, labels, items[:2000])
@@ -171,8 +216,8 @@ def main() -> None:
     w_store = statistics.median(a for a, _ in rates)
     w_mem = statistics.median(b for _, b in rates)
     ratio = statistics.median(a / b for a, b in rates)
-    print(f"random {WINDOW}-frame windows (3 modalities + labels, batches of {BATCH}), "
-          f"median of {rounds} alternating rounds:")
+    print(f"FeatureReader.windows: random {WINDOW}-frame windows (3 modalities + labels, "
+          f"batches of {BATCH}), median of {rounds} alternating rounds:")
     print(f"  store {w_store:,.0f}/s   in-memory numpy {w_mem:,.0f}/s   ratio {ratio:.2f}")
 
     def append(target: Path, tag: str) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,37 @@ class FeatureReader:
             raise NotFoundError(f"no frame labels for video {video_id!r}",
                                 video=video_id) from exc
 
+    def gather(self, fs_id: str, name: str, items: Sequence[tuple[str, int]], length: int,
+               out: np.ndarray | None = None, *, pad: bool = False) -> np.ndarray:
+        """Windows of one array: ``out[b]`` holds rows ``[start, start + length)`` of
+        ``items[b] = (video id, start)``, in ``out``'s dtype (cast as numpy assigns).
+
+        ``out`` defaults to a new ``(B, length, ...)`` array of the stored dtype. With
+        ``pad`` a window may run past its video's end and those rows are zeros;
+        without, that is an error. A window never crosses a video boundary."""
+        self._check_fork()
+        srcs = [self._source(fs_id, vid, name) for vid, _ in items]
+        shape = srcs[0][0].shape[1:] if srcs else ()
+        dtype = srcs[0][0].dtype if srcs else np.dtype("f4")
+        if out is None:
+            out = np.empty((len(items), length, *shape), dtype=dtype)
+        elif out.shape != (len(items), length, *shape):
+            raise StoreError(f"{fs_id}/{name}: out has shape {out.shape}",
+                             expected=f"{(len(items), length, *shape)}")
+        for b, ((vid, start), (meta, data)) in enumerate(zip(items, srcs, strict=True)):
+            if meta.shape[1:] != shape:
+                raise StoreError(f"{name}: video {vid!r} has rows of shape {meta.shape[1:]}",
+                                 video=vid, expected=f"{shape} like the rest of the batch")
+            stop = min(start + length, meta.shape[0]) if pad else start + length
+            if not 0 <= start <= stop <= meta.shape[0]:
+                raise StoreError(f"window [{start}, {start + length}) outside video {vid!r}",
+                                 path=meta.path, video=vid,
+                                 expected=f"0 <= start <= stop <= {meta.shape[0]}")
+            out[b, : stop - start] = data[start:stop]
+            if stop - start < length:
+                out[b, stop - start:] = 0
+        return out
+
     def windows(self, sources: dict[str, tuple[str, str]], items: list[tuple[str, int]],
                 length: int) -> dict[str, np.ndarray]:
         """A batch of windows: ``sources`` maps an output key to (feature set, array);
@@ -269,17 +301,11 @@ class FeatureReader:
         self._check_fork()
         out: dict[str, np.ndarray] = {}
         for key, (fs_id, name) in sources.items():
-            srcs = [self._source(fs_id, vid, name) for vid, _ in items]
-            shape = srcs[0][0].shape[1:] if srcs else ()
-            dtype = srcs[0][0].dtype if srcs else np.dtype("f4")
-            buf = np.empty((len(items), length, *shape), dtype=dtype)
-            for b, ((vid, start), src) in enumerate(zip(items, srcs, strict=True)):
-                if src[0].shape[1:] != shape or src[0].dtype != dtype:
-                    raise StoreError(f"{key}: video {vid!r} has {src[0].dtype}"
-                                     f"{src[0].shape[1:]}", video=vid,
-                                     expected=f"{dtype}{shape} like the rest of the batch")
-                self._read_into(src, start, start + length, buf[b])
-            out[key] = buf
+            dtypes = {self._source(fs_id, vid, name)[0].dtype for vid, _ in items}
+            if len(dtypes) > 1:
+                raise StoreError(f"{key}: the batch's videos hold {sorted(map(str, dtypes))}",
+                                 expected="one dtype across the batch")
+            out[key] = self.gather(fs_id, name, items, length)
         labels = np.empty((len(items), length), dtype=np.int8)
         for b, (vid, start) in enumerate(items):
             lab = self.labels(vid)

@@ -3,11 +3,16 @@
 A window never crosses a video boundary: windows start at 0, hop, 2*hop, ... and a
 last one is aligned to the video's end so every frame is covered; a video shorter
 than the window gives one window padded with zeros (``mask`` marks real frames).
+
+A DataLoader reads a whole batch at once (``WindowDataset.__getitems__``): per
+source, the windows come from the dataset's own cache of per-video arrays where the
+video is held, else from the store's batched window reader
+(:meth:`store.reader.FeatureReader.gather`), one call per source and batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,18 +68,53 @@ def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
     return starts
 
 
+# per dataset and process; holds BAH's train split with face + audio + words (about
+# 1.2 GB). Datasets read once (evaluation, prediction) pass 0: a cache only adds a copy.
+DEFAULT_CACHE_BYTES = 2 << 30
+
+
+class VideoCache:
+    """Per-video feature arrays held in memory (float16, as windows carry them), at
+    most ``budget`` bytes. Filled on first use and never evicted: once full, further
+    videos are read from the store on every batch. One belongs to one dataset; each
+    DataLoader worker process fills its own (a forked worker starts with a copy of
+    what its parent held)."""
+
+    def __init__(self, budget: int) -> None:
+        if budget < 0:
+            raise ConfigError(f"cache budget {budget} bytes", expected="0 or more")
+        self.budget, self.used = budget, 0
+        self.arrays: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+    def held(self, feature_set: str, array: str) -> dict[str, np.ndarray]:
+        """The arrays held of one (feature set, array), by video id (read only)."""
+        return self.arrays.setdefault((feature_set, array), {})
+
+    def fits(self, nbytes: int) -> bool:
+        return self.used + nbytes <= self.budget
+
+    def add(self, feature_set: str, array: str, video_id: str, data: np.ndarray) -> None:
+        if not self.fits(data.nbytes):
+            raise ConfigError(f"{data.nbytes} bytes over the cache budget",
+                              video=video_id, expected=f"at most {self.budget - self.used}")
+        self.held(feature_set, array)[video_id] = data
+        self.used += data.nbytes
+
+
 class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     """Windows of ``length`` frames over the videos of ``split`` (or ``video_ids``).
 
     Only labelled videos by default; ``labelled=False`` also takes the videos whose
     labels the release withholds (for predictions: their labels read as 0 and no
-    window of theirs counts as positive).
+    window of theirs counts as positive). ``cache_bytes`` bounds the in-memory copy
+    of per-video features the batch path keeps (0: read the store every batch).
     """
 
     def __init__(self, store: Path, sources: list[Source], *, length: int, hop: int,
                  split: str | None = None, video_ids: list[str] | None = None,
-                 labelled: bool = True) -> None:
+                 labelled: bool = True, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.reader = FeatureReader(store)
+        self.cache = VideoCache(cache_bytes)
         self.sources, self.length = sources, length
         videos = read_table(store, "videos")
         if labelled:
@@ -93,16 +133,19 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
                               f"{split!r}",
                               expected="videos present in every chosen feature set")
         self.videos = videos
-        items, pids, positive = [], [], []
+        items, pids, positive, real = [], [], [], []
+        self.frame_labels: dict[str, np.ndarray] = {}  # per video, as the items read them
         for vid, pid, n in videos.select("video_id", "participant_id", "n_frames").iter_rows():
-            labels = self.labels(vid, n)
+            labels = self.frame_labels[vid] = self.labels(vid, n)
             for s in window_starts(n, length, hop):
                 items.append((vid, s))
                 pids.append(pid)
                 positive.append(bool(labels[s:s + length].any()))
+                real.append(min(length, n - s))
         self.items: list[tuple[str, int]] = items
         self.participants = np.array(pids)
         self.positive = np.array(positive)
+        self.real = np.array(real, np.int64)  # real (unpadded) frames per window
 
     def __len__(self) -> int:
         return len(self.items)
@@ -130,6 +173,57 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         out["mask"] = torch.from_numpy(mask)
         out["index"] = torch.tensor(i)
         return out
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """A whole batch, collated: the same tensors as stacking ``self[i]`` for each
+        index, read per source in one pass (cache, then the store's batched reader)."""
+        idx = list(indices)
+        items = [self.items[i] for i in idx]
+        real = self.real[idx]
+        out: dict[str, torch.Tensor] = {}
+        for s in self.sources:
+            x = np.empty((len(idx), self.length, s.dim), np.float16)
+            self._read(s, items, x)
+            out[s.modality] = torch.from_numpy(x)
+        labels = np.zeros((len(idx), self.length), np.int64)
+        for b, (vid, start) in enumerate(items):
+            labels[b, : real[b]] = self.frame_labels[vid][start:start + real[b]]
+        out["labels"] = torch.from_numpy(labels)
+        out["mask"] = torch.from_numpy(np.arange(self.length) < real[:, None])
+        out["index"] = torch.tensor(idx, dtype=torch.int64)
+        return out
+
+    def _read(self, s: Source, items: list[tuple[str, int]], out: np.ndarray) -> None:
+        """Windows of source ``s`` into ``out`` (float16, zero past a video's end)."""
+        length, cache, missed = self.length, self.cache, []
+        held = cache.held(s.feature_set, s.array)
+        for b, (vid, start) in enumerate(items):
+            arr = held.get(vid)
+            if arr is None:
+                n = self.reader.n_frames(vid)
+                if not cache.fits(n * s.dim * 2):
+                    missed.append(b)
+                    continue
+                arr = self.reader.read_rows(s.feature_set, vid, s.array, 0, n
+                                            ).astype(np.float16, copy=False)
+                cache.add(s.feature_set, s.array, vid, arr)
+            k = min(length, arr.shape[0] - start)
+            out[b, :k] = arr[start:start + k]
+            if k < length:
+                out[b, k:] = 0
+        if len(missed) == len(items):
+            self.reader.gather(s.feature_set, s.array, items, length, out, pad=True)
+        elif missed:
+            out[missed] = self.reader.gather(s.feature_set, s.array,
+                                             [items[b] for b in missed], length,
+                                             np.empty((len(missed), *out.shape[1:]),
+                                                      out.dtype), pad=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (into a spawned worker) without the cache's arrays."""
+        state = self.__dict__.copy()
+        state["cache"] = VideoCache(self.cache.budget)
+        return state
 
 
 class NegativeUndersampler(Sampler[int]):
@@ -200,5 +294,8 @@ def participant_split(store: Path, participant_id: str, fractions: tuple[float, 
     return parts
 
 
-def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+def collate(batch: list[dict[str, torch.Tensor]] | dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Items stacked into a batch; a batch ``__getitems__`` already collated passes as is."""
+    if isinstance(batch, dict):
+        return batch
     return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}

@@ -122,7 +122,7 @@ def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: in
 def _test(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
           ids: tuple[str, ...]) -> dict[str, Any]:
     ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window,
-                       video_ids=list(ids))
+                       video_ids=list(ids), cache_bytes=0)  # read once
     result = evaluate_predictions(ds, predict_frames(model, ds, [s.modality
                                                                  for s in ds.sources]))
     return {"frame": result["frame"], "video": result["video"], "frames": result["frames"]}
@@ -150,7 +150,7 @@ def _personalise(cfg: TrainConfig, device: torch.device, finetune_epochs: int,
                           expected="targets with both classes in train, val and test")
     model = build_model(cfg.model, {s.modality: s.dim for s in sources}, cfg.hidden).to(device)
     source_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop,
-                              video_ids=source_ids)
+                              video_ids=source_ids, cache_bytes=cfg.cache_mb << 20)
     _fit(model, cfg, source_ds, cfg.epochs, cfg.lr)
     log(f"source model: {len(source_ids)} videos, {cfg.epochs} epochs on {device}; "
         f"{len(found)} targets, {len(skipped)} skipped")
@@ -159,7 +159,7 @@ def _personalise(cfg: TrainConfig, device: torch.device, finetune_epochs: int,
         key = subject_hash(target.participant_id)[:16]
         tuned = copy.deepcopy(model)
         tuned_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop,
-                                 video_ids=list(target.train))
+                                 video_ids=list(target.train), cache_bytes=cfg.cache_mb << 20)
         _fit(tuned, cfg, tuned_ds, finetune_epochs, finetune_lr)
         per[key] = {"videos": {k: len(v) for k, v in asdict(target).items()
                                if k != "participant_id"},

@@ -109,7 +109,7 @@ def video_probabilities(model: torch.nn.Module, store: Path, sources: list[Sourc
     from training.run import predict_frames
 
     ds = WindowDataset(store, sources, length=window, hop=window, split=split,
-                       video_ids=video_ids, labelled=False)
+                       video_ids=video_ids, labelled=False, cache_bytes=0)  # read once
     logits = predict_frames(model, ds, [s.modality for s in sources])
     return {v: video_probability(torch.softmax(torch.from_numpy(lg), 1)[:, 1].numpy())
             for v, lg in logits.items()}

@@ -31,6 +31,7 @@ from store.errors import ConfigError, CorruptError, NotFoundError
 from store.tables import read_table
 from training import reports
 from training.data import (
+    DEFAULT_CACHE_BYTES,
     NegativeUndersampler,
     ParticipantBalancedSampler,
     Source,
@@ -82,6 +83,9 @@ class TrainConfig(BaseModel):
     sampler: str = Field(default="undersample", pattern="^(undersample|participant|all)$")
     undersample_ratio: float = Field(default=1.0, gt=0)
     workers: int = Field(default=0, ge=0)
+    # in-memory copy of per-video features each dataset may keep (MiB, per process; 0:
+    # read the store every batch); what the run computes does not depend on it
+    cache_mb: int = Field(default=DEFAULT_CACHE_BYTES >> 20, ge=0)
     out: Path = Path("runs")
     # auto, cpu, cuda or cuda:N (None: $BAHFS_DEVICE, else auto); a run records the
     # device it used here (config.json)
@@ -224,7 +228,8 @@ def _validation(cfg: TrainConfig, sources: list[Source]) -> tuple[WindowDataset 
     if cfg.select == "last":
         return None, "select last"
     try:
-        ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split="val")
+        ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split="val",
+                           cache_bytes=cfg.cache_mb << 20)
     except ConfigError as exc:
         return None, f"no validation split to select by ({exc.message}): the last epoch is kept"
     if not any(ds.labels(v, n).any() for v, n in
@@ -238,7 +243,8 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     seed_everything(cfg.seed)
     sources = resolve_sources(cfg.store, list(cfg.modalities))
     keys = [s.modality for s in sources]
-    train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train")
+    train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train",
+                             cache_bytes=cfg.cache_mb << 20)
     val_ds, fallback = _validation(cfg, sources)
     model = _build(cfg, sources).to(device)
     opt = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
@@ -302,7 +308,8 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
 
 def evaluate_run_model(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
                        split: str) -> dict[str, Any]:
-    ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split=split)
+    ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split=split,
+                       cache_bytes=0)  # read once: a cache would only add a copy
     keys = [s.modality for s in sources]
     return evaluate_predictions(ds, predict_frames(model, ds, keys))
 

@@ -117,6 +117,9 @@ def train(
     = "undersample",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    cache_mb: Annotated[int, typer.Option(
+        help="MiB of per-video features each dataset keeps in memory per process (0: "
+             "read the store every batch).")] = 2048,
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     device: Device = None,
 ) -> Path:
@@ -146,7 +149,8 @@ def train(
         options = {**preset_options(preset),
                    **{k: v for k, v in given.items() if v is not None}}
         cfg = TrainConfig(store=store, model=model, sampler=sampler, seed=seed,
-                          workers=workers, out=out, modalities=names, device=str(setting),
+                          workers=workers, cache_mb=cache_mb, out=out, modalities=names,
+                          device=str(setting),
                           preset=preset, **options)
         with warnings_shown():
             run = run_train(cfg, log=typer.echo)

@@ -45,7 +45,7 @@ def run_scores(run: Path, store: Path, video_ids: list[str],
     model, cfg, sources = load_run(run, store, device)
     try:
         ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.window,
-                           video_ids=video_ids, labelled=False)
+                           video_ids=video_ids, labelled=False, cache_bytes=0)  # read once
     except ConfigError:
         return {}  # none of the videos is in the run's feature sets
     with device_errors(model_device(model)):

@@ -183,6 +183,23 @@ def test_windows_and_labels_line_up(filled: Path) -> None:
         reader.windows({"face": (SPEC.id, "embedding")}, [(vid, n - 10)], 48)
 
 
+def test_gather_pads_casts_and_refuses(filled: Path) -> None:
+    reader = FeatureReader(filled)
+    (vid, _, n), (vid2, _, n2) = _videos(filled)[:2]
+    box = reader.read_rows(SPEC.id, vid, "box", 0, n)
+    out = np.full((2, n + 5, 4), 7, np.float16)
+    got = reader.gather(SPEC.id, "box", [(vid, 0), (vid2, n2 - 3)], n + 5, out, pad=True)
+    assert got is out
+    np.testing.assert_array_equal(out[0, :n], box.astype(np.float16))
+    assert not out[0, n:].any() and not out[1, 3:].any()
+    np.testing.assert_array_equal(out[1, :3], reader.read_rows(SPEC.id, vid2, "box", n2 - 3,
+                                                               n2).astype(np.float16))
+    with pytest.raises(StoreError, match="outside video"):
+        reader.gather(SPEC.id, "box", [(vid, n - 2)], 4)
+    with pytest.raises(StoreError, match="out has shape"):
+        reader.gather(SPEC.id, "box", [(vid, 0)], 4, np.empty((1, 4, 3), np.float32))
+
+
 def _child_read(reader: FeatureReader, vid: str, n: int, q: mp.Queue) -> None:  # type: ignore[type-arg]
     q.put(reader.read_rows(SPEC.id, vid, "embedding", 0, n).tobytes())
 
