@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from extractors.models import models_dir
-from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_model, session
+from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_model, in_halves, session
 from store.errors import ModelError
 
 #: name -> SHA-256 of the TFLite file it was converted from
@@ -46,8 +46,16 @@ class LoadedModel:
     sess: Any
 
     def run(self, outputs: list[str], x: np.ndarray) -> list[np.ndarray]:
-        res = self.sess.run(outputs, {self.meta["input"]: np.ascontiguousarray(x, np.float32)})
-        return [np.asarray(r, np.float32) for r in res]
+        """``outputs`` for the rows of ``x``; when the device runs out of memory, in
+        halves (:func:`extractors.runtime.in_halves`)."""
+        def rows(part: slice) -> list[np.ndarray]:
+            res = self.sess.run(outputs, {self.meta["input"]: np.ascontiguousarray(
+                x[part], np.float32)})
+            return [np.asarray(r, np.float32) for r in res]
+
+        return in_halves(rows, len(x), lambda parts: [np.concatenate(p) for p in
+                                                      zip(*parts, strict=True)],
+                         self.path.stem)
 
 
 def load(name: str, folder: Path | None = None, runtime: Runtime = DEFAULT_RUNTIME

@@ -27,7 +27,7 @@ from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetection
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
 from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
-from extractors.runtime import Runtime, device_fault, warn_once
+from extractors.runtime import Runtime, in_halves
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -101,26 +101,22 @@ class FaceExtractor(FaceConsumer):
     def _consume(self, state: dict[str, Any], chunk: np.ndarray, faces: FaceDetections
                  ) -> None:
         """One batch through the face model; when the device runs out of memory, the
-        batch in halves (down to one frame, then the device error goes up to be
-        retried)."""
-        found = faces.found
-        try:
-            outs = [np.zeros((len(chunk), o.width), np.float32) for o in self.model.outputs]
+        batch in halves (:func:`extractors.runtime.in_halves`)."""
+        def rows(part: slice) -> list[np.ndarray]:
+            found, frames = faces.found[part], chunk[part]
+            outs = [np.zeros((len(frames), o.width), np.float32) for o in self.model.outputs]
             if found.any():
-                for out, res in zip(outs, self.model.run(chunk[found], faces.landmarks[found]),
+                for out, res in zip(outs, self.model.run(frames[found],
+                                                         faces.landmarks[part][found]),
                                     strict=True):
                     out[found] = res
-        except Exception as exc:
-            if not device_fault(exc) or len(chunk) == 1:
-                raise
-            warn_once("face-halve", f"device out of memory at a batch of {len(chunk)} "
-                                    "frames: retrying in halves")
-            half = len(chunk) // 2
-            self._consume(state, chunk[:half], faces[:half])
-            self._consume(state, chunk[half:], faces[half:])
-            return
+            return outs
+
+        outs = in_halves(rows, len(chunk), lambda parts: [np.concatenate(p) for p in
+                                                          zip(*parts, strict=True)],
+                         "the face model")
         state.setdefault("parts", []).append((*outs, faces.boxes, faces.landmarks,
-                                              faces.scores, found))
+                                              faces.scores, faces.found))
 
     def finish_faces(self, state: dict[str, Any], video: DecodedVideo
                      ) -> dict[str, np.ndarray]:

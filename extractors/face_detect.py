@@ -36,11 +36,10 @@ from extractors.identity import identity, run_option
 from extractors.runtime import (
     Runtime,
     check_model,
-    device_fault,
+    in_halves,
     providers,
     session,
     session_device,
-    warn_once,
 )
 from store.errors import ConfigError, ModelError
 from store.features import ArraySpec
@@ -272,22 +271,16 @@ class FaceDetector(FaceConsumer):
 
     def _batched(self, frames: np.ndarray, run: Any) -> FaceDetections:
         """``run`` (frames -> boxes, landmarks, scores, found) ``config.batch`` frames
-        per call; when the device runs out of memory, a call in halves (down to one
-        frame, then the device error goes up to be retried)."""
-        return FaceDetections.concat([self._halving(frames[i:i + self.config.batch], run)
-                                      for i in range(0, frames.shape[0], self.config.batch)])
+        per call; when the device runs out of memory, a call in halves
+        (:func:`extractors.runtime.in_halves`)."""
+        def call(chunk: np.ndarray) -> FaceDetections:
+            def rows(part: slice) -> FaceDetections:
+                return FaceDetections(*run(chunk[part]))
 
-    def _halving(self, chunk: np.ndarray, run: Any) -> FaceDetections:
-        try:
-            return FaceDetections(*run(chunk))
-        except Exception as exc:
-            if not device_fault(exc) or len(chunk) == 1:
-                raise
-            warn_once("detect-halve", f"device out of memory at a batch of {len(chunk)} "
-                                      "frames: retrying in halves")
-            half = len(chunk) // 2
-            return FaceDetections.concat([self._halving(chunk[:half], run),
-                                          self._halving(chunk[half:], run)])
+            return in_halves(rows, len(chunk), FaceDetections.concat, "the face detector")
+
+        return FaceDetections.concat([call(frames[i:i + self.config.batch])
+                                      for i in range(0, frames.shape[0], self.config.batch)])
 
     def _detect(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         _, h, w, _ = frames.shape

@@ -32,15 +32,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from store.devices import DeviceSetting
 from store.errors import ConfigError, DeviceError, ModelError
 
 log = logging.getLogger("bahfs.extractors")
+T = TypeVar("T")
 
 #: The default thread count of a run's models, read where a run starts (the flows
 #: give each local Dask worker its share of the cores explicitly).
@@ -190,6 +192,26 @@ def device_fault(exc: BaseException) -> bool:
     """Whether ``exc`` is the device failing (out of device memory, CUDA errors);
     a host ``MemoryError`` is not (:func:`device_fault_kind`)."""
     return device_fault_kind(exc) is not None
+
+
+def in_halves(call: Callable[[slice], T], n: int, join: Callable[[list[T]], T],
+              what: str) -> T:
+    """``call(slice(0, n))``; when the device runs out of memory (:func:`device_fault`),
+    the rows in two halves joined by ``join``, each halved again the same way down to
+    one row, whose device error goes up (to be retried, or to stop the run). Warns
+    once per process per ``what`` (the model's name)."""
+    def rows(lo: int, hi: int) -> T:
+        try:
+            return call(slice(lo, hi))
+        except Exception as exc:
+            if not device_fault(exc) or hi - lo <= 1:
+                raise
+            warn_once(f"halve-{what}", f"device out of memory at a batch of {hi - lo} rows "
+                                       f"of {what}: retrying in halves")
+            mid = (lo + hi) // 2
+            return join([rows(lo, mid), rows(mid, hi)])
+
+    return rows(0, n)
 
 
 _LOADED: dict[str, tuple[int, int, int]] = {}

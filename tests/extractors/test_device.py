@@ -136,3 +136,28 @@ def test_gpu_values_are_close_to_cpu_values(media: Media) -> None:
         diff = np.abs(gpu[name].astype(np.float32) - cpu[name].astype(np.float32)).max()
         print(f"{name}: max |gpu - cpu| = {diff:.2e}")
         assert diff < 0.05
+
+
+def test_out_of_memory_halves_the_behaviour_models_batch() -> None:
+    """The behaviour models' calls (mesh, iris, body) halve on device out-of-memory
+    like the face detector's: a stand-in session fails as CUDA does above 2 rows."""
+    from extractors.behaviour_models import LoadedModel
+
+    calls: list[int] = []
+
+    class TwoRowsAtMost:
+        def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            x = feeds["input"]
+            calls.append(len(x))
+            if len(x) > 2:
+                raise RuntimeError("CUDA failure 2: out of memory ; GPU=0")
+            return [x.reshape(len(x), -1).sum(1, keepdims=True), x[:, :1, 0, 0] * 2]
+
+    model = LoadedModel(Path("mp_face_landmark.onnx"), "", {"input": "input"},
+                        TwoRowsAtMost())
+    x = np.arange(7 * 3 * 2 * 2, dtype=np.float32).reshape(7, 3, 2, 2)
+    total, first = model.run(["a", "b"], x)
+    np.testing.assert_array_equal(total[:, 0], x.reshape(7, -1).sum(1))
+    np.testing.assert_array_equal(first[:, 0], x[:, 0, 0, 0] * 2)
+    assert calls[0] == 7 and max(c for c in calls if c <= 2) <= 2
+    assert sum(c for c in calls if c <= 2) == 7  # every row served once
