@@ -24,6 +24,7 @@ once per batch for all consumers with the same detector model and options.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ import cv2
 import numpy as np
 
 from extractors.base import DecodedVideo, FrameExtractor, register
+from extractors.face_track import FaceDetections as FaceDetections
+from extractors.face_track import Track, resolve
 from extractors.identity import identity, run_option
 from extractors.runtime import (
     Runtime,
@@ -139,39 +142,6 @@ def align(frame: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarr
     return out
 
 
-@dataclass(frozen=True)
-class FaceDetections:
-    """The top face of each frame of one decoded batch ``(B, H, W, 3)``, in frame
-    pixels: what the detection stage (:mod:`extractors.pipeline`) hands every
-    :class:`FaceConsumer`. Frames without a face (``found`` false) have zeros. The
-    arrays are read-only: every consumer sees the same ones."""
-
-    boxes: np.ndarray  # (B, 4) float32: x0 y0 x1 y1
-    landmarks: np.ndarray  # (B, 10) float32: x, y of eyes, nose, mouth corners
-    scores: np.ndarray  # (B,) float32: detector confidence (0 where no face)
-    found: np.ndarray  # (B,) bool: a face above the detector's threshold
-
-    def __post_init__(self) -> None:
-        for a in (self.boxes, self.landmarks, self.scores, self.found):
-            a.flags.writeable = False
-
-    def __len__(self) -> int:
-        return int(self.found.shape[0])
-
-    def __getitem__(self, rows: slice) -> FaceDetections:
-        return FaceDetections(self.boxes[rows], self.landmarks[rows], self.scores[rows],
-                              self.found[rows])
-
-    @classmethod
-    def concat(cls, parts: list[FaceDetections]) -> FaceDetections:
-        """The detections of consecutive batches as one (none: zero frames)."""
-        if not parts:
-            return cls(np.zeros((0, 4), np.float32), np.zeros((0, 10), np.float32),
-                       np.zeros(0, np.float32), np.zeros(0, bool))
-        return cls(*(np.concatenate([getattr(p, f) for p in parts])
-                     for f in ("boxes", "landmarks", "scores", "found")))
-
-
 _STAGE = "face_stage"  # the state key of a consumer's own detection stage, run alone
 
 
@@ -187,10 +157,8 @@ class FaceConsumer(FrameExtractor):
 
     def consume(self, state: dict[str, Any], frames: np.ndarray) -> None:
         """Run alone: the frames go through this consumer's own detection stage
-        (:class:`extractors.face_track.FaceStage`), which may hold some back until
-        the next keyframe; :meth:`finish` hands out the rest."""
-        from extractors.face_track import FaceStage
-
+        (:class:`FaceStage`), which may hold some back until the next keyframe;
+        :meth:`finish` hands out the rest."""
         stage = state.setdefault(_STAGE, FaceStage([self]))
         for chunk, faces in stage.push(frames):
             self.consume_faces(state, chunk, faces[self.detector.key])
@@ -310,3 +278,54 @@ class FaceDetector(FaceConsumer):
         faces = FaceDetections.concat(state.get("parts", []))
         return {"box": faces.boxes.copy(), "landmarks": faces.landmarks.copy(),
                 "score": faces.scores.copy(), "has_face": faces.found.copy()}
+
+
+class FaceStage:
+    """Face detection for one video, shared by every face consumer among ``framers``:
+    consumers whose detectors have the same :attr:`FaceDetector.key` share one
+    detector and one :class:`Track`. :meth:`push` takes each decoded batch and
+    yields the ``(frames, {key: detections})`` chunks resolved so far, in order;
+    :meth:`flush` yields the rest at the end of the video."""
+
+    def __init__(self, framers: list[FrameExtractor]) -> None:
+        self.detectors: dict[DetectorKey, FaceDetector] = {}
+        for fx in framers:
+            if isinstance(fx, FaceConsumer):
+                self.detectors.setdefault(fx.detector.key, fx.detector)
+        self.tracks = {key: Track() for key in self.detectors}
+        self._held = np.zeros((0, 0, 0, 3), np.uint8)  # frames not yet handed out
+        self._ready: dict[DetectorKey, list[FaceDetections]] = {k: [] for k in self.detectors}
+
+    def push(self, frames: np.ndarray) -> Iterator[tuple[np.ndarray, dict[DetectorKey,
+                                                                          FaceDetections]]]:
+        """The chunks resolved once ``frames`` (the video's next batch) arrived."""
+        return self._step(frames, final=False)
+
+    def flush(self) -> Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]:
+        """The chunks still held back, at the end of the video."""
+        return self._step(None, final=True)
+
+    def _step(self, frames: np.ndarray | None, final: bool
+              ) -> Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]:
+        if frames is not None:
+            self._held = frames if self._held.shape[0] == 0 else np.concatenate(
+                [self._held, frames])
+        if self._held.shape[0] == 0:
+            return
+        for key, det in self.detectors.items():
+            track = self.tracks[key]
+            done = sum(len(p) for p in self._ready[key])
+            pending = self._held[done:]
+            if len(pending):
+                self._ready[key].append(resolve(det.whole, det.config.keyframe_stride,
+                                                det.config.track_motion, track, pending,
+                                                final))
+        ready = min((sum(len(p) for p in parts) for parts in self._ready.values()),
+                    default=self._held.shape[0])
+        if ready == 0:
+            return
+        out = {key: FaceDetections.concat(parts)[:ready] for key, parts in self._ready.items()}
+        rest = {key: FaceDetections.concat(parts)[ready:] for key, parts in self._ready.items()}
+        chunk, self._held = self._held[:ready], self._held[ready:]
+        self._ready = {key: [r] if len(r) else [] for key, r in rest.items()}
+        yield chunk, out

@@ -1,5 +1,5 @@
-"""Face detection on keyframes, with the frames in between interpolated: the
-detection stage every face feature set reads.
+"""Face detection on keyframes, with the frames in between interpolated, and the
+detections every face feature set reads (:class:`FaceDetections`).
 
 Detecting the whole frame is what the face path spends its time on. With
 ``keyframe_stride`` N > 1 (:class:`extractors.face_detect.FaceDetectConfig`):
@@ -16,21 +16,52 @@ Detecting the whole frame is what the face path spends its time on. With
   frames, so where a face appears or leaves is found as with N = 1.
 
 A frame's result therefore depends on the video alone, never on how its frames were
-batched: :class:`FaceStage` holds back the frames after a video's last keyframe seen
-so far (at most N - 1) until the next keyframe arrives, so a pipeline receives
-``(frames, detections)`` chunks that can be shorter or longer than the decoded
-batches. ``keyframe_stride`` 1 detects every frame and holds nothing back.
+batched: the detection stage (:class:`extractors.face_detect.FaceStage`) holds back
+the frames after a video's last keyframe seen so far (at most N - 1) until the next
+keyframe arrives, so a pipeline receives ``(frames, detections)`` chunks that can be
+shorter or longer than the decoded batches. ``keyframe_stride`` 1 detects every frame
+and holds nothing back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from extractors.base import FrameExtractor
-from extractors.face_detect import DetectorKey, FaceConsumer, FaceDetections, FaceDetector
+
+@dataclass(frozen=True)
+class FaceDetections:
+    """The top face of each frame of one decoded batch ``(B, H, W, 3)``, in frame
+    pixels: what the detection stage (:mod:`extractors.pipeline`) hands every
+    :class:`FaceConsumer`. Frames without a face (``found`` false) have zeros. The
+    arrays are read-only: every consumer sees the same ones."""
+
+    boxes: np.ndarray  # (B, 4) float32: x0 y0 x1 y1
+    landmarks: np.ndarray  # (B, 10) float32: x, y of eyes, nose, mouth corners
+    scores: np.ndarray  # (B,) float32: detector confidence (0 where no face)
+    found: np.ndarray  # (B,) bool: a face above the detector's threshold
+
+    def __post_init__(self) -> None:
+        for a in (self.boxes, self.landmarks, self.scores, self.found):
+            a.flags.writeable = False
+
+    def __len__(self) -> int:
+        return int(self.found.shape[0])
+
+    def __getitem__(self, rows: slice) -> FaceDetections:
+        return FaceDetections(self.boxes[rows], self.landmarks[rows], self.scores[rows],
+                              self.found[rows])
+
+    @classmethod
+    def concat(cls, parts: list[FaceDetections]) -> FaceDetections:
+        """The detections of consecutive batches as one (none: zero frames)."""
+        if not parts:
+            return cls(np.zeros((0, 4), np.float32), np.zeros((0, 10), np.float32),
+                       np.zeros(0, np.float32), np.zeros(0, bool))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("boxes", "landmarks", "scores", "found")))
 
 
 @dataclass
@@ -66,18 +97,19 @@ def interpolate(a: FaceDetections, b: FaceDetections, m: int) -> FaceDetections:
                           np.ones(m, bool))
 
 
-def resolve(detector: FaceDetector, track: Track, frames: np.ndarray,
-            final: bool) -> FaceDetections:
+def resolve(whole: Callable[[np.ndarray], FaceDetections], stride: int, max_motion: float,
+            track: Track, frames: np.ndarray, final: bool) -> FaceDetections:
     """Detections of the first frames of ``frames`` (the video's held-back frames
     and its next batch, from ``track.next_frame`` on) up to and including the last
-    keyframe among them; ``final``: the last frame counts as a keyframe. Advances
+    keyframe among them, every ``stride``-th frame of the video; ``final``: the last
+    frame counts as a keyframe. ``whole`` detects on whole frames; gaps whose
+    landmarks move at most ``max_motion`` face-box widths are interpolated. Advances
     ``track``; the caller holds back the rest.
 
     Between two detected frames that cannot be interpolated (a face lost or found, a
     fast move), the middle frame is detected and each half resolved the same way,
     level by level (one detector call per level for all such gaps), down to single
     frames."""
-    stride = detector.config.keyframe_stride
     n = len(frames)
     index = track.next_frame + np.arange(n)
     keys = np.flatnonzero(index % stride == 0)
@@ -95,7 +127,7 @@ def resolve(detector: FaceDetector, track: Track, frames: np.ndarray,
     todo = [int(k) for k in keys]
     gaps: list[tuple[int, int]] = []
     while todo:
-        det = detector.whole(frames[todo])
+        det = whole(frames[todo])
         for j, k in enumerate(todo):
             known[k] = det[j:j + 1]
             _put(out, slice(k, k + 1), known[k])
@@ -103,7 +135,7 @@ def resolve(detector: FaceDetector, track: Track, frames: np.ndarray,
         if not gaps:  # the first level: the gaps between consecutive keyframes
             starts = [-1 if -1 in known else int(keys[0])] + [int(k) for k in keys[:-1]]
             gaps = list(zip(starts, (int(k) for k in keys), strict=True))
-        todo, gaps = _split(gaps, known, out, track, detector.config.track_motion)
+        todo, gaps = _split(gaps, known, out, track, max_motion)
     track.keyframe = known[end - 1]
     track.next_frame += end
     return FaceDetections(out["boxes"], out["landmarks"], out["scores"], out["found"])
@@ -138,52 +170,3 @@ def _split(gaps: list[tuple[int, int]], known: dict[int, FaceDetections],
             todo.append(mid)
             halves += [(a, mid), (mid, b)]
     return todo, halves
-
-
-class FaceStage:
-    """Face detection for one video, shared by every face consumer among ``framers``:
-    consumers whose detectors have the same :attr:`FaceDetector.key` share one
-    detector and one :class:`Track`. :meth:`push` takes each decoded batch and
-    yields the ``(frames, {key: detections})`` chunks resolved so far, in order;
-    :meth:`flush` yields the rest at the end of the video."""
-
-    def __init__(self, framers: list[FrameExtractor]) -> None:
-        self.detectors: dict[DetectorKey, FaceDetector] = {}
-        for fx in framers:
-            if isinstance(fx, FaceConsumer):
-                self.detectors.setdefault(fx.detector.key, fx.detector)
-        self.tracks = {key: Track() for key in self.detectors}
-        self._held = np.zeros((0, 0, 0, 3), np.uint8)  # frames not yet handed out
-        self._ready: dict[DetectorKey, list[FaceDetections]] = {k: [] for k in self.detectors}
-
-    def push(self, frames: np.ndarray) -> Iterator[tuple[np.ndarray, dict[DetectorKey,
-                                                                          FaceDetections]]]:
-        """The chunks resolved once ``frames`` (the video's next batch) arrived."""
-        return self._step(frames, final=False)
-
-    def flush(self) -> Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]:
-        """The chunks still held back, at the end of the video."""
-        return self._step(None, final=True)
-
-    def _step(self, frames: np.ndarray | None, final: bool
-              ) -> Iterator[tuple[np.ndarray, dict[DetectorKey, FaceDetections]]]:
-        if frames is not None:
-            self._held = frames if self._held.shape[0] == 0 else np.concatenate(
-                [self._held, frames])
-        if self._held.shape[0] == 0:
-            return
-        for key, det in self.detectors.items():
-            track = self.tracks[key]
-            done = sum(len(p) for p in self._ready[key])
-            pending = self._held[done:]
-            if len(pending):
-                self._ready[key].append(resolve(det, track, pending, final))
-        ready = min((sum(len(p) for p in parts) for parts in self._ready.values()),
-                    default=self._held.shape[0])
-        if ready == 0:
-            return
-        out = {key: FaceDetections.concat(parts)[:ready] for key, parts in self._ready.items()}
-        rest = {key: FaceDetections.concat(parts)[ready:] for key, parts in self._ready.items()}
-        chunk, self._held = self._held[:ready], self._held[ready:]
-        self._ready = {key: [r] if len(r) else [] for key, r in rest.items()}
-        yield chunk, out

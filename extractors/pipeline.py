@@ -3,7 +3,7 @@
 
 Per decoded batch of frames ``(B, H, W, 3)``, in order:
 
-1. **Face detection stage** (:class:`extractors.face_track.FaceStage`): every frame
+1. **Face detection stage** (:class:`extractors.face_detect.FaceStage`): every frame
    extractor that reads faces is a :class:`extractors.face_detect.FaceConsumer`;
    consumers whose detectors have the same
    :attr:`~extractors.face_detect.FaceDetector.key` (model SHA-256 and every identity
@@ -42,8 +42,7 @@ import zarr
 
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
-from extractors.face_detect import DetectorKey, FaceConsumer, FaceDetections
-from extractors.face_track import FaceStage
+from extractors.face_detect import DetectorKey, FaceConsumer, FaceDetections, FaceStage
 from extractors.plan import Plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime, device_error, device_fault
 from store.errors import BahfsError

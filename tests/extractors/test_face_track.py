@@ -12,8 +12,7 @@ import pytest
 from bahfs.sample.real_media import real_face_videos
 from extractors.base import DecodedVideo
 from extractors.decode import open_video
-from extractors.face_detect import FaceDetectConfig, FaceDetector
-from extractors.face_track import FaceStage
+from extractors.face_detect import FaceDetectConfig, FaceDetector, FaceStage
 from extractors.models import models_dir
 from extractors.pipeline import extract_all
 from store.errors import ConfigError
