@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections import Counter
 
 from store.errors import ConfigError
@@ -65,4 +66,6 @@ def fault_point(name: str) -> None:
     if action == "kill":
         os.killpg(os.getpgrp(), signal.SIGKILL)
     elif action == "stop":
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # sent to this thread, so that it stops here: sent to the process, the signal
+        # may be taken by another thread while this one runs on for a moment
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
