@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from extractors.models import models_dir
-from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_model, in_halves, session
+from extractors.runtime import (
+    DEFAULT_RUNTIME,
+    Runtime,
+    check_model,
+    concat_outputs,
+    in_halves,
+    session,
+)
 from store.errors import ModelError
 
 #: name -> SHA-256 of the TFLite file it was converted from
@@ -53,9 +60,7 @@ class LoadedModel:
                 x[part], np.float32)})
             return [np.asarray(r, np.float32) for r in res]
 
-        return in_halves(rows, len(x), lambda parts: [np.concatenate(p) for p in
-                                                      zip(*parts, strict=True)],
-                         self.path.stem)
+        return in_halves(rows, len(x), concat_outputs, self.path.stem)
 
 
 def load(name: str, folder: Path | None = None, runtime: Runtime = DEFAULT_RUNTIME

@@ -27,7 +27,7 @@ from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetection
 from extractors.face_model import FaceModel, FaceModelSpec, read_spec
 from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
-from extractors.runtime import Runtime, in_halves
+from extractors.runtime import Runtime, concat_outputs, in_halves
 from store.errors import ModelError
 from store.features import ArraySpec
 
@@ -112,9 +112,7 @@ class FaceExtractor(FaceConsumer):
                     out[found] = res
             return outs
 
-        outs = in_halves(rows, len(chunk), lambda parts: [np.concatenate(p) for p in
-                                                          zip(*parts, strict=True)],
-                         "the face model")
+        outs = in_halves(rows, len(chunk), concat_outputs, "the face model")
         state.setdefault("parts", []).append((*outs, faces.boxes, faces.landmarks,
                                               faces.scores, faces.found))
 

@@ -229,21 +229,13 @@ class FaceDetector(FaceConsumer):
         return self._detect(frames)
 
     def detections(self, frames: np.ndarray) -> FaceDetections:
-        """Whole-frame detections of every one of ``frames``, whatever the keyframe
-        stride (one image, or a batch outside a video)."""
-        return self.whole(frames)
-
-    def whole(self, frames: np.ndarray) -> FaceDetections:
-        """Whole-frame detections, ``config.batch`` frames per detector call."""
-        return self._batched(frames, self.detect)
-
-    def _batched(self, frames: np.ndarray, run: Any) -> FaceDetections:
-        """``run`` (frames -> boxes, landmarks, scores, found) ``config.batch`` frames
-        per call; when the device runs out of memory, a call in halves
+        """Whole-frame detections of every one of ``frames`` (keyframes, one image, a
+        batch outside a video), ``config.batch`` frames per detector call; when the
+        device runs out of memory, a call in halves
         (:func:`extractors.runtime.in_halves`)."""
         def call(chunk: np.ndarray) -> FaceDetections:
             def rows(part: slice) -> FaceDetections:
-                return FaceDetections(*run(chunk[part]))
+                return FaceDetections(*self.detect(chunk[part]))
 
             return in_halves(rows, len(chunk), FaceDetections.concat, "the face detector")
 
@@ -294,7 +286,8 @@ class FaceStage:
                 self.detectors.setdefault(fx.detector.key, fx.detector)
         self.tracks = {key: Track() for key in self.detectors}
         self._held = np.zeros((0, 0, 0, 3), np.uint8)  # frames not yet handed out
-        self._ready: dict[DetectorKey, list[FaceDetections]] = {k: [] for k in self.detectors}
+        # per detector, the detections of the first held frames, resolved already
+        self._ready = {key: FaceDetections.concat([]) for key in self.detectors}
 
     def push(self, frames: np.ndarray) -> Iterator[tuple[np.ndarray, dict[DetectorKey,
                                                                           FaceDetections]]]:
@@ -313,19 +306,16 @@ class FaceStage:
         if self._held.shape[0] == 0:
             return
         for key, det in self.detectors.items():
-            track = self.tracks[key]
-            done = sum(len(p) for p in self._ready[key])
-            pending = self._held[done:]
+            ready = self._ready[key]
+            pending = self._held[len(ready):]
             if len(pending):
-                self._ready[key].append(resolve(det.whole, det.config.keyframe_stride,
-                                                det.config.track_motion, track, pending,
-                                                final))
-        ready = min((sum(len(p) for p in parts) for parts in self._ready.values()),
-                    default=self._held.shape[0])
-        if ready == 0:
+                self._ready[key] = FaceDetections.concat([ready, resolve(
+                    det.detections, det.config.keyframe_stride, det.config.track_motion,
+                    self.tracks[key], pending, final)])
+        n = min((len(r) for r in self._ready.values()), default=self._held.shape[0])
+        if n == 0:
             return
-        out = {key: FaceDetections.concat(parts)[:ready] for key, parts in self._ready.items()}
-        rest = {key: FaceDetections.concat(parts)[ready:] for key, parts in self._ready.items()}
-        chunk, self._held = self._held[:ready], self._held[ready:]
-        self._ready = {key: [r] if len(r) else [] for key, r in rest.items()}
+        chunk, self._held = self._held[:n], self._held[n:]
+        out = {key: r[:n] for key, r in self._ready.items()}
+        self._ready = {key: r[n:] for key, r in self._ready.items()}
         yield chunk, out

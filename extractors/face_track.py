@@ -26,7 +26,7 @@ and holds nothing back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,13 +67,11 @@ class FaceDetections:
 @dataclass
 class Track:
     """One video's detection state for one detector, carried from batch to batch:
-    the index in the video of the first held-back frame, the detections of the last
-    keyframe (None before the first), and how each frame was resolved."""
+    the index in the video of the first held-back frame and the detections of the
+    last keyframe (None before the first)."""
 
     next_frame: int = 0
     keyframe: FaceDetections | None = None
-    counts: dict[str, int] = field(default_factory=lambda: {
-        "keyframe": 0, "interpolated": 0, "absent": 0, "detected": 0})
 
 
 def motion(a: FaceDetections, b: FaceDetections) -> float:
@@ -131,11 +129,10 @@ def resolve(whole: Callable[[np.ndarray], FaceDetections], stride: int, max_moti
         for j, k in enumerate(todo):
             known[k] = det[j:j + 1]
             _put(out, slice(k, k + 1), known[k])
-        track.counts["keyframe" if not gaps else "detected"] += len(todo)
         if not gaps:  # the first level: the gaps between consecutive keyframes
             starts = [-1 if -1 in known else int(keys[0])] + [int(k) for k in keys[:-1]]
             gaps = list(zip(starts, (int(k) for k in keys), strict=True))
-        todo, gaps = _split(gaps, known, out, track, max_motion)
+        todo, gaps = _split(gaps, known, out, max_motion)
     track.keyframe = known[end - 1]
     track.next_frame += end
     return FaceDetections(out["boxes"], out["landmarks"], out["scores"], out["found"])
@@ -147,7 +144,7 @@ def _put(out: dict[str, np.ndarray], rows: slice, det: FaceDetections) -> None:
 
 
 def _split(gaps: list[tuple[int, int]], known: dict[int, FaceDetections],
-           out: dict[str, np.ndarray], track: Track, max_motion: float
+           out: dict[str, np.ndarray], max_motion: float
            ) -> tuple[list[int], list[tuple[int, int]]]:
     """Fill the gaps between detected frames that can be filled (both without a
     face: none; both with one that moved little: interpolated); the others give the
@@ -161,10 +158,9 @@ def _split(gaps: list[tuple[int, int]], known: dict[int, FaceDetections],
         first, last = known[a], known[b]
         rows = slice(a + 1, b)
         if not first.found[0] and not last.found[0]:
-            track.counts["absent"] += m  # out is zeros there already
-        elif first.found[0] and last.found[0] and motion(first, last) <= max_motion:
+            continue  # no face between them: out is zeros there already
+        if first.found[0] and last.found[0] and motion(first, last) <= max_motion:
             _put(out, rows, interpolate(first, last, m))
-            track.counts["interpolated"] += m
         else:
             mid = (a + b) // 2
             todo.append(mid)

@@ -38,6 +38,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from store.devices import DeviceSetting
 from store.errors import ConfigError, DeviceError, ModelError
 
@@ -212,6 +214,12 @@ def in_halves(call: Callable[[slice], T], n: int, join: Callable[[list[T]], T],
             return join([rows(lo, mid), rows(mid, hi)])
 
     return rows(0, n)
+
+
+def concat_outputs(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """``join`` for :func:`in_halves` over calls that return one array per model
+    output: each output's rows of the parts, in order."""
+    return [np.concatenate(rows) for rows in zip(*parts, strict=True)]
 
 
 _LOADED: dict[str, tuple[int, int, int]] = {}
