@@ -30,10 +30,17 @@ def evaluate(
     """Per cue with enough segments: AUC of every feature column separating frames in
     segments coded with the cue from the other frames of the same videos; prints
     the best features per cue, writes the full table (CSV) and a heat map (PNG)."""
+    cue_table(store, feature_set, min_segments, top, out)
+
+
+def cue_table(store: Path, feature_set: str, min_segments: int, top: int,
+              out: Path | None = None) -> None:
+    """``bahfs cues evaluate``'s work: the table printed (best ``top`` per cue) and
+    written to ``out`` (default STORE/plots) as cue_auc.csv and cue_auc.png."""
     from store.cue_eval import evaluate_cues, plot_cue_auc, top_features
 
     table = evaluate_cues(store, feature_set, min_segments)
-    print_table(f"best {top} features per cue (AUC; 0.5 = no separation)",
+    print_table(f"best {top} {feature_set} features per cue (AUC; 0.5 = no separation)",
                 top_features(table, top))
     folder = out or Path(store) / "plots"
     folder.mkdir(parents=True, exist_ok=True)

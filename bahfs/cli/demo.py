@@ -11,30 +11,11 @@ from typing import Annotated
 import typer
 
 from bahfs.cli.common import app, friendly, print_table
+from bahfs.cli.cues import cue_table
 from bahfs.cli.models import train
 from bahfs.cli.samples import sample_data
 from bahfs.cli.stats import stats
-
-
-def cue_table(store: Path, min_segments: int = 3) -> None:
-    """The cue table of the demo store's ``face`` feature set (cues coded in at least
-    ``min_segments`` segments), written to STORE/plots; says so when no cue has
-    that many."""
-    from store.cue_eval import evaluate_cues, plot_cue_auc, top_features
-    from store.errors import BahfsError
-
-    try:
-        table = evaluate_cues(store, "face", min_segments)
-    except BahfsError as exc:
-        typer.echo(f"no cue table: {exc}")
-        return
-    print_table("best 3 face features per cue (AUC; 0.5 = no separation)",
-                top_features(table, 3))
-    folder = store / "plots"
-    folder.mkdir(parents=True, exist_ok=True)
-    table.write_csv(folder / "cue_auc.csv")
-    typer.echo(f"cue table: {folder / 'cue_auc.csv'}; plot: "
-               f"{plot_cue_auc(table, folder / 'cue_auc.png')}")
+from store.errors import BahfsError
 
 
 @app.command()
@@ -93,7 +74,10 @@ def demo(
           out=out / "runs")
     typer.secho("[7/7] which face features carry which annotated cue "
                 "(bahfs cues evaluate --feature-set face)", bold=True)
-    cue_table(store)
+    try:
+        cue_table(store, "face", min_segments=3, top=3)
+    except BahfsError as exc:  # too few coded segments in a small sample
+        typer.echo(f"no cue table: {exc}")
     typer.secho(f"\ninbox: {inbox}\nstore: {store} (tables/, features.zarr/)\n"
                 f"plots: {store / 'plots'}\nruns: {out / 'runs'}\n"
                 f"prefect logs: {out / 'prefect'} (server.log, worker.log)",
