@@ -4,7 +4,9 @@ detection and alignment, FER expression embedding and emotions), ``face_detect``
 activity), ``audio`` (Whisper encoder states),
 ``words`` (Whisper transcript with word times, MiniLM word vectors on the frames
 each word spans), ``prosody`` (openSMILE eGeMAPS descriptors and pauses; the
-optional ``opensmile`` package) and ``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
+optional ``opensmile`` package), ``fluency`` (speech rate, pauses, fillers,
+repetitions and corrections from the words and their times; filled pauses from the
+audio) and ``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
 body from MediaPipe's face mesh, iris and pose models). Decoding
 (:mod:`extractors.decode`), the extractor contract
 (:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
@@ -19,6 +21,7 @@ from extractors import behaviour as _behaviour  # noqa: F401 - registers "behavi
 from extractors import face as _face  # noqa: F401 - registers "face"
 from extractors import face_crop as _face_crop  # noqa: F401 - registers "face_crop"
 from extractors import face_detect as _face_detect  # noqa: F401 - registers "face_detect"
+from extractors import fluency as _fluency  # noqa: F401 - registers "fluency"
 from extractors import prosody as _prosody  # noqa: F401 - registers "prosody"
 from extractors import speech as _speech  # noqa: F401 - registers "words"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register

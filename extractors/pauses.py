@@ -78,14 +78,20 @@ def pitch_track(audio: np.ndarray, rate: int = 16_000, hop_s: float = HOP_S,
 
 
 def flat_voiced_runs(f0: np.ndarray, min_s: float, max_semitones: float,
-                     hop_s: float = HOP_S) -> list[tuple[int, int]]:
-    """Voiced runs of at least ``min_s`` whose pitch keeps within ``max_semitones``
-    (standard deviation) of its mean: sustained, flat voicing, as a filled pause."""
+                     bridge_s: float = 0.03, hop_s: float = HOP_S) -> list[tuple[int, int]]:
+    """Voiced runs (unvoiced gaps up to ``bridge_s`` bridged) of at least ``min_s``
+    whose pitch keeps within ``max_semitones`` (standard deviation) of its median:
+    sustained, flat voicing, as a filled pause. Rows ``[start, end)``."""
+    voiced = f0 > 0
+    for s, e in zip(*runs(~voiced), strict=True):
+        if s > 0 and e < voiced.size and (e - s) * hop_s <= bridge_s + 1e-9:
+            voiced[s:e] = True
     out = []
-    for s, e in zip(*runs(f0 > 0), strict=True):
-        if (e - s) * hop_s < min_s:
+    for s, e in zip(*runs(voiced), strict=True):
+        if (e - s) * hop_s < min_s - 1e-9:
             continue
-        semis = 12 * np.log2(f0[s:e] / np.median(f0[s:e]))
+        pitch = f0[s:e][f0[s:e] > 0]
+        semis = 12 * np.log2(pitch / np.median(pitch))
         if float(np.std(semis)) <= max_semitones:
             out.append((int(s), int(e)))
     return out

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -66,6 +66,60 @@ class SpeechConfig:
     language: str = identity("")  # empty: detect
     embedding_model: str = identity("")  # a sentence-transformers folder; empty: MiniLM
     max_tokens: int = identity(0)  # word-piece window; 0: the word model's own maximum
+
+
+class AsrOptions(Protocol):
+    """The config fields that decide a transcript (``SpeechConfig`` and the configs of
+    other extractors that transcribe have them)."""
+
+    @property
+    def asr_model_dir(self) -> str: ...
+    @property
+    def asr_backend(self) -> str: ...
+    @property
+    def align_model_dir(self) -> str: ...
+    @property
+    def compute_type(self) -> str: ...
+    @property
+    def beam_size(self) -> int: ...
+    @property
+    def vad_filter(self) -> bool: ...
+    @property
+    def asr_batch_size(self) -> int: ...
+    @property
+    def language(self) -> str: ...
+
+
+def transcribe(asr: Any, cfg: AsrOptions, audio: np.ndarray, runtime: Runtime
+               ) -> dict[str, Any]:
+    """The transcript of ``audio`` (16 kHz): language, its probability, the words with
+    start, end, probability and whether the time was interpolated, and the text.
+    ``asr``: the faster-whisper model (:func:`extractors.models.load_whisper`)."""
+    if cfg.asr_backend == "whisperx":
+        from extractors.asr_whisperx import transcribe_whisperx
+
+        out = transcribe_whisperx(audio, str(cfg.asr_model_dir or default_asr_dir()),
+                                  cfg.compute_type, cfg.language, cfg.align_model_dir,
+                                  runtime.device)
+        words = interpolate_times(out["words"], len(audio) / 16_000)
+        return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
+    if cfg.asr_batch_size > 0:  # VAD segments decoded together (GPU)
+        from faster_whisper import BatchedInferencePipeline
+
+        segments, info = BatchedInferencePipeline(model=asr).transcribe(
+            audio, word_timestamps=True, vad_filter=True, batch_size=cfg.asr_batch_size,
+            beam_size=cfg.beam_size, language=cfg.language or None)
+    else:
+        segments, info = asr.transcribe(
+            audio, word_timestamps=True, vad_filter=cfg.vad_filter,
+            beam_size=cfg.beam_size, language=cfg.language or None)
+    words = [{"word": w.word.strip(), "start": w.start, "end": w.end,
+              "probability": float(w.probability)}
+             for s in segments for w in (s.words or []) if w.word.strip()]
+    words = interpolate_times(words, len(audio) / 16_000)
+    return {"language": info.language, "language_probability":
+            float(info.language_probability), "words": words,
+            "text": " ".join(w["word"] for w in words)}
 
 
 def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
@@ -159,32 +213,7 @@ class SpeechExtractor(Extractor):
                 ArraySpec("word_index", "int32", (), "index into the transcript words"))
 
     def transcribe(self, audio: np.ndarray) -> dict[str, Any]:
-        if self.config.asr_backend == "whisperx":
-            from extractors.asr_whisperx import transcribe_whisperx
-
-            out = transcribe_whisperx(audio, str(self.config.asr_model_dir or default_asr_dir()),
-                                      self.config.compute_type, self.config.language,
-                                      self.config.align_model_dir, self.runtime.device)
-            words = interpolate_times(out["words"], len(audio) / 16_000)
-            return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
-        if self.config.asr_batch_size > 0:  # VAD segments decoded together (GPU)
-            from faster_whisper import BatchedInferencePipeline
-
-            segments, info = BatchedInferencePipeline(model=self.asr).transcribe(
-                audio, word_timestamps=True, vad_filter=True,
-                batch_size=self.config.asr_batch_size, beam_size=self.config.beam_size,
-                language=self.config.language or None)
-        else:
-            segments, info = self.asr.transcribe(
-                audio, word_timestamps=True, vad_filter=self.config.vad_filter,
-                beam_size=self.config.beam_size, language=self.config.language or None)
-        words = [{"word": w.word.strip(), "start": w.start, "end": w.end,
-                  "probability": float(w.probability)}
-                 for s in segments for w in (s.words or []) if w.word.strip()]
-        words = interpolate_times(words, len(audio) / 16_000)
-        return {"language": info.language, "language_probability":
-                float(info.language_probability), "words": words,
-                "text": " ".join(w["word"] for w in words)}
+        return transcribe(self.asr, self.config, audio, self.runtime)
 
     def embed_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Contextual vectors of the transcript's words, and which words have one."""
