@@ -12,7 +12,9 @@ body from MediaPipe's face mesh, iris and pose models). Decoding
 (:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
 and ONNX Runtime sessions (:mod:`extractors.runtime`) live beside them.
 
-Importing this package registers the extractors it holds.
+Importing this package registers the extractors it holds, and those installed
+packages declare in the ``bahfs.extractors`` entry-point group
+(:mod:`extractors.plugins`).
 """
 
 from extractors import audio as _audio  # noqa: F401 - registers "logmel"
@@ -25,6 +27,9 @@ from extractors import fluency as _fluency  # noqa: F401 - registers "fluency"
 from extractors import prosody as _prosody  # noqa: F401 - registers "prosody"
 from extractors import speech as _speech  # noqa: F401 - registers "words"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register
+from extractors.plugins import load_plugins
+
+load_plugins()  # extractors of installed packages (entry points bahfs.extractors)
 
 #: What `bahfs extract-video` runs unless told otherwise (face includes detection).
 DEFAULT_EXTRACTORS = ("face", "logmel", "audio", "words")

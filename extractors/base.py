@@ -141,6 +141,8 @@ class FrameExtractor(Extractor):
 
 
 REGISTRY: dict[str, type[Extractor]] = {}
+#: Plugin extractors found but left out (:mod:`extractors.plugins`), with why.
+LEFT_OUT: dict[str, str] = {}
 E = TypeVar("E", bound=type[Extractor])
 
 
@@ -153,6 +155,9 @@ def register(cls: E) -> E:
 
 
 def get_extractor(name: str) -> type[Extractor]:
+    if name not in REGISTRY and name in LEFT_OUT:
+        raise ConfigError(f"extractor {name!r} is an installed plugin that was left out: "
+                          f"{LEFT_OUT[name]}", expected="a plugin that loads (see above)")
     if name not in REGISTRY:
         raise ConfigError(f"unknown extractor {name!r}", expected=f"one of {sorted(REGISTRY)}")
     return REGISTRY[name]
