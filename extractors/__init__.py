@@ -6,7 +6,8 @@ activity), ``audio`` (Whisper encoder states),
 each word spans), ``prosody`` (openSMILE eGeMAPS descriptors and pauses; the
 optional ``opensmile`` package), ``fluency`` (speech rate, pauses, fillers,
 repetitions and corrections from the words and their times; filled pauses from the
-audio) and ``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
+audio), ``speech_model`` (a Hugging Face wav2vec2-family model by path on ONNX
+Runtime) and ``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
 body from MediaPipe's face mesh, iris and pose models). Decoding
 (:mod:`extractors.decode`), the extractor contract
 (:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
@@ -26,6 +27,7 @@ from extractors import face_detect as _face_detect  # noqa: F401 - registers "fa
 from extractors import fluency as _fluency  # noqa: F401 - registers "fluency"
 from extractors import prosody as _prosody  # noqa: F401 - registers "prosody"
 from extractors import speech as _speech  # noqa: F401 - registers "words"
+from extractors import speech_model as _speech_model  # noqa: F401 - registers "speech_model"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register
 from extractors.plugins import load_plugins
 

@@ -50,6 +50,8 @@ class Extractor(ABC):
     device: str = "cpu"
     #: Where and how the models run (device setting, threads), given when built.
     runtime: Runtime = Runtime()
+    #: Built with its default config it has no model to run: a plan names one by path.
+    needs_model: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, runtime: Runtime | None = None) -> None:
         config = config if config is not None else self.Config()

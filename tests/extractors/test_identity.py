@@ -20,7 +20,8 @@ from extractors.migrate import migrate_feature_set_ids
 from extractors.speech import SpeechConfig
 from store.errors import ConfigError
 
-OURS = sorted(n for n, c in extractors.REGISTRY.items() if c.__module__.startswith("extractors."))
+OURS = sorted(n for n, c in extractors.REGISTRY.items()
+              if c.__module__.startswith("extractors.") and not c.needs_model)
 
 
 def with_field(config: Any, path: str, value: Any) -> Any:
