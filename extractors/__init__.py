@@ -7,7 +7,8 @@ each word spans), ``prosody`` (openSMILE eGeMAPS descriptors and pauses; the
 optional ``opensmile`` package), ``fluency`` (speech rate, pauses, fillers,
 repetitions and corrections from the words and their times; filled pauses from the
 audio), ``speech_model`` (a Hugging Face wav2vec2-family model by path on ONNX
-Runtime) and ``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
+Runtime), ``vggish`` (an ONNX VGGish by path, one 0.96 s patch per frame) and
+``behaviour`` (head pose, gaze, eyes, brows, mouth and upper
 body from MediaPipe's face mesh, iris and pose models). Decoding
 (:mod:`extractors.decode`), the extractor contract
 (:mod:`extractors.base`), model locations and loaders (:mod:`extractors.models`)
@@ -28,6 +29,7 @@ from extractors import fluency as _fluency  # noqa: F401 - registers "fluency"
 from extractors import prosody as _prosody  # noqa: F401 - registers "prosody"
 from extractors import speech as _speech  # noqa: F401 - registers "words"
 from extractors import speech_model as _speech_model  # noqa: F401 - registers "speech_model"
+from extractors import vggish as _vggish  # noqa: F401 - registers "vggish"
 from extractors.base import REGISTRY, DecodedVideo, Extractor, get_extractor, register
 from extractors.plugins import load_plugins
 
