@@ -55,8 +55,8 @@ def mel_matrix() -> np.ndarray:
     bins = mel(np.linspace(0.0, RATE / 2, FFT // 2 + 1))
     edges = np.linspace(mel(np.array(125.0)), mel(np.array(7500.0)), N_BANDS + 2)
     lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]
-    weights = np.maximum(0.0, np.minimum((bins[:, None] - lo) / (mid - lo),
-                                         (hi - bins[:, None]) / (hi - mid)))
+    weights: np.ndarray = np.maximum(0.0, np.minimum((bins[:, None] - lo) / (mid - lo),
+                                                     (hi - bins[:, None]) / (hi - mid)))
     weights[0, :] = 0.0
     return weights
 
