@@ -5,7 +5,8 @@ same run, and how many of a generated release's fillers the ASR keeps.
 
 RELEASE is a generated release (``bahfs sample-data``; its ``bahfs_truth.json`` says
 what each answer says and when). Per extractor (``face``, ``prosody``, ``fluency``,
-and ``speech_model`` when ``--speech-model DIR`` names a Hugging Face folder): frames
+``speech_model`` when ``--speech-model DIR`` names a Hugging Face folder, ``vggish``
+when ``--vggish FILE`` names an ONNX VGGish): frames
 per second over the first ``--videos`` videos, each decoded and extracted alone,
 after one warm-up video. Then, over every video of the release, the filler sounds
 (um, uh) and filler words the speech holds against those ``fluency``'s transcript
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=6)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--speech-model", default="", help="a Hugging Face speech model folder")
+    ap.add_argument("--vggish", default="", help="an ONNX VGGish")
     args = ap.parse_args()
     truth = json.loads((args.release / "bahfs_truth.json").read_text())
     paths = [args.release / r for r in sorted(truth)[:args.videos]]
@@ -87,6 +89,10 @@ def main() -> None:
 
         built.append(SpeechModelExtractor(SpeechModelConfig(model_dir=args.speech_model),
                                           runtime))
+    if args.vggish:
+        from extractors.vggish import VGGishConfig, VGGishExtractor
+
+        built.append(VGGishExtractor(VGGishConfig(model_path=args.vggish), runtime))
     rates = {e.name: frames_per_s(paths, e) for e in built}
     face = rates["face"]
     print(f"{len(paths)} videos, device {args.device}, frames/s: " + "; ".join(

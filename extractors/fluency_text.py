@@ -12,8 +12,9 @@ The rules, on Whisper's words as written (punctuation attached, ``"Well,"``):
   (``"I, I, I"``: the second and third), or a pair of words equal to the pair before
   them (``"I want, I want"``);
 - **self-correction**: "no", "sorry", "rather" or "actually" after a comma inside a
-  sentence (``"next week, or, no, next month"``), and a word cut off (written ending
-  in ``-``);
+  sentence (``"next week, or, no, next month"``), "no" right after "or" (Whisper
+  often writes that one without its commas: ``"next week or no next month"``), and a
+  word cut off (written ending in ``-``);
 - **syllables**: the groups of vowels (a, e, i, o, u, y) in the word, less a silent
   final e (not in -le, -ee, or after a group ending in y: "maybe"), at least one.
 """
@@ -82,7 +83,8 @@ def corrections(raw: list[str]) -> np.ndarray:
     out = np.zeros(len(raw), bool)
     for i, w in enumerate(raw):
         after_comma = i > 0 and raw[i - 1].rstrip().endswith(",")
-        out[i] = (after_comma and norm(w) in _MARKERS) or w.rstrip().endswith("-")
+        or_no = i > 0 and norm(raw[i - 1]) == "or" and norm(w) == "no"
+        out[i] = (after_comma and norm(w) in _MARKERS) or or_no or w.rstrip().endswith("-")
     return out
 
 

@@ -33,6 +33,7 @@ def test_the_generator_hesitations_read_as_their_cues() -> None:
     assert well["filler"] == ["Well,", "you", "know,", "I", "mean,"]
     assert well["filler_sound"] == []
     assert _events("Maybe next week, or, no, next month.")["correction"] == ["no,"]
+    assert _events("Maybe next week or no next month.")["correction"] == ["no"]
     assert _events("I would like to, but I have no time.") == \
         {"filler": [], "filler_sound": [], "repetition": [], "correction": []}
     for text, cues in texts.items():  # every coded filler, repetition, correction is seen

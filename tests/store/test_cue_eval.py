@@ -80,3 +80,32 @@ def test_a_feature_that_moves_inside_cue_segments_carries_the_cue(
     too_few = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments",
                                        "100000", "--out", str(out)])
     assert too_few.exit_code == 2 and "segments" in too_few.output
+
+
+@pytest.mark.slow  # prosody and fluency (Whisper) on every video of the sample release
+def test_the_cue_table_scores_prosody_and_fluency_on_a_generated_release(
+        sample_release: Path, tmp_path: Path) -> None:
+    from extractors.fluency import FluencyExtractor
+    from extractors.pipeline import extract_all
+    from extractors.prosody import ProsodyExtractor
+
+    pytest.importorskip("opensmile", reason="the prosody extra (bash .ci/setup.sh)")
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    writer, built = FeatureWriter(store), [ProsodyExtractor(), FluencyExtractor()]
+    for vid, pid, path in read_table(store, "videos").select(
+            "video_id", "participant_id", "path").iter_rows():
+        for f in extract_all(sample_release / path, built, video_id=vid, participant_id=pid):
+            writer.write(f)
+    for feature_set, columns in (("prosody", {"lld.Loudness_sma3", "lld.mfcc4_sma3",
+                                              "lld.F3amplitudeLogRelF0_sma3nz", "pause_s"}),
+                                 ("fluency", {"pause_fraction", "words_per_s",
+                                              "filler_sound_count", "filled_pause_count"})):
+        out = tmp_path / feature_set
+        res = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--feature-set",
+                                       feature_set, "--min-segments", "1", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        table = pl.read_csv(out / "cue_auc.csv")
+        pause = table.filter(pl.col("cue") == "Pause")
+        assert columns <= set(pause["feature"].to_list())  # 25 descriptors: none left out
+        assert pause["auc"].drop_nulls().len() == pause.height
