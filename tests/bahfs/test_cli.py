@@ -23,7 +23,7 @@ def test_every_command_has_help(command: str) -> None:
 
 def test_ingest_then_stats(sample_release: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    result = runner.invoke(app, ["ingest", str(sample_release), "--store", str(store)])
+    result = runner.invoke(app, ["ingest", str(sample_release), str(store)])
     assert result.exit_code == 0, result.output
     assert "excluded 8" in result.output and "declined use in" in result.output
     assert "variant: BAH release" in result.output
@@ -34,8 +34,7 @@ def test_ingest_then_stats(sample_release: Path, tmp_path: Path) -> None:
 
 
 def test_errors_are_one_clear_line_and_exit_2(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--store",
-                                 str(tmp_path / "s")])
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), str(tmp_path / "s")])
     assert result.exit_code == 2
     assert "dataset directory not found" in result.output
     assert str(tmp_path / "missing") in result.output
@@ -60,7 +59,7 @@ def test_purge_verify_export_commands(sample_release: Path, tmp_path: Path) -> N
     from store.writer import FeatureWriter
 
     store = tmp_path / "store"
-    assert runner.invoke(app, ["ingest", str(sample_release), "--store", str(store)]
+    assert runner.invoke(app, ["ingest", str(sample_release), str(store)]
                          ).exit_code == 0
     spec = FeatureSetSpec("audio", {}, "c" * 64, (ArraySpec("logmel", "float32", (4,)),))
     w = FeatureWriter(store)
@@ -73,7 +72,7 @@ def test_purge_verify_export_commands(sample_release: Path, tmp_path: Path) -> N
     result = runner.invoke(app, ["export-baseline", str(store), str(tmp_path / "out")])
     assert result.exit_code == 0 and f"exported {videos.height} videos" in result.output
     pid = videos["participant_id"][0]
-    result = runner.invoke(app, ["purge", "--participant", pid, "--store", str(store)])
+    result = runner.invoke(app, ["purge", str(store), "--participant", pid])
     assert result.exit_code == 0 and "future ingests will exclude them" in result.output
     assert runner.invoke(app, ["verify", str(store)]).exit_code == 0
     (store / "tables" / "videos.parquet").unlink()
@@ -93,7 +92,7 @@ def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> 
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
     bahfs = str(Path(sys.executable).with_name("bahfs"))
     store = tmp_path / "store"
-    res = subprocess.run([bahfs, "extract", str(sample_release), "--store", str(store),
+    res = subprocess.run([bahfs, "extract", str(sample_release), str(store),
                           "--extractors", "logmel"], env=env, capture_output=True,
                          text=True, timeout=400)
     out = res.stdout + res.stderr
@@ -103,20 +102,19 @@ def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> 
     from store.tables import read_table
 
     assert read_table(store, "extracted").height == read_table(store, "videos").height
-    again = subprocess.run([bahfs, "extract", str(sample_release), "--store", str(store),
+    again = subprocess.run([bahfs, "extract", str(sample_release), str(store),
                             "--extractors", "logmel"], env=env, capture_output=True,
                            text=True, timeout=400)
     assert again.returncode == 0 and "extracted 0 videos" in again.stdout
-    missing = subprocess.run([bahfs, "extract", str(tmp_path / "nope"), "--store",
-                              str(store)], env=env, capture_output=True, text=True,
-                             timeout=400)
+    missing = subprocess.run([bahfs, "extract", str(tmp_path / "nope"), str(store)],
+                             env=env, capture_output=True, text=True, timeout=400)
     assert missing.returncode == 2 and "inbox folder not found" in missing.stderr
 
 
 def test_ingest_merge_and_the_guard_against_replacing_batches(sample_release: Path,
                                                               tmp_path: Path) -> None:
     store = tmp_path / "store"
-    args = ["ingest", str(sample_release), "--store", str(store)]
+    args = ["ingest", str(sample_release), str(store)]
     first = runner.invoke(app, [*args, "--merge"])
     assert first.exit_code == 0 and f"from {sample_release.name}" in first.output
     again = runner.invoke(app, [*args, "--merge"])
