@@ -86,10 +86,9 @@ def check_whisperx(needed: bool) -> Check:
     python = whisperx_python()
     found = python.is_file() and any(python.parent.parent.glob(
         "lib/python*/site-packages/whisperx"))
-    why = "" if needed else " (not used by this plan)"
     return Check("whisperX environment", found,
-                 f"{python}{why}" if found else f"no whisperx at {python}{why}",
-                 INSTALL_HINT, needed=needed)
+                 str(python) if found else f"no whisperx at {python}", INSTALL_HINT,
+                 needed=needed)
 
 
 def check_devices() -> list[Check]:

@@ -25,6 +25,10 @@ LAST_RUNS = 3
 
 @dataclass(frozen=True)
 class FeatureSetStatus:
+    """Videos of the ``videos`` table by state, each counted once: extracted, pending
+    (to do next run), quarantined (a fault of their own), bugs (left pending by a bug,
+    their tracebacks in the ``bugs`` table)."""
+
     feature_set: str
     extractor: str
     extracted: int
@@ -101,7 +105,8 @@ def _feature_sets(store: Path, videos: pl.DataFrame) -> list[FeatureSetStatus]:
         todo = consented - done
         out.append(FeatureSetStatus(
             fs.name, str(read_attrs(fs).get("extractor", "")), len(done & consented),
-            len(todo - quarantined), len(todo & quarantined), len(todo & bugged - quarantined)))
+            len(todo - quarantined - bugged), len(todo & quarantined),
+            len(todo & bugged - quarantined)))
     return out
 
 
@@ -126,8 +131,10 @@ def next_step(store: Path, status: dict[str, Any]) -> str:
     fsets = status["feature_sets"]
     if not fsets or any(f.pending for f in fsets):
         return f"bahfs extract {source} {store}"
-    if any(f.quarantined or f.bugs for f in fsets):
+    if any(f.quarantined for f in fsets):
         return f"bahfs quarantine list {store}"
+    if any(f.bugs for f in fsets):
+        return f"bahfs quarantine bugs {store}"
     return f"bahfs train {store}"
 
 

@@ -10,9 +10,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from pydantic import ValidationError
+from typer._click.exceptions import UsageError  # typer's own click (0.29 vendors it)
 from typer.core import TyperGroup
 
 from store.errors import BahfsError, BusyError, MachineError, OrchestrationError, ToolMissingError
@@ -68,15 +68,15 @@ class BahfsGroup(TyperGroup):
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
-        except click.UsageError as exc:
+        except UsageError as exc:
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
             typer.secho(f"error: {exc.format_message()}{hint}", fg=typer.colors.RED,
                         err=True)
             code = USAGE
-        except click.ClickException as exc:
+        except typer.TyperException as exc:  # click's other exceptions: a bad file given
             typer.secho(f"error: {exc.format_message()}", fg=typer.colors.RED, err=True)
             code = BAD_INPUT
-        except click.Abort:
+        except typer.Abort:  # Ctrl-D at a prompt
             typer.secho("aborted", err=True)
             code = CHECK_FAILED
         except (BahfsError, ValidationError, OSError) as exc:  # raised by a callback
@@ -98,6 +98,7 @@ def _version(value: bool) -> None:
 
 
 app = typer.Typer(cls=BahfsGroup, no_args_is_help=True, add_completion=True,
+                  rich_markup_mode="markdown",
                   help="bahfs: extract BAH videos once, serve aligned features fast. "
                        "Exit codes: 0 done, 1 a check found problems, 2 bad input, "
                        "3 the machine (tool, disk, device, server), 4 bad usage.",
@@ -144,11 +145,12 @@ def _new_or_existing_store(path: Path) -> Path:
 
 #: the STORE argument of every command that reads or changes a store
 StoreArg = Annotated[Path, typer.Argument(
+    metavar="STORE",
     callback=_existing_store, show_default=False,
     help="A store: the folder `bahfs ingest` or `bahfs extract` wrote.")]
 #: the STORE argument of ``ingest`` and ``extract``: made when missing
 NewStoreArg = Annotated[Path, typer.Argument(
-    callback=_new_or_existing_store, show_default=False,
+    metavar="STORE", callback=_new_or_existing_store, show_default=False,
     help="The store to write: an existing store, or a new (missing or empty) folder.")]
 
 

@@ -21,6 +21,7 @@ def _store_if_given(path: Path | None) -> Path | None:
 @friendly
 def doctor(
     store: Annotated[Path | None, typer.Argument(
+        metavar="STORE",
         callback=_store_if_given, show_default=False,
         help="A store: check it is writable under its access policy, and the disk "
              "against what it still needs (default: the current folder's disk).")] = None,
@@ -46,7 +47,8 @@ def doctor(
         if c.ok:
             typer.echo(f"✔ {c.name}: {c.detail}")
         else:
-            typer.secho(f"✘ {c.name}: {c.detail}" + ("" if c.needed else " (optional)"),
+            optional = "" if c.needed else " (optional: this run does not use it)"
+            typer.secho(f"✘ {c.name}: {c.detail}{optional}",
                         fg=typer.colors.RED if c.needed else typer.colors.YELLOW)
             typer.echo(f"    fix: {c.fix}")
     missing = [c for c in checks if c.needed and not c.ok]

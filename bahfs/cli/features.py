@@ -45,7 +45,7 @@ def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
                     "--extractors face,logmel")
 @friendly
 def extract_video(
-    video: Annotated[Path, typer.Argument(show_default=False,
+    video: Annotated[Path, typer.Argument(show_default=False, metavar="VIDEO",
                                           help="Any video file ffmpeg reads.")],
     out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
@@ -78,6 +78,7 @@ def extract_video(
 @friendly
 def extract(
     source: Annotated[Path, typer.Argument(
+        metavar="SOURCE",
         show_default=False, help="A release folder, or an inbox of batch folders (each "
                                  "in the release layout).")],
     store: NewStoreArg,

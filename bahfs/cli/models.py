@@ -187,7 +187,7 @@ OnStore = Annotated[Path | None, typer.Option(
                                               "--split test")
 @friendly
 def evaluate(
-    run: Annotated[Path, typer.Argument(show_default=False,
+    run: Annotated[Path, typer.Argument(show_default=False, metavar="RUN",
                                         help="Run directory written by `bahfs train`.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     store: OnStore = None,
@@ -210,7 +210,7 @@ def evaluate(
                                               "--split test --out submission.csv")
 @friendly
 def predict(
-    run: Annotated[Path, typer.Argument(show_default=False,
+    run: Annotated[Path, typer.Argument(show_default=False, metavar="RUN",
                                         help="Run directory written by `bahfs train`.")],
     out: Annotated[Path, typer.Option("--out", help="Submission file to write.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",

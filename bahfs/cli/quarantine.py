@@ -45,6 +45,7 @@ def list_quarantine(
 def release_quarantine(
     store: StoreArg,
     video_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="VIDEO_ID...",
         show_default=False, help="Video ids to release (see `bahfs quarantine list`).")
     ] = None,
     release_all: Annotated[bool, typer.Option("--all", help="Release every quarantined "

@@ -24,7 +24,7 @@ from bahfs.cli.common import (
              epilog="Example: bahfs check-release /data/bah/release")
 @friendly
 def check_release_cmd(
-    dataset: Annotated[Path, typer.Argument(show_default=False,
+    dataset: Annotated[Path, typer.Argument(show_default=False, metavar="DATASET",
                                             help="BAH release directory (any variant).")],
     require_consent: Annotated[str, typer.Option(
         help="Consents a participant must have given, comma separated: "
@@ -81,6 +81,7 @@ def check_release_cmd(
 @friendly
 def ingest(
     dataset: Annotated[Path, typer.Argument(
+        metavar="DATASET",
         show_default=False, help="BAH release directory (real or generated); with "
                                  "--merge, a batch or an inbox of batches.")],
     store: NewStoreArg,

@@ -18,6 +18,7 @@ def review(
     out: Annotated[Path, typer.Option(
         help="The page (with VIDEO_ID: an .html file) or the site's folder.")],
     video_id: Annotated[str | None, typer.Argument(
+        metavar="VIDEO_ID",
         show_default=False, help="A video id: write its page. Without it: the site of "
                                  "every extracted video.")] = None,
     run: Annotated[Path | None, typer.Option(

@@ -16,7 +16,7 @@ from bahfs.cli.common import START, app, friendly
              epilog="Example: bahfs sample-data /tmp/bah-sample --participants 4 --seed 1")
 @friendly
 def sample_data(
-    out: Annotated[Path, typer.Argument(show_default=False,
+    out: Annotated[Path, typer.Argument(show_default=False, metavar="OUT",
                                         help="Directory to write the dataset into.")],
     participants: Annotated[int, typer.Option(help="Number of participants.")] = 6,
     first_participant: Annotated[int, typer.Option(

@@ -75,6 +75,7 @@ def verify_problems(store: Path) -> list[Any]:
 @friendly
 def access_cmd(
     store: Annotated[Path, typer.Argument(
+        metavar="STORE",
         show_default=False, help="A store; or, with --scope or --group, a missing or "
                                  "empty folder: a new store with that policy.")],
     scope: Annotated[str, typer.Option(
@@ -114,7 +115,8 @@ def access_cmd(
 @friendly
 def export_baseline_cmd(
     store: StoreArg,
-    out: Annotated[Path, typer.Argument(show_default=False, help="Output directory.")],
+    out: Annotated[Path, typer.Argument(show_default=False, metavar="OUT",
+                                        help="Output directory.")],
     source: Annotated[list[str] | None, typer.Option(
         help="modality=featureset[:array], repeatable (default: every feature set).")] = None,
 ) -> None:

@@ -50,8 +50,10 @@ def export_cmd(
 def score_cmd(
     store: StoreArg,
     prompts: Annotated[Path, typer.Argument(
+        metavar="PROMPTS",
         show_default=False, help="JSONL written by `bahfs zeroshot export`.")],
     answers: Annotated[Path, typer.Argument(
+        metavar="ANSWERS",
         show_default=False, help="JSONL of {\"id\", \"answer\"} per line.")],
 ) -> None:
     """Score a model's answers: the official metrics per prompt variant.

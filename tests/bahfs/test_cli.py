@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from bahfs.cli import app
@@ -121,3 +125,85 @@ def test_ingest_merge_and_the_guard_against_replacing_batches(sample_release: Pa
     assert again.exit_code == 0 and "nothing new" in again.output
     replace = runner.invoke(app, args)
     assert replace.exit_code == 2 and "merged batches" in replace.output
+
+
+def _commands() -> list[tuple[list[str], Any]]:
+    """Every command, subcommands of groups included, with the words that call it."""
+    root = typer.main.get_command(app)
+    out = []
+
+    def walk(words: list[str], cmd: Any) -> None:
+        if hasattr(cmd, "commands"):  # a group
+            for name, sub in cmd.commands.items():
+                walk([*words, name], sub)
+        else:
+            out.append((words, cmd))
+
+    walk([], root)
+    return out
+
+
+def _flat(text: str) -> str:
+    """Text as help shows it, wrapping undone: no box sides, no Markdown escapes or
+    code marks."""
+    return " ".join(text.replace("│", " ").replace("\\[", "[").replace("`", "").split())
+
+
+@pytest.mark.parametrize("words,command", _commands(), ids=lambda x: " ".join(x)
+                         if isinstance(x, list) else "")
+def test_every_option_is_explained_in_full_with_its_default(words: list[str],
+                                                            command: Any) -> None:
+    """No option's text empty or cut (rich once ate `[default: 5]` as markup), the
+    defaults shown, a one-line summary that ends its sentence, an example last."""
+    result = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    shown = _flat(result.output)
+    ctx = typer.Context(command, info_name=words[-1])
+    for param in command.params:
+        if param.name == "help" or getattr(param, "hidden", False):
+            continue
+        help_text = getattr(param, "help", None)
+        assert help_text and help_text.strip(), f"{words} {param.name}: no help"
+        assert _flat(help_text) in shown, f"{words} {param.name}: help cut or eaten"
+        record = param.get_help_record(ctx)
+        default = re.search(r"(?<!\\)\[default: ([^;\]]*)", record[1]) if record else None
+        if default:
+            assert f"[default: {default[1]}]" in shown, f"{words} {param.name}: no default"
+    summary = inspect.cleandoc(command.help or "").split("\n\n")[0]
+    assert "\n" not in summary and summary.endswith("."), f"{words}: {summary!r}"
+    assert (command.epilog or "").startswith("Example: bahfs " + " ".join(words)), words
+    assert shown.endswith(_flat(command.epilog or "")), f"{words}: the example is not last"
+
+
+def test_usage_errors_are_one_line_and_exit_4_and_the_version_is_shown() -> None:
+    for args, said in ((["verify"], "Missing argument 'STORE'."),
+                       (["status", ".", "--bogus"], "No such option: --bogus")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 4, result.output
+        assert result.output.strip().splitlines() == [
+            f"error: {said} (see `{result.output.split('`')[1]}`)"], result.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("bahfs 0.")
+
+
+def test_input_errors_name_the_problem_without_pydantic_wording(tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["check-release", str(tmp_path), "--require-consent",
+                              "chalenges"])
+    assert bad.exit_code == 2
+    assert bad.output.strip() == ("error: bad consent policy: unknown consent ['chalenges'] "
+                                  "| expected: consents among ['challenges', 'publications']")
+    empty = runner.invoke(app, ["quarantine", "list", str(tmp_path / "nonexistent")])
+    assert empty.exit_code == 2 and "no such directory" in empty.output
+    assert "0 videos quarantined" not in empty.output
+
+
+def test_cues_evaluate_defaults_to_a_feature_set_the_store_holds(small_store: Path,
+                                                                 tmp_path: Path) -> None:
+    from bahfs.cli.cues import default_feature_set
+    from store.errors import NotFoundError
+
+    assert default_feature_set(small_store) == "face"
+    bare = tmp_path / "bare"
+    (bare / "tables").mkdir(parents=True)
+    with pytest.raises(NotFoundError, match="--extractors face,behaviour"):
+        default_feature_set(bare)
