@@ -207,3 +207,31 @@ def test_cues_evaluate_defaults_to_a_feature_set_the_store_holds(small_store: Pa
     (bare / "tables").mkdir(parents=True)
     with pytest.raises(NotFoundError, match="--extractors face,behaviour"):
         default_feature_set(bare)
+
+
+def test_help_groups_the_commands_by_what_people_do() -> None:
+    shown = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    panels = {"Start": ["sample-data", "demo", "doctor"],
+              "Bring data in": ["check-release", "ingest", "extract", "extract-video", "plan"],
+              "Look after the store": ["status", "verify", "access", "purge", "quarantine",
+                                       "export-baseline"],
+              "Research": ["stats", "cues", "review", "train", "evaluate", "predict",
+                           "personalise", "zeroshot"]}
+    starts = [shown.index(f"─ {panel} ─") for panel in panels]
+    assert starts == sorted(starts)  # in the order people need them
+    bounds = [*starts, len(shown)]
+    for (panel, names), start, end in zip(panels.items(), bounds, bounds[1:], strict=False):
+        rows = {line.split()[1] for line in shown[start:end].splitlines()[1:]
+                if line.startswith("│ ") and line.split()[1][0].isalpha()}
+        assert set(names) <= rows, (panel, rows)
+    assert len({line.split()[1] for line in shown.splitlines() if line.startswith("│ ")
+                and line.split()[1][0].isalpha()}) == sum(map(len, panels.values()))
+
+
+def test_ingest_writes_only_into_a_store_or_a_new_folder(tmp_path: Path) -> None:
+    checkout = tmp_path / "store"  # e.g. the checkout's `store/` package
+    checkout.mkdir()
+    (checkout / "__init__.py").write_text("")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "release"), str(checkout)])
+    assert result.exit_code == 2 and "is not a bahfs store" in result.output
+    assert sorted(p.name for p in checkout.iterdir()) == ["__init__.py"]
