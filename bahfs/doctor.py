@@ -112,9 +112,9 @@ def check_devices() -> list[Check]:
 def check_prefect(timeout_s: float = 5.0) -> Check:
     """The Prefect API a run reports to: reachable, and accepting its credentials."""
     import httpx
-    from prefect.settings import get_current_settings
+    from prefect.settings import Settings
 
-    api = get_current_settings().api
+    api = Settings().api  # read now: the environment (and profile) a run started here sees
     if not api.url:
         return Check("Prefect API", True, "PREFECT_API_URL not set: `bahfs extract` starts "
                                           "a temporary local server", needed=False)
@@ -139,11 +139,13 @@ def check_prefect(timeout_s: float = 5.0) -> Check:
 
 def check_dask(address: str | None, timeout_s: float = 5.0) -> Check:
     """The Dask scheduler a run would use: reachable, over TLS when it says tls://."""
+    from flows.common import scheduler_address
     from flows.security import dask_security
 
-    if not address:
-        return Check("Dask", True, "a local cluster (no --dask-address)", needed=False)
     try:
+        address = scheduler_address(address)  # --dask-address, else as a run finds it
+        if not address:
+            return Check("Dask", True, "a local cluster (no --dask-address)", needed=False)
         security = dask_security(address)
         from distributed import Client
 

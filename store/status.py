@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from store.access import load_policy, survey
+from store.errors import NotFoundError
 from store.layout import features_root, published_videos, read_attrs
 from store.tables import read_manifest, read_table_or_empty, table_exists
 
@@ -115,7 +116,7 @@ def _releases(store: Path) -> tuple[list[str], list[dict[str, Any]]]:
         "batch", "source", "ingested_at", "participants", "videos")
     try:
         dataset = read_manifest(store).get("dataset", [])
-    except (OSError, ValueError):  # no ingest yet: NotFoundError, or an unreadable one
+    except NotFoundError:  # nothing ingested yet
         dataset = []
     releases = [dataset] if isinstance(dataset, str) else list(dataset)
     return releases, batches.to_dicts()

@@ -12,7 +12,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from typer._click.exceptions import UsageError  # typer's own click (0.29 vendors it)
+from typer._click.exceptions import (  # typer's own click (0.29 vendors it)
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer.core import TyperGroup
 
 from store.errors import BahfsError, BusyError, MachineError, OrchestrationError, ToolMissingError
@@ -68,6 +71,8 @@ class BahfsGroup(TyperGroup):
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
+        except NoArgsIsHelpError:  # a group given no command: its help, already shown
+            code = OK
         except UsageError as exc:
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
             typer.secho(f"error: {exc.format_message()}{hint}", fg=typer.colors.RED,

@@ -182,6 +182,10 @@ def test_usage_errors_are_one_line_and_exit_4_and_the_version_is_shown() -> None
         assert result.exit_code == 4, result.output
         assert result.output.strip().splitlines() == [
             f"error: {said} (see `{result.output.split('`')[1]}`)"], result.output
+    for bare in ([], ["quarantine"]):  # a group alone: its help, no error line
+        shown = runner.invoke(app, bare)
+        assert shown.exit_code == 0 and "Usage" in shown.output
+        assert "error" not in shown.output
     version = runner.invoke(app, ["--version"])
     assert version.exit_code == 0 and version.output.startswith("bahfs 0.")
 

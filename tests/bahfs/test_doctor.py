@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,16 @@ def test_doctor_on_a_store_that_cannot_be_written(small_store: Path, plan: Path,
     assert f"✘ store writable: cannot write {store}" in result.output
     assert "fix: run as the store's owner or a member of its group" in result.output
     assert "1 thing(s) a run needs are missing" in result.output
+
+
+def test_doctor_names_a_prefect_server_that_does_not_answer(plan: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    result = runner.invoke(app, ["doctor", "--plan", str(plan)],
+                           env={**NO_PREFECT, "PREFECT_API_URL": url})
+    assert result.exit_code == 1, result.output
+    assert f"✘ Prefect API: {url} unreachable" in result.output
+    assert "fix: start the server (docs/operations.md) or unset PREFECT_API_URL" in \
+        result.output
