@@ -205,21 +205,31 @@ BAHFS_ENTRIES = ("tables", "features.zarr", ".staging", ".trash", ".locks", "plo
                  "exports", ACCESS_FILE)
 
 
-def _walk(store: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    tops = [store / name for name in BAHFS_ENTRIES]
-    for top in tops:
+def _walk(store: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every path bahfs wrote in ``store`` with its ``lstat``, one system call each
+    (``os.scandir``; paths as strings: a store holds over 100k of them)."""
+    for name in BAHFS_ENTRIES:
+        top = os.path.join(store, name)
         try:
             st = os.lstat(top)
         except FileNotFoundError:
             continue
         yield top, st
-        for folder, dirs, files in os.walk(top):
-            for name in [*dirs, *files]:
-                p = Path(folder) / name
-                try:
-                    yield p, os.lstat(p)
-                except FileNotFoundError:  # removed meanwhile (a writer's staging)
-                    continue
+        folders = [top] if stat.S_ISDIR(st.st_mode) else []
+        while folders:
+            try:
+                entries = os.scandir(folders.pop())
+            except FileNotFoundError:  # removed meanwhile (a writer's staging)
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        est = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    yield entry.path, est
+                    if stat.S_ISDIR(est.st_mode):
+                        folders.append(entry.path)
 
 
 def _root_drift(st: os.stat_result) -> str | None:
@@ -245,7 +255,7 @@ def survey(store: Path | str, policy: AccessPolicy | None = None
     for path, st in _walk(store):
         used += st.st_blocks * 512
         if (what := policy.drift(path, st, root.st_gid)) is not None:
-            out.append((path, what))
+            out.append((Path(path), what))
     return used, out
 
 
