@@ -81,7 +81,7 @@ def _session(sid: int) -> list[tuple[int, str, str, str]]:
 
 
 class Extract:
-    """``bahfs extract RELEASE --store STORE`` (logmel, one Dask worker) in a session
+    """``bahfs extract RELEASE STORE`` (logmel, one Dask worker) in a session
     of its own, optionally with ``BAHFS_FAULT``."""
 
     def __init__(self, prefect: LocalPrefect, release: Path, store: Path, fault: str = ""
