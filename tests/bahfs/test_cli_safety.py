@@ -124,3 +124,17 @@ def test_a_redelivery_that_takes_consent_back_leaves_a_valid_store(
     assert read_table_or_empty(store, "withdrawals").height == 1
     result = runner.invoke(app, ["verify", str(store)])
     assert result.exit_code == 0, result.output
+
+
+def test_access_makes_a_store_only_where_one_is_meant(tmp_path: Path) -> None:
+    release = _release_folder(tmp_path / "release")
+    was = _files(release)
+    for args in (["access", str(release)], ["access", str(release), "--scope", "owner"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "is a BAH release, not a store" in result.output
+    assert _files(release) == was
+    shown = runner.invoke(app, ["access", str(tmp_path / "none")])
+    assert shown.exit_code == 2 and "no such directory" in shown.output
+    assert not (tmp_path / "none").exists()
+    made = runner.invoke(app, ["access", str(tmp_path / "new"), "--scope", "owner"])
+    assert made.exit_code == 0 and (tmp_path / "new" / "access.json").is_file()
