@@ -112,3 +112,20 @@ def test_doctor_names_a_prefect_server_that_does_not_answer(plan: Path) -> None:
     assert f"✘ Prefect API: {url} unreachable" in result.output
     assert "fix: start the server (docs/operations.md) or unset PREFECT_API_URL" in \
         result.output
+
+
+def test_doctor_names_a_dask_scheduler_out_of_reach_and_tls_without_certificates(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bahfs.doctor import check_dask
+    from flows.common import DASK_ADDRESS_ENV
+
+    monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = check_dask(f"tcp://127.0.0.1:{port}", timeout_s=1.0)
+    assert not gone.ok and gone.needed and "unreachable" in gone.detail
+    assert gone.fix == "start the scheduler (docs/operations.md, Dask)"
+    tls = check_dask(f"tls://127.0.0.1:{port}", timeout_s=1.0)
+    assert not tls.ok and tls.fix  # refused before connecting: no certificates anywhere
+    assert check_dask(None).ok and "local cluster" in check_dask(None).detail
