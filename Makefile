@@ -1,5 +1,5 @@
 # The two commands of the README. Both install what they need first (idempotent).
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint
 
 setup:
 	bash .ci/setup.sh

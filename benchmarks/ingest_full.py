@@ -11,7 +11,7 @@ timing wall clock and peak memory (the process's max RSS):
 * read: ``store.release.read_release`` (variant detection, YAML, validation, the
   frame-label and transcript tables, cross-checks), no video opened;
 * probe: ffprobe of every video (the same thread pool ingest uses);
-* ingest: ``bahfs ingest RELEASE --store STORE`` (the CLI, start-up included).
+* ingest: ``bahfs ingest RELEASE STORE`` (the CLI, start-up included).
 
     .venv/bin/python -m benchmarks.ingest_full [--out /tmp/bah-full]
 """
@@ -112,7 +112,7 @@ def main() -> None:
                for name, code in STAGES.items()}
     store = Path(tempfile.mkdtemp(prefix="bahfs-full-store-"))
     bahfs = Path(sys.executable).with_name("bahfs")
-    results["ingest"] = run([str(bahfs), "ingest", str(args.out), "--store", str(store)])
+    results["ingest"] = run([str(bahfs), "ingest", str(args.out), str(store)])
     shutil.rmtree(store)
     floor = results["floor"][0]
     for name, (wall, rss) in results.items():

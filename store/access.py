@@ -199,14 +199,37 @@ def make_store_dir(store: Path | str) -> Path:
     return load_policy(store).make_dirs(store)
 
 
-def _walk(store: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    for folder, dirs, files in os.walk(store):
-        for name in [*dirs, *files]:
-            p = Path(folder) / name
+#: what bahfs writes at the top of a store (store/layout.py): the only paths the
+#: policy is checked on and applied to; anything else a user put there is theirs
+BAHFS_ENTRIES = ("tables", "features.zarr", ".staging", ".trash", ".locks", "plots",
+                 "exports", ACCESS_FILE)
+
+
+def _walk(store: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every path bahfs wrote in ``store`` with its ``lstat``, one system call each
+    (``os.scandir``; paths as strings: a store holds over 100k of them)."""
+    for name in BAHFS_ENTRIES:
+        top = os.path.join(store, name)
+        try:
+            st = os.lstat(top)
+        except FileNotFoundError:
+            continue
+        yield top, st
+        folders = [top] if stat.S_ISDIR(st.st_mode) else []
+        while folders:
             try:
-                yield p, os.lstat(p)
+                entries = os.scandir(folders.pop())
             except FileNotFoundError:  # removed meanwhile (a writer's staging)
                 continue
+            with entries:
+                for entry in entries:
+                    try:
+                        est = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    yield entry.path, est
+                    if stat.S_ISDIR(est.st_mode):
+                        folders.append(entry.path)
 
 
 def _root_drift(st: os.stat_result) -> str | None:
@@ -218,20 +241,30 @@ def _root_drift(st: os.stat_result) -> str | None:
     return None
 
 
-def drifting(store: Path | str, policy: AccessPolicy | None = None
-             ) -> list[tuple[Path, str]]:
-    """Every path in ``store`` that differs from its policy, with how; the store
-    directory itself only where others have access to it."""
+def survey(store: Path | str, policy: AccessPolicy | None = None
+           ) -> tuple[int, list[tuple[Path, str]]]:
+    """One pass over what bahfs wrote in ``store``: the bytes it takes on disk, and
+    :func:`drifting`'s answer."""
     store = Path(store)
     policy = policy or load_policy(store)
     root = os.lstat(store)
     out = []
+    used = 0
     if (what := _root_drift(root)) is not None:
         out.append((store, what))
     for path, st in _walk(store):
+        used += st.st_blocks * 512
         if (what := policy.drift(path, st, root.st_gid)) is not None:
-            out.append((path, what))
-    return out
+            out.append((Path(path), what))
+    return used, out
+
+
+def drifting(store: Path | str, policy: AccessPolicy | None = None
+             ) -> list[tuple[Path, str]]:
+    """Every path bahfs wrote in ``store`` (:data:`BAHFS_ENTRIES` and what is under
+    them) that differs from its policy, with how; the store directory itself only
+    where others have access to it."""
+    return survey(store, policy)[1]
 
 
 def fix_drift(store: Path | str) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -33,7 +33,8 @@ class ConsentPolicy(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(f"bad consent policy: {exc.errors()[0]['msg']}",
+            msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"bad consent policy: {msg}",
                               expected=f"consents among {list(CONSENTS)}") from exc
 
     @field_validator("require")

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from store.consent import subject_hash, withdrawn
+from store.errors import NotFoundError, StoreError
 from store.layout import check_name, features_root, remove_tree
 from store.locks import LOCKS, store_lock
 from store.schema import TABLES
@@ -101,6 +102,36 @@ def unpublish_video(store: Path, participant_id: str, video_id: str,
         if pdir.is_dir() and not any((v / "zarr.json").is_file() for v in pdir.iterdir()
                                      if v.is_dir()):
             remove_tree(store, pdir)
+
+
+#: what a participant id is, said in refusals
+PARTICIPANT_FORM = ("a participant id as the release spells it: the folder under Videos/ "
+                    "(e.g. 82553), no '_', '/' or space")
+
+
+def _known_participants(store: Path) -> set[str]:
+    return {p for name in ("participants", "exclusions", "videos", "quarantine")
+            for p in read_table_or_empty(store, name)["participant_id"].to_list()}
+
+
+def check_participant(store: Path, participant_id: str, *, not_arrived: bool = False) -> str:
+    """``participant_id`` when a purge of it in ``store`` is meant: a participant id
+    (never a video id or a path), that the store holds (or held: a withdrawal run
+    again finishes), or, with ``not_arrived``, one whose data has not arrived yet."""
+    if any(c in participant_id for c in "_/ ") or not participant_id:
+        owner = read_table_or_empty(store, "videos").filter(
+            (pl.col("video_id") == participant_id) | (pl.col("release_id") == participant_id)
+            | (pl.col("path") == participant_id))["participant_id"].to_list()
+        what = f"a video id, of participant {owner[0]}" if owner else "not a participant id"
+        raise StoreError(f"{participant_id!r} is {what}", expected=PARTICIPANT_FORM)
+    check_name("participant", participant_id)
+    if participant_id in _known_participants(store) or \
+            subject_hash(participant_id) in withdrawn(store) or not_arrived:
+        return participant_id
+    raise NotFoundError(f"participant {participant_id} is not in this store; nothing "
+                        "recorded", path=store,
+                        expected="an id of the participants table, or --not-arrived-yet "
+                                 "to record the withdrawal before their data arrives")
 
 
 def purge_participant(store: Path, participant_id: str, *, operator: str | None = None,

@@ -2,7 +2,8 @@
 
 Errors: a table missing or off its schema; a feature set without provenance; a
 video group whose video or participant is not in the tables (orphan) or is
-withdrawn (only ``exclusions`` may name who withdrew, with that reason); an array
+withdrawn (only ``exclusions`` may name who withdrew or took consent back: it
+holds no data of theirs); an array
 missing, of the wrong dtype or shape, or whose first dimension is not the video's
 frame count; a raw chunk file of the wrong size; frame labels not one per frame; a
 video the ``extracted`` table records (as the last extract run or catalog refresh saw
@@ -25,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from store.access import drifting
-from store.consent import WITHDREW, subject_hash, withdrawn
+from store.consent import subject_hash, withdrawn
 from store.errors import BahfsError
 from store.features import FeatureSetSpec
 from store.layout import STAGING, features_root, is_published, read_attrs
@@ -107,9 +108,9 @@ def verify_store(store: Path) -> list[Problem]:
               tables["videos"].select("video_id", "participant_id", "n_frames").iter_rows()}
     gone = withdrawn(store)
     for name, df in tables.items():
-        if "participant_id" in df.columns and gone:
-            if name == "exclusions":  # where a re-ingest lists who withdrew, by design
-                df = df.filter(pl.col("reason") != WITHDREW)
+        # ``exclusions`` lists who is out and why, with no data of theirs: a withdrawal
+        # (WITHDREW), or a re-delivery that took consent back ("declined use in ...")
+        if "participant_id" in df.columns and gone and name != "exclusions":
             hit = [p for p in df["participant_id"].unique().to_list() if subject_hash(p) in gone]
             if hit:
                 problems.append(Problem("error", f"tables/{name}",

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 
 def test_a_data_folder_named_store_does_not_shadow_the_package(tmp_path: Path) -> None:
-    (tmp_path / "store" / "tables").mkdir(parents=True)  # e.g. `--store store`
+    (tmp_path / "store" / "tables").mkdir(parents=True)  # e.g. `bahfs ingest DATASET store`
     script = tmp_path / "run.py"
     script.write_text("from store.tables import read_table\nprint('ok')\n")
     res = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,

@@ -1,27 +1,29 @@
 """The ``bahfs`` command line: one module per noun, all on one Typer app.
 
-``samples`` (sample-data), ``releases`` (check-release, ingest), ``stats``,
-``quarantine`` (list, release, bugs),
-``participants`` (purge), ``cues`` (cues evaluate),
-``stores`` (verify, export-baseline), ``features``
-(extract-video, extract), ``models`` (train, evaluate, predict, personalise), ``zeroshot``
-(export, score), ``review`` and ``demo``. Importing
-this package registers every command; the heavy imports happen inside each
-command.
+Grouped in ``bahfs --help`` by what people do (the modules are imported in that
+order): start: ``samples`` (sample-data), ``demo``, ``doctor``; bring data in:
+``releases`` (check-release, ingest), ``features`` (extract-video, extract, plan);
+look after the store: ``status``, ``stores`` (verify, access, export-baseline),
+``participants`` (purge), ``quarantine`` (list, release, bugs); research:
+``stats``, ``cues`` (cues evaluate), ``review``, ``models`` (train, evaluate,
+predict, personalise), ``zeroshot`` (export, score). Importing this package
+registers every command; the heavy imports happen inside each command.
 """
 
-from bahfs.cli import (  # noqa: F401 - each module registers its commands
-    cues,
+from bahfs.cli import (  # noqa: F401 I001 - each module registers its commands, in order
+    samples,
     demo,
+    doctor,
+    releases,
     features,
-    models,
+    status,
+    stores,
     participants,
     quarantine,
-    releases,
-    review,
-    samples,
     stats,
-    stores,
+    cues,
+    review,
+    models,
     zeroshot,
 )
 from bahfs.cli.common import app

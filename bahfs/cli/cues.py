@@ -7,20 +7,26 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly, print_table
+from bahfs.cli.common import RESEARCH, StoreArg, app, friendly, print_table
 
 cues_app = typer.Typer(help="The annotated cues against extracted features.",
-                       no_args_is_help=True)
-app.add_typer(cues_app, name="cues")
+                       no_args_is_help=True,
+                       epilog="Example: bahfs cues evaluate /data/bah/store")
+app.add_typer(cues_app, name="cues", rich_help_panel=RESEARCH)
+
+#: the feature sets ``cues evaluate`` prefers, best first, when none is named
+PREFERRED = ("behaviour", "face")
 
 
-@cues_app.command("evaluate")
+@cues_app.command("evaluate", epilog="Example: bahfs cues evaluate /data/bah/store "
+                                     "--feature-set face --min-segments 3")
 @friendly
 def evaluate(
-    store: Annotated[Path, typer.Argument(help="Store with a `behaviour` feature set "
-                                               "(bahfs extract --extractors behaviour).")],
+    store: StoreArg,
     feature_set: Annotated[str, typer.Option(
-        help="Feature set: id, name or extractor.")] = "behaviour",
+        show_default=False,
+        help="Feature set: id, name or extractor (default: behaviour when the store "
+             "holds it, else face, else its only feature set).")] = "",
     min_segments: Annotated[int, typer.Option(
         help="Cues coded in fewer segments are left out.")] = 5,
     top: Annotated[int, typer.Option(help="Best features listed per cue.")] = 3,
@@ -30,10 +36,35 @@ def evaluate(
         help="Leave out arrays wider than this many columns (0: score every column "
              "of every array).")] = 0,
 ) -> None:
-    """Per cue with enough segments: AUC of every feature column separating frames in
-    segments coded with the cue from the other frames of the same videos; prints
-    the best features per cue, writes the full table (CSV) and a heat map (PNG)."""
-    cue_table(store, feature_set, min_segments, top, out, max_width or None)
+    """Which feature carries which annotated cue: an AUC per cue and feature column.
+
+    Per cue with enough segments, the AUC of every feature column separating frames
+    in segments coded with the cue from the other frames of the same videos; prints
+    the best features per cue, writes the full table (CSV) and a heat map (PNG).
+    """
+    cue_table(store, feature_set or default_feature_set(store), min_segments, top, out,
+              max_width or None)
+
+
+def default_feature_set(store: Path) -> str:
+    """The feature set ``cues evaluate`` reads when none is named: the first of
+    :data:`PREFERRED` the store holds, else its only one."""
+    from store.errors import NotFoundError
+    from store.layout import features_root
+    from store.reader import FeatureReader
+
+    sets = FeatureReader(store).featuresets() if features_root(store).is_dir() else {}
+    held = {s.extractor for s in sets.values()}
+    for name in PREFERRED:
+        if name in held:
+            return name
+    if len(sets) == 1:
+        return next(iter(sets))
+    raise NotFoundError(
+        "no behaviour or face feature set in this store" + (
+            f" (it holds {', '.join(sorted(sets))}: name one with --feature-set)"
+            if sets else ""), path=store,
+        expected="`bahfs extract SOURCE STORE --extractors face,behaviour` first")
 
 
 def cue_table(store: Path, feature_set: str, min_segments: int, top: int,

@@ -10,15 +10,11 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly, print_table
-from bahfs.cli.cues import cue_table
-from bahfs.cli.models import train
-from bahfs.cli.samples import sample_data
-from bahfs.cli.stats import stats
+from bahfs.cli.common import START, app, friendly, print_table
 from store.errors import BahfsError
 
 
-@app.command()
+@app.command(rich_help_panel=START, epilog="Example: bahfs demo --out /tmp/bah-demo")
 @friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Working directory for the demo.")] = Path("demo"),
@@ -26,11 +22,18 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     epochs: Annotated[int, typer.Option(help="Training epochs for the baseline.")] = 5,
 ) -> None:
-    """The main job end to end on a generated sample: a batch arrives in an inbox ->
-    a local Prefect server and worker -> `prefect deployment run extract/extract`
-    (ingest, consent, extraction on Dask into the store) -> statistics -> a TCN
-    trained from the store -> metrics -> the cue table (which face features carry which
-    annotated cue). Stops the server and worker it started."""
+    """The main job end to end on a generated sample, through a local Prefect server.
+
+    A batch arrives in an inbox -> a local Prefect server and worker -> `prefect
+    deployment run extract/extract` (ingest, consent, extraction on Dask into the
+    store) -> statistics -> a TCN trained from the store -> metrics -> the cue table
+    (which face features carry which annotated cue). Stops the server and worker it
+    started.
+    """
+    from bahfs.cli.cues import cue_table  # imported here: `bahfs --help` lists them later
+    from bahfs.cli.models import train
+    from bahfs.cli.samples import sample_data
+    from bahfs.cli.stats import stats
     from flows.local import LocalPrefect
 
     out = out.resolve()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import app, csv_names, friendly
+from bahfs.cli.common import BRING_IN, NewStoreArg, app, csv_names, friendly
 
 PlanOption = Annotated[Path | None, typer.Option(
     "--plan", help="A plan file (YAML): feature sets with their models and options, "
@@ -40,17 +40,23 @@ def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
         csv_names(extractors) or list(default))
 
 
-@app.command("extract-video")
+@app.command("extract-video", rich_help_panel=BRING_IN,
+             epilog="Example: bahfs extract-video clip.mp4 --out clip.zarr "
+                    "--extractors face,logmel")
 @friendly
 def extract_video(
-    video: Annotated[Path, typer.Argument(help="Any video file ffmpeg reads.")],
+    video: Annotated[Path, typer.Argument(show_default=False, metavar="VIDEO",
+                                          help="Any video file ffmpeg reads.")],
     out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
     plan: PlanOption = None,
     device: DeviceOption = "",
 ) -> None:
-    """Run the extractors on one video; write a standalone Zarr group (frames first)."""
+    """Run the extractors on one video; write a standalone Zarr group (frames first).
+
+    No store is involved: every array has the decoded frame count first.
+    """
     runtime = _runtime(device)
     import extractors as registry
     from extractors.pipeline import extract_all, write_standalone
@@ -67,12 +73,15 @@ def extract_video(
                f"{dt:.1f} s ({n / dt:.0f} frames/s) -> {out}")
 
 
-@app.command()
+@app.command(rich_help_panel=BRING_IN,
+             epilog="Example: bahfs extract /data/bah/inbox /data/bah/store --device cuda")
 @friendly
 def extract(
-    source: Annotated[Path, typer.Argument(help="A release folder, or an inbox of batch "
-                                                "folders (each in the release layout).")],
-    store: Annotated[Path, typer.Option("--store", help="Store directory.")],
+    source: Annotated[Path, typer.Argument(
+        metavar="SOURCE",
+        show_default=False, help="A release folder, or an inbox of batch folders (each "
+                                 "in the release layout).")],
+    store: NewStoreArg,
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
     plan: PlanOption = None,
@@ -96,9 +105,11 @@ def extract(
         help="Videos in flight per worker process, their model calls shared "
              "(0: 4 on GPU workers, 1 on CPU workers).")] = 0,
 ) -> None:
-    """Ingest new batches and extract every pending video into the store (runs the
-    Prefect `extract` flow here; uses PREFECT_API_URL when set, else a temporary
-    local Prefect server)."""
+    """Ingest new batches and extract every pending video into the store.
+
+    Runs the Prefect `extract` flow in this process: PREFECT_API_URL when set, else a
+    temporary local Prefect server; a local Dask cluster unless --dask-address.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _runtime(device)  # a bad --device stops here; the flow resolves it (and the default)
     chosen_device = device.strip().lower() or None
@@ -131,15 +142,18 @@ def extract(
         typer.secho(f"  batch {batch} not ingested: {why}", fg=typer.colors.RED)
 
 
-@app.command("plan")
+@app.command("plan", rich_help_panel=BRING_IN, epilog="Example: bahfs plan --plan plan.yaml")
 @friendly
 def show_plan(
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
     plan: PlanOption = None,
 ) -> None:
-    """Plan before apply: build every feature set of the plan (models loaded and
-    checked, nothing written) and print its id, model hashes and arrays."""
+    """Load and check every model of a plan; print each feature set's id and arrays.
+
+    Plan before apply: nothing is written; each feature set's model hashes are
+    printed too.
+    """
     import extractors as registry
 
     runtime = _runtime("")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import app, csv_names, friendly, print_table
+from bahfs.cli.common import RESEARCH, StoreArg, app, csv_names, friendly, print_table
 
 
 def _metrics_table(results: dict[str, Any]) -> Any:
@@ -63,7 +63,6 @@ def warnings_shown() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-StoreArg = Annotated[Path, typer.Argument(help="Store with features and tables.")]
 Device = Annotated[str | None, typer.Option(
     help="auto, cpu, cuda or cuda:N (default: $BAHFS_DEVICE, else auto: the first GPU, "
          "else the CPU with a warning). CUDA asked for where there is none is an error.")]
@@ -76,7 +75,9 @@ METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: thre
                 "AP (scikit-learn); participant mean/std: frame-level metrics per participant")
 
 
-@app.command()
+@app.command(rich_help_panel=RESEARCH,
+             epilog="Example: bahfs train /data/bah/store --model tcn --modalities "
+                    "face,audio,words --preset paper")
 @friendly
 def train(
     store: StoreArg,
@@ -89,30 +90,30 @@ def train(
              "momentum 0.9 Nesterov, weight decay 1e-4, lr /10 every 40 epochs, 60 epochs, "
              "the epoch with the best validation AP); options given beside it win "
              "(docs/training.md).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 5].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs \\[default: 5].")] = None,
     window: Annotated[int | None, typer.Option(
-        help="Window length in frames [default: 96].")] = None,
+        help="Window length in frames \\[default: 96].")] = None,
     hop: Annotated[int | None, typer.Option(
-        help="Hop between training windows [default: 48].")] = None,
+        help="Hop between training windows \\[default: 48].")] = None,
     batch_size: Annotated[int | None, typer.Option(
-        help="Windows per batch [default: 64].")] = None,
+        help="Windows per batch \\[default: 64].")] = None,
     optimizer: Annotated[str | None, typer.Option(
-        help="sgd (with --momentum), adam or adamw [default: adamw].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 0.002].")] = None,
+        help="sgd (with --momentum), adam or adamw \\[default: adamw].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate \\[default: 0.002].")] = None,
     momentum: Annotated[float | None, typer.Option(
-        help="SGD momentum [default: 0.9].")] = None,
+        help="SGD momentum \\[default: 0.9].")] = None,
     weight_decay: Annotated[float | None, typer.Option(
-        help="Weight decay [default: 1e-4].")] = None,
+        help="Weight decay \\[default: 1e-4].")] = None,
     schedule: Annotated[str | None, typer.Option(
         help="Learning-rate schedule per epoch: none, cosine, or step (x0.1 every "
-             "30 epochs) [default: none].")] = None,
+             "30 epochs) \\[default: none].")] = None,
     select: Annotated[str | None, typer.Option(
         help="The epoch the run keeps: val_ap_pos (the official rule: best validation "
              "AP), val_avg_f1, or last; a store without a validation split keeps the "
-             "last [default: val_ap_pos].")] = None,
+             "last \\[default: val_ap_pos].")] = None,
     patience: Annotated[int | None, typer.Option(
         help="Stop after this many epochs without a better validation score "
-             "(0: never) [default: 0].")] = None,
+             "(0: never) \\[default: 0].")] = None,
     sampler: Annotated[str, typer.Option(help="undersample, participant or all.")]
     = "undersample",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -123,9 +124,11 @@ def train(
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     device: Device = None,
 ) -> Path:
-    """Train a baseline from the store (no video decoding); each epoch is evaluated on
-    the validation split and the run keeps the selected epoch; print val/test metrics
-    beside the all-negative baseline."""
+    """Train a baseline from the store's features (no video decoding).
+
+    Each epoch is evaluated on the validation split and the run keeps the selected
+    epoch; val/test metrics are printed beside the all-negative baseline.
+    """
     from store.devices import parse_device
     from training.protocol import preset as preset_options
     from training.run import TrainConfig
@@ -175,15 +178,25 @@ def train(
     return run
 
 
-@app.command()
+OnStore = Annotated[Path | None, typer.Option(
+    "--on-store", show_default=False,
+    help="A store other than the one the run was trained on (default: the run's own).")]
+
+
+@app.command(rich_help_panel=RESEARCH, epilog="Example: bahfs evaluate runs/tcn-0001 "
+                                              "--split test")
 @friendly
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `bahfs train`.")],
+    run: Annotated[Path, typer.Argument(show_default=False, metavar="RUN",
+                                        help="Run directory written by `bahfs train`.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
-    store: Annotated[Path | None, typer.Option(help="Another store to evaluate on.")] = None,
+    store: OnStore = None,
     device: Device = None,
 ) -> None:
-    """Evaluate a trained run on a split: frame- and video-level official metrics."""
+    """Evaluate a trained run on a split: frame- and video-level official metrics.
+
+    Also per participant, age range and gender; written to RUN/eval_SPLIT.json.
+    """
     from training.run import evaluate as run_evaluate
 
     with warnings_shown():
@@ -193,20 +206,24 @@ def evaluate(
     typer.echo(f"written: {run / f'eval_{split}.json'}")
 
 
-@app.command()
+@app.command(rich_help_panel=RESEARCH, epilog="Example: bahfs predict runs/tcn-0001 "
+                                              "--split test --out submission.csv")
 @friendly
 def predict(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `bahfs train`.")],
+    run: Annotated[Path, typer.Argument(show_default=False, metavar="RUN",
+                                        help="Run directory written by `bahfs train`.")],
     out: Annotated[Path, typer.Option("--out", help="Submission file to write.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     video_csv: Annotated[Path | None, typer.Option(
         help="The organisers' video.csv: predict its videos, in its row order.")] = None,
-    store: Annotated[Path | None, typer.Option(help="Another store to predict from.")] = None,
+    store: OnStore = None,
     device: Device = None,
 ) -> None:
-    """Video-level predictions as the A/H challenge takes them: `<video id>,<p0>,<p1>,<pred>`
-    per line (p0 + p1 == 1 exactly as the validator parses it), ids as the release
-    spells them."""
+    """Write a challenge submission: video-level predictions, one line per video.
+
+    Each line is `<video id>,<p0>,<p1>,<pred>` (p0 + p1 == 1 exactly as the validator
+    parses it), ids as the release spells them.
+    """
     from training.predict import predict as run_predict
 
     with warnings_shown():
@@ -216,7 +233,8 @@ def predict(
     typer.echo(f"{len(lines)} videos ({positive} predicted A/H) -> {out}")
 
 
-@app.command()
+@app.command(rich_help_panel=RESEARCH,
+             epilog="Example: bahfs personalise /data/bah/store --model tcn")
 @friendly
 def personalise(
     store: StoreArg,
@@ -229,9 +247,11 @@ def personalise(
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     device: Device = None,
 ) -> None:
-    """The personalisation protocol: each participant of SPLIT is a target domain with
-    its own train/val/test videos; source-only and oracle (fine-tuned on the target)
-    baselines, per participant and as mean +- std."""
+    """The paper's personalisation protocol: each participant a target domain.
+
+    Each participant of SPLIT has its own train/val/test videos; source-only and
+    oracle (fine-tuned on the target) baselines, per participant and as mean +- std.
+    """
     import polars as pl
 
     from training.personalise import personalise as run_personalise

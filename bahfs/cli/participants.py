@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly
+from bahfs.cli.common import LOOK_AFTER, StoreArg, app, friendly
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK_AFTER,
+             epilog="Example: bahfs purge /data/bah/store --participant 82553")
 @friendly
 def purge(
-    participant: Annotated[str, typer.Option("--participant", help="Participant id.")],
-    store: Annotated[Path, typer.Option("--store", help="Store directory.")] = Path("store"),
+    store: StoreArg,
+    participant: Annotated[str, typer.Option(
+        "--participant", help="Participant id as the release spells it (82553); never a "
+                              "video id.")],
+    not_arrived_yet: Annotated[bool, typer.Option(
+        "--not-arrived-yet", help="The participant is not in the store because their "
+                                  "data has not arrived yet: record the withdrawal so no "
+                                  "later ingest brings them in.")] = False,
     reason: Annotated[str, typer.Option(help="Recorded in the audit table.")] =
     "consent withdrawn",
 ) -> None:
-    """Consent withdrawn: remove a participant from every table and array, audit it."""
-    from store.purge import purge_participant
+    """Consent withdrawn: remove a participant from every table and array, audit it.
 
+    The withdrawal is remembered (hashed), so no later ingest brings them back. An id
+    the store does not hold is refused unless --not-arrived-yet says their data has
+    not arrived yet.
+    """
+    from store.purge import check_participant, purge_participant
+
+    check_participant(store, participant, not_arrived=not_arrived_yet)
     report = purge_participant(store, participant, reason=reason)
     total = sum(report.rows_removed.values())
     typer.echo(f"purged participant (subject {report.subject_sha256[:12]}): "

@@ -9,23 +9,26 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly
+from bahfs.cli.common import LOOK_AFTER, StoreArg, app, friendly
 
 quarantine_app = typer.Typer(no_args_is_help=True, help="Videos quarantined for a fault "
-                             "of their own: list them, put them back to pending.")
-app.add_typer(quarantine_app, name="quarantine")
+                             "of their own: list, release, bugs.",
+                             epilog="Example: bahfs quarantine list /data/bah/store")
+app.add_typer(quarantine_app, name="quarantine", rich_help_panel=LOOK_AFTER)
 
-StoreArg = Annotated[Path, typer.Argument(help="Store directory.")]
 
-
-@quarantine_app.command("list")
+@quarantine_app.command("list", epilog="Example: bahfs quarantine list /data/bah/store "
+                                        "--stage extract")
 @friendly
 def list_quarantine(
     store: StoreArg,
     stage: Annotated[str | None, typer.Option(help="Only this stage: ingest or extract."
                                               )] = None,
 ) -> None:
-    """Video, participant, stage, kind, when and reason of every quarantined video."""
+    """List every quarantined video: video, participant, stage, kind, when, reason.
+
+    One tab-separated line each; the count goes to stderr.
+    """
     from store.quarantine import quarantined
 
     q = quarantined(store, stage)
@@ -36,20 +39,26 @@ def list_quarantine(
     typer.echo(f"{q.height} videos quarantined", err=True)
 
 
-@quarantine_app.command("release")
+@quarantine_app.command("release", epilog="Example: bahfs quarantine release "
+                                           "/data/bah/store --all --stage extract")
 @friendly
 def release_quarantine(
     store: StoreArg,
     video_ids: Annotated[list[str] | None, typer.Argument(
-        help="Video ids to release (see `bahfs quarantine list`).")] = None,
+        metavar="VIDEO_ID...",
+        show_default=False, help="Video ids to release (see `bahfs quarantine list`).")
+    ] = None,
     release_all: Annotated[bool, typer.Option("--all", help="Release every quarantined "
                                                              "video (of --stage if given).")]
     = False,
     stage: Annotated[str | None, typer.Option(help="Release the videos quarantined at "
                                                    "this stage: ingest or extract.")] = None,
 ) -> None:
-    """Put quarantined videos back to pending: the next ingest or extract probes and
-    extracts them again. Each release is recorded in the audit table."""
+    """Put quarantined videos back to pending.
+
+    The next ingest or extract probes and extracts them again. Each release is
+    recorded in the audit table.
+    """
     from store.quarantine import release
 
     report = release(store, video_ids or None, everything=release_all, stage=stage)
@@ -61,15 +70,18 @@ def release_quarantine(
     typer.echo(f"{len(report.released)} videos released")
 
 
-@quarantine_app.command("bugs")
+@quarantine_app.command("bugs", epilog="Example: bahfs quarantine bugs /data/bah/store "
+                                        "--out bugs.txt")
 @friendly
 def list_bugs(
     store: StoreArg,
     out: Annotated[Path | None, typer.Option(help="Write the tracebacks to this text file "
                                                   "(to send with a bug report).")] = None,
 ) -> None:
-    """The videos that hit a bug (not their fault, not quarantined), with the saved
-    tracebacks."""
+    """Print the videos that hit a bug, with their saved tracebacks.
+
+    Not the videos' fault and not quarantined: they stay pending.
+    """
     from store.tables import read_table_or_empty
 
     bugs = read_table_or_empty(store, "bugs")

@@ -9,22 +9,34 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, csv_names, friendly, print_table
+from bahfs.cli.common import (
+    BRING_IN,
+    CHECK_FAILED,
+    NewStoreArg,
+    app,
+    csv_names,
+    friendly,
+    print_table,
+)
 
 
-@app.command("check-release")
+@app.command("check-release", rich_help_panel=BRING_IN,
+             epilog="Example: bahfs check-release /data/bah/release")
 @friendly
 def check_release_cmd(
-    dataset: Annotated[Path, typer.Argument(help="BAH release directory (any variant).")],
+    dataset: Annotated[Path, typer.Argument(show_default=False, metavar="DATASET",
+                                            help="BAH release directory (any variant).")],
     require_consent: Annotated[str, typer.Option(
         help="Consents a participant must have given, comma separated: "
              "challenges,publications.")] = "challenges,publications",
     show: Annotated[int, typer.Option(help="List at most this many files per kind.")] = 20,
 ) -> None:
-    """Read a whole release and write nothing: the variant found, counts per split next
-    to the paper's, consent exclusions, files without annotations and annotations
-    without files, and every problem, one line each. Exits 0 when ingest would
-    succeed, 1 otherwise."""
+    """Plan before ingest: read a whole release, write nothing, list every problem.
+
+    Prints the variant found, counts per split next to the paper's, consent
+    exclusions, files without annotations and annotations without files, and every
+    problem, one line each. Exits 0 when ingest would succeed, 1 otherwise.
+    """
     import polars as pl
 
     from store.consent import ConsentPolicy, consent_exclusions
@@ -60,15 +72,19 @@ def check_release_cmd(
     for problem in found.problems:
         typer.secho(f"  {problem}", fg=typer.colors.RED)
     if not found.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(CHECK_FAILED)
     typer.secho("ingest would succeed", fg=typer.colors.GREEN)
 
 
-@app.command()
+@app.command(rich_help_panel=BRING_IN,
+             epilog="Example: bahfs ingest /data/bah/release /data/bah/store")
 @friendly
 def ingest(
-    dataset: Annotated[Path, typer.Argument(help="BAH release directory (real or generated).")],
-    store: Annotated[Path, typer.Option("--store", help="Store directory to write.")],
+    dataset: Annotated[Path, typer.Argument(
+        metavar="DATASET",
+        show_default=False, help="BAH release directory (real or generated); with "
+                                 "--merge, a batch or an inbox of batches.")],
+    store: NewStoreArg,
     require_consent: Annotated[str, typer.Option(
         help="Consents a participant must have given, comma separated: "
              "challenges,publications.")] = "challenges,publications",
@@ -76,7 +92,11 @@ def ingest(
         help="Merge DATASET (a batch, or an inbox of batches) into the tables instead of "
              "replacing them; unchanged batches are skipped.")] = False,
 ) -> None:
-    """Read a release and write its Parquet tables (consent applied, videos probed)."""
+    """Read a release into the store's tables (consent applied, videos probed).
+
+    Without --merge the release replaces the tables; with it, new or changed batches
+    are merged in, as the Prefect flows do.
+    """
     from flows.batches import find_batches, ingest_batch, pending_batches
     from store.consent import ConsentPolicy
     from store.errors import DatasetLayoutError, StoreError
@@ -114,4 +134,4 @@ def ingest(
     for name, why in bad.items():
         typer.secho(f"batch {name} not ingested: {why}", fg=typer.colors.RED, err=True)
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(CHECK_FAILED)

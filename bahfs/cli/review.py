@@ -7,18 +7,20 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly
+from bahfs.cli.common import RESEARCH, StoreArg, app, friendly
 
 
-@app.command()
+@app.command(rich_help_panel=RESEARCH,
+             epilog="Example: bahfs review /data/bah/store --out site/ --run runs/tcn-0001")
 @friendly
 def review(
-    store: Annotated[Path, typer.Argument(help="Store directory written by `bahfs extract`.")],
+    store: StoreArg,
     out: Annotated[Path, typer.Option(
         help="The page (with VIDEO_ID: an .html file) or the site's folder.")],
     video_id: Annotated[str | None, typer.Argument(
-        help="A video id: write its page. Without it: the site of every extracted "
-             "video.")] = None,
+        metavar="VIDEO_ID",
+        show_default=False, help="A video id: write its page. Without it: the site of "
+                                 "every extracted video.")] = None,
     run: Annotated[Path | None, typer.Option(
         help="A run directory of `bahfs train`: its frame probabilities and video "
              "scores.")] = None,
@@ -32,10 +34,13 @@ def review(
     device: Annotated[str | None, typer.Option(
         help="Where the run's model runs (auto, cpu, cuda, cuda:N).")] = None,
 ) -> None:
-    """Write a self-contained, offline HTML page of one video (thumbnails, A/H segments
-    with certainty and cues, frame labels, transcript and ASR words, every feature
-    set's tracks, a run's probabilities) or, without VIDEO_ID, a site: an index of
-    every extracted video linking to its page, quarantined videos with reasons."""
+    """Write an offline HTML page of one video, or a site of every extracted video.
+
+    A page: thumbnails, A/H segments with certainty and cues, frame labels,
+    transcript and ASR words, every feature set's tracks, a run's probabilities.
+    Without VIDEO_ID, a site: an index of every extracted video linking to its page,
+    quarantined videos with reasons.
+    """
     from bahfs.review.site import ReviewOptions, describe, review_site, review_video
 
     opts = ReviewOptions(thumbs=thumbs, thumbs_per_second=thumbs_per_second, hz=hz,

@@ -9,13 +9,15 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly
+from bahfs.cli.common import START, app, friendly
 
 
-@app.command("sample-data")
+@app.command("sample-data", rich_help_panel=START,
+             epilog="Example: bahfs sample-data /tmp/bah-sample --participants 4 --seed 1")
 @friendly
 def sample_data(
-    out: Annotated[Path, typer.Argument(help="Directory to write the dataset into.")],
+    out: Annotated[Path, typer.Argument(show_default=False, metavar="OUT",
+                                        help="Directory to write the dataset into.")],
     participants: Annotated[int, typer.Option(help="Number of participants.")] = 6,
     first_participant: Annotated[int, typer.Option(
         help="Number of the first participant (1 is id 82553); use distinct ranges "
@@ -29,7 +31,10 @@ def sample_data(
              "code's video_annotation.yaml and dataset-splits/), challenge-2025 (four-key "
              "annotation.yml, ids without Videos/).")] = "release",
 ) -> None:
-    """Generate a sample dataset in the BAH release layout (real H.264/AAC videos)."""
+    """Generate a sample dataset in the BAH release layout (real H.264/AAC videos).
+
+    Same seed, same annotation bytes; some participants decline consent.
+    """
     from pydantic import ValidationError
 
     from bahfs.sample.generate import SampleConfig, generate
@@ -43,7 +48,7 @@ def sample_data(
     except ValidationError as exc:
         err = exc.errors()[0]
         field = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
-        raise ConfigError(f"bad option {field}: {err['msg']}",
+        raise ConfigError(f"bad option {field}: {str(err['msg']).removeprefix('Value error, ')}",
                           expected=f"variant one of {list(VARIANTS)}" if field == "--variant"
                           else "see `bahfs sample-data --help`") from exc
     t0 = time.perf_counter()

@@ -7,17 +7,21 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly, print_table
+from bahfs.cli.common import RESEARCH, StoreArg, app, friendly, print_table
 
 
-@app.command()
+@app.command(rich_help_panel=RESEARCH, epilog="Example: bahfs stats /data/bah/store")
 @friendly
 def stats(
-    store: Annotated[Path, typer.Argument(help="Store directory written by `bahfs ingest`.")],
+    store: StoreArg,
     plots: Annotated[Path | None, typer.Option(help="Where to write PNG plots "
                                                     "(default STORE/plots).")] = None,
 ) -> None:
-    """Print the dataset tables and cue statistics; write PNG plots."""
+    """Print the dataset tables and cue statistics; write PNG plots.
+
+    The paper's dataset tables per split, cue frequency per modality, modality
+    co-occurrence, inconsistency codes, A/H per question and demographic group.
+    """
     from store.access import load_policy
     from store.plots import plot_stats
     from store.stats import all_stats

@@ -4,58 +4,80 @@ and exporting a store."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import app, friendly
+from bahfs.cli.common import CHECK_FAILED, LOOK_AFTER, StoreArg, app, friendly
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK_AFTER, epilog="Example: bahfs verify /data/bah/store")
 @friendly
 def verify(
-    store: Annotated[Path, typer.Argument(help="Store directory.")],
+    store: StoreArg,
     fix: Annotated[bool, typer.Option(
-        help="Re-queue lost videos (recorded as extracted, no longer in the store) so "
-             "that the next `bahfs extract` restores them, and give every path the "
-             "store's access policy, then verify.")] = False,
+        help="Repair what bahfs wrote: re-queue lost videos (recorded as extracted, no "
+             "longer in the store) so that the next `bahfs extract` restores them, give "
+             "the store's own paths its access policy, then verify.")] = False,
 ) -> None:
-    """Check the store against its tables and its access policy; exit 1 with a precise
-    report when not valid."""
-    from store.access import fix_drift
-    from store.catalog import devices, refresh_catalog
-    from store.verify import lost_videos, verify_store
+    """Check the store against its tables and access policy; writes nothing.
+
+    One line per problem, exit 1 when the store is not valid. Only --fix writes, and
+    only what bahfs wrote inside the store.
+    """
+    from store.catalog import devices, extracted_table, featuresets_table
 
     if fix:
-        fixed, failed = fix_drift(store)
-        if fixed:
-            typer.echo(f"access: {len(fixed)} paths given the store's access policy")
-        for path, why in failed:
-            typer.secho(f"access: could not fix {path}: {why}", fg=typer.colors.RED, err=True)
-        lost = lost_videos(store)
-        refresh_catalog(store)  # the catalog now says what is there: extract redoes the rest
-        for fs, _, vid in lost:
-            typer.echo(f"re-queued {vid} ({fs}): the next `bahfs extract` restores it")
-    problems = verify_store(store)
-    for p in problems:
-        typer.secho(str(p), fg=typer.colors.RED if p.severity == "error"
-                    else typer.colors.YELLOW, err=True)
+        _fix(store)
+    problems = verify_problems(store)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         typer.secho(f"store is NOT valid: {len(errors)} error(s)", fg=typer.colors.RED,
                     err=True)
-        raise typer.Exit(1)
-    fsets, ext = refresh_catalog(store)
+        raise typer.Exit(CHECK_FAILED)
+    ext = extracted_table(store)  # read from the hierarchy; the tables are left alone
+    fsets = featuresets_table(store, ext)
     typer.secho(f"store is valid: {fsets.height} feature sets, {ext.height} extracted videos",
                 fg=typer.colors.GREEN)
     for fs, by_device in devices(ext).items():
         typer.echo(f"  {fs}: " + ", ".join(f"{n} videos on {d}" for d, n in by_device.items()))
 
 
-@app.command("access")
+def _fix(store: Path) -> None:
+    from store.access import fix_drift
+    from store.catalog import refresh_catalog
+    from store.verify import lost_videos
+
+    fixed, failed = fix_drift(store)
+    if fixed:
+        typer.echo(f"access: {len(fixed)} paths given the store's access policy")
+    for path, why in failed:
+        typer.secho(f"access: could not fix {path}: {why}", fg=typer.colors.RED, err=True)
+    lost = lost_videos(store)
+    refresh_catalog(store)  # the catalog now says what is there: extract redoes the rest
+    for fs, _, vid in lost:
+        typer.echo(f"re-queued {vid} ({fs}): the next `bahfs extract` restores it")
+
+
+def verify_problems(store: Path) -> list[Any]:
+    """:func:`store.verify.verify_store`, each problem printed on its own line."""
+    from store.verify import verify_store
+
+    problems = verify_store(store)
+    for p in problems:
+        typer.secho(str(p), fg=typer.colors.RED if p.severity == "error"
+                    else typer.colors.YELLOW, err=True)
+    return problems
+
+
+@app.command("access", rich_help_panel=LOOK_AFTER,
+             epilog="Example: bahfs access /data/bah/store --scope group --group bah-lab")
 @friendly
 def access_cmd(
-    store: Annotated[Path, typer.Argument(help="Store directory (made when missing).")],
+    store: Annotated[Path, typer.Argument(
+        metavar="STORE",
+        show_default=False, help="A store; or, with --scope or --group, a missing or "
+                                 "empty folder: a new store with that policy.")],
     scope: Annotated[str, typer.Option(
         help="group: owner and group read and write (files 0660, folders 2770); "
              "owner: the owner alone (0600, 0700). Nothing for others either way.")] = "",
@@ -63,11 +85,17 @@ def access_cmd(
         help="A group every path is given (you must be a member); '-' for none "
              "(paths keep the store directory's group).")] = "",
 ) -> None:
-    """Show the store's access policy; with --scope or --group, record a new one in
-    STORE/access.json and apply it to every path already there. Give it before the
-    first ingest to create a store with it."""
-    from store.access import ACCESS_FILE, load_policy, make_policy, save_policy
+    """Show who may read the store; with --scope or --group, set it.
 
+    A new policy is recorded in STORE/access.json and applied to every path bahfs
+    wrote there. Give it before the first ingest to create a store with it.
+    """
+    from store.access import ACCESS_FILE, load_policy, make_policy, save_policy
+    from store.location import existing_store, store_to_write
+
+    if scope or group:  # checked before a new store is made
+        make_policy(scope or "group", None if group in ("", "-") else group)
+    (store_to_write if scope or group else existing_store)(store)
     policy = load_policy(store)
     if scope or group:
         policy = make_policy(scope or policy.scope,
@@ -82,15 +110,23 @@ def access_cmd(
     typer.echo(f"access: {policy.scope} (files {files:04o}, folders {dirs:04o}){group}")
 
 
-@app.command("export-baseline")
+@app.command("export-baseline", rich_help_panel=LOOK_AFTER,
+             epilog="Example: bahfs export-baseline /data/bah/store /data/bah/baseline")
 @friendly
 def export_baseline_cmd(
-    store: Annotated[Path, typer.Argument(help="Store directory.")],
-    out: Annotated[Path, typer.Argument(help="Output directory.")],
+    store: StoreArg,
+    out: Annotated[Path, typer.Argument(show_default=False, metavar="OUT",
+                                        help="Output directory.")],
     source: Annotated[list[str] | None, typer.Option(
         help="modality=featureset[:array], repeatable (default: every feature set).")] = None,
 ) -> None:
-    """Write per-video .npy arrays (n_frames rows) and labels, as the BAH baseline reads."""
+    """Write per-video .npy arrays and labels for baseline code.
+
+    As the paper describes the baseline's input: one .npy per modality per video
+    (n_frames rows), mirroring the release's Videos/ paths, with label arrays, split
+    files and export.json. The official code's exact
+    folder names are not public in a form bahfs could check (docs/store.md).
+    """
     from store.errors import ConfigError
     from store.export import export_baseline
 

@@ -7,17 +7,20 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import app, friendly, print_table
+from bahfs.cli.common import RESEARCH, StoreArg, app, friendly, print_table
 
-zeroshot = typer.Typer(no_args_is_help=True, help="The zero-shot (multimodal) LLM protocol: "
-                       "prompts out as JSONL, answers back in, official metrics.")
-app.add_typer(zeroshot, name="zeroshot")
+zeroshot = typer.Typer(no_args_is_help=True, help="The zero-shot LLM protocol: prompts out, "
+                       "answers in, official metrics.",
+                       epilog="Example: bahfs zeroshot export /data/bah/store --out "
+                              "prompts.jsonl")
+app.add_typer(zeroshot, name="zeroshot", rich_help_panel=RESEARCH)
 
 
-@zeroshot.command("export")
+@zeroshot.command("export", epilog="Example: bahfs zeroshot export /data/bah/store --out "
+                                   "prompts.jsonl --split test")
 @friendly
 def export_cmd(
-    store: Annotated[Path, typer.Argument(help="Store with the videos table.")],
+    store: StoreArg,
     out: Annotated[Path, typer.Option("--out", help="JSONL file of prompts to write.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     level: Annotated[str, typer.Option(help="video (8 frames per video) or frame "
@@ -29,8 +32,10 @@ def export_cmd(
         help="YAML of variant -> prompt text ({transcript} where it goes); default: "
              "bahfs's wording of the five variants.")] = None,
 ) -> None:
-    """Write one JSONL record per video (or window) and prompt variant: id, video file,
-    frame indices to show, prompt text."""
+    """Write the prompts: one JSONL record per video (or window) and prompt variant.
+
+    Each record: id, video file, frame indices to show, prompt text.
+    """
     from training.zeroshot import export_prompts, load_prompts
 
     n = export_prompts(store, out, split=split, level=level, transcript=transcript,
@@ -39,15 +44,22 @@ def export_cmd(
                "per line, then `bahfs zeroshot score`")
 
 
-@zeroshot.command("score")
+@zeroshot.command("score", epilog="Example: bahfs zeroshot score /data/bah/store "
+                                  "prompts.jsonl answers.jsonl")
 @friendly
 def score_cmd(
-    store: Annotated[Path, typer.Argument(help="The store the prompts came from.")],
-    prompts: Annotated[Path, typer.Argument(help="JSONL written by `bahfs zeroshot export`.")],
-    answers: Annotated[Path, typer.Argument(help="JSONL of {\"id\", \"answer\"} per line.")],
+    store: StoreArg,
+    prompts: Annotated[Path, typer.Argument(
+        metavar="PROMPTS",
+        show_default=False, help="JSONL written by `bahfs zeroshot export`.")],
+    answers: Annotated[Path, typer.Argument(
+        metavar="ANSWERS",
+        show_default=False, help="JSONL of {\"id\", \"answer\"} per line.")],
 ) -> None:
-    """Read the model's answers back (tolerantly) and print the official metrics per
-    prompt variant, with the unparseable answers counted."""
+    """Score a model's answers: the official metrics per prompt variant.
+
+    Answers are read back tolerantly; the unparseable ones are counted.
+    """
     import json
 
     import polars as pl

@@ -33,3 +33,23 @@ def review_store(sample_release: Path, media: dict[str, tuple[Path, object]],
     shutil.copy(media["fps30"][0], release / other)  # after ingest: frames do not match
     extract_release(store, ("logmel",))
     return store
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Path:
+    """A store made by hand, no video: 3 participants (S0000-S0002) with 2 videos each,
+    every ingest table (those the synthetic store lacks empty), one 4-d ``face``
+    feature set with every video, the catalog tables written; valid for verify."""
+    from benchmarks.synthetic import SyntheticConfig, make_synthetic_store
+    from store.catalog import refresh_catalog
+    from store.schema import INGEST_TABLES, empty
+    from store.tables import table_exists, write_table
+
+    store = tmp_path / "store"
+    make_synthetic_store(store, SyntheticConfig(participants=3, videos_per_participant=2,
+                                                mean_frames=80, dims=(("face", 4),)))
+    for name in INGEST_TABLES:
+        if not table_exists(store, name):
+            write_table(store, name, empty(name))
+    refresh_catalog(store)
+    return store

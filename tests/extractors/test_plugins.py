@@ -91,7 +91,7 @@ def test_bahfs_extract_stores_the_plugin_by_name_and_by_plan(
     with LocalPrefect(tmp_path / "prefect") as prefect:
         env = {**prefect.env, "PYTHONPATH": plugin_env["PYTHONPATH"]}
         for how in (["--extractors", "peak"], ["--plan", str(plan)]):
-            res = subprocess.run([*bahfs, "extract", str(sample_release), "--store", str(store),
+            res = subprocess.run([*bahfs, "extract", str(sample_release), str(store),
                                   *how, "--workers", "1"], env=env, capture_output=True,
                                  text=True, timeout=600)
             assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

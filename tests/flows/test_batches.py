@@ -136,13 +136,13 @@ def test_a_bad_batch_is_reported_and_skipped_the_others_land(inbox: Path,
     good = ann.read_text(encoding="utf-8")
     ann.write_text(good.replace("global_ah:", "global_ah: [", 1), encoding="utf-8")
     runner = CliRunner()
-    result = runner.invoke(app, ["ingest", str(inbox), "--store", str(store), "--merge"])
+    result = runner.invoke(app, ["ingest", str(inbox), str(store), "--merge"])
     assert result.exit_code == 1
     assert "batch batch-002 not ingested" in result.output and str(ann) in result.output
     assert "line" in result.output  # malformed YAML: where it broke
     assert _pids(store, "participants") == {"82553", "82554"}  # batch-001 landed
     ann.write_text(good, encoding="utf-8")  # fixed and re-delivered: it lands
-    again = runner.invoke(app, ["ingest", str(inbox), "--store", str(store), "--merge"])
+    again = runner.invoke(app, ["ingest", str(inbox), str(store), "--merge"])
     assert again.exit_code == 0, again.output
     assert _pids(store, "participants") == {"82553", "82554", "82556", "82557"}
 

@@ -268,7 +268,7 @@ def test_device_option(media: dict[str, tuple[Path, object]], tmp_path: Path,
 
     runner = CliRunner()
     for command in (["extract-video", "x.mp4", "--out", str(tmp_path / "x.zarr")],
-                    ["extract", str(tmp_path), "--store", str(tmp_path / "s")]):
+                    ["extract", str(tmp_path), str(tmp_path / "s")]):
         bad = runner.invoke(app, [*command, "--device", "gpu"])
         assert bad.exit_code == 2
         assert "device 'gpu'" in bad.output and "auto, cpu, cuda or cuda:N" in bad.output

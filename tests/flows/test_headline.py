@@ -95,7 +95,7 @@ def test_ingest_deployment_plan_parameter_and_bahfs_extract_with_a_plan(
         assert dims == {"logmel": 64, "logmel_fine": 96}
 
         bahfs = str(Path(sys.executable).with_name("bahfs"))
-        res = subprocess.run([bahfs, "extract", str(sample_release), "--store", str(by_cli),
+        res = subprocess.run([bahfs, "extract", str(sample_release), str(by_cli),
                               "--plan", str(plan_file), "--workers", "1"],
                              env={**os.environ, "PREFECT_API_URL": prefect.api_url,
                                   "PREFECT_HOME": str(prefect.home)},

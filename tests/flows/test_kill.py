@@ -81,7 +81,7 @@ def _session(sid: int) -> list[tuple[int, str, str, str]]:
 
 
 class Extract:
-    """``bahfs extract RELEASE --store STORE`` (logmel, one Dask worker) in a session
+    """``bahfs extract RELEASE STORE`` (logmel, one Dask worker) in a session
     of its own, optionally with ``BAHFS_FAULT``."""
 
     def __init__(self, prefect: LocalPrefect, release: Path, store: Path, fault: str = ""
@@ -90,7 +90,7 @@ class Extract:
         env = {**prefect.env, "BAHFS_FAULT": fault, "BAHFS_THREADS": "1"}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [BAHFS, "extract", str(release), "--store", str(store), "--extractors",
+                [BAHFS, "extract", str(release), str(store), "--extractors",
                  "logmel", "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
 
@@ -295,7 +295,7 @@ def test_purge_while_extracting_leaves_the_participant_nowhere(
     run = Extract(prefect, batch, store, fault)
     stopped = run.wait_for(lambda p: p[2] == "T")
     pid = _purged_participant(store, batch, fault)
-    purge = subprocess.run([BAHFS, "purge", "--participant", pid, "--store", str(store)],
+    purge = subprocess.run([BAHFS, "purge", str(store), "--participant", pid],
                            capture_output=True, text=True, timeout=300)
     os.kill(stopped, signal.SIGCONT)
     assert purge.returncode == 0, purge.stdout + purge.stderr

@@ -179,7 +179,7 @@ def test_a_full_disk_stops_bahfs_extract_within_seconds(release: Path, tmpfs: Pa
                                                         tmp_path: Path) -> None:
     store = tmpfs / "store"
     with LocalPrefect(tmp_path / "prefect") as prefect:
-        argv = [BAHFS, "extract", str(release), "--store", str(store), "--extractors",
+        argv = [BAHFS, "extract", str(release), str(store), "--extractors",
                 "logmel", "--workers", "1"]
         run = Child(argv, tmp_path / "full.log", fault="video:2:stop", env=prefect.env)
         worker = run.stopped()  # the Dask worker, after one video, before the next

@@ -108,7 +108,7 @@ def test_tls_options_are_checked(certs: dict[str, Path], tmp_path: Path) -> None
         dask_security("tls://h:8786")
     sec = dask_security("tls://h:8786", ca, crt, key)
     assert sec is not None and sec.require_encryption
-    bad = CliRunner().invoke(app, ["extract", str(tmp_path), "--store", str(tmp_path / "s"),
+    bad = CliRunner().invoke(app, ["extract", str(tmp_path), str(tmp_path / "s"),
                                    "--dask-address", "tls://127.0.0.1:1", "--dask-tls-ca", ca,
                                    "--dask-tls-cert", str(tmp_path / "gone.pem")])
     assert bad.exit_code == 2 and "gone.pem" in bad.output and "TLS certificate" in bad.output

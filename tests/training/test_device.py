@@ -160,7 +160,7 @@ def test_cli_refuses_cuda_without_a_gpu(synth: Path, tmp_path: Path, no_gpu: Non
     runner = CliRunner()
     result = runner.invoke(app, ["train", str(synth), "--model", "mlp", "--modalities", "face",
                                  "--epochs", "1", "--out", str(tmp_path), "--device", "cuda"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output  # the machine: no GPU here
     assert "error: device cuda:0 asked for, but torch sees no CUDA device" in result.stderr
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # no run started
     result = runner.invoke(app, ["train", str(synth), "--device", "gpu0"])
@@ -168,11 +168,11 @@ def test_cli_refuses_cuda_without_a_gpu(synth: Path, tmp_path: Path, no_gpu: Non
     monkeypatch.setenv("BAHFS_DEVICE", "cuda:1")
     result = runner.invoke(app, ["personalise", str(synth), "--modalities", "face",
                                  "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "device cuda:1 asked for" in result.stderr
+    assert result.exit_code == 3 and "device cuda:1 asked for" in result.stderr
     for command in (["evaluate", str(tmp_path)], ["predict", str(tmp_path), "--out",
                                                   str(tmp_path / "s.csv")]):
         result = runner.invoke(app, [*command, "--device", "cuda"])
-        assert result.exit_code == 2 and "device cuda:0 asked for" in result.stderr
+        assert result.exit_code == 3 and "device cuda:0 asked for" in result.stderr
 
 
 def test_cli_shows_the_cpu_fallback(synth: Path, tmp_path: Path, no_gpu: None) -> None:

@@ -1,0 +1,62 @@
+"""Which folders are stores: every command but ``ingest`` and ``extract`` works only on
+one, and those two write only into a store or a new, empty folder.
+
+A store is a directory holding at least one of what bahfs puts there: ``tables/``,
+``features.zarr/`` or ``access.json`` (written by ``bahfs access`` before the first
+ingest). A release folder, a source checkout or a typo is refused with what was
+found there and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.access import ACCESS_FILE
+from store.errors import NotFoundError, StoreError
+from store.layout import FEATURES
+from store.tables import TABLES_DIR
+
+#: what bahfs writes at the top of a store; any one of them makes a folder a store
+MARKERS = (TABLES_DIR, FEATURES, ACCESS_FILE)
+#: files at the top of a BAH release (any variant): a folder holding one is a release
+_RELEASE_FILES = ("meta_data.yml", "video_annotation_transcript.yaml",
+                  "video_annotation.yaml", "annotation.yml", "Videos")
+
+
+def is_store(path: Path) -> bool:
+    """True when ``path`` is a directory bahfs wrote a store into."""
+    path = Path(path)
+    return path.is_dir() and any((path / m).exists() for m in MARKERS)
+
+
+def _looks_like_release(path: Path) -> bool:
+    return any((path / name).exists() for name in _RELEASE_FILES)
+
+
+def existing_store(path: Path) -> Path:
+    """``path`` when it is a store; else a NotFoundError (nothing there) or a
+    StoreError saying what it is instead."""
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"no such directory: {path}",
+                            expected="a store made by `bahfs ingest DATASET STORE`")
+    if not path.is_dir():
+        raise StoreError(f"{path} is a file, not a store",
+                         expected="the folder `bahfs ingest DATASET STORE` wrote")
+    if is_store(path):
+        return path
+    if _looks_like_release(path):
+        raise StoreError(f"{path} is a BAH release, not a store",
+                         expected=f"a store: `bahfs ingest {path} STORE` makes one from it")
+    raise StoreError(f"{path} is not a bahfs store (no {', '.join(MARKERS)})",
+                     expected="the folder `bahfs ingest DATASET STORE` wrote")
+
+
+def store_to_write(path: Path) -> Path:
+    """``path`` when ``ingest`` or ``extract`` may write a store there: a store, a
+    missing folder (made) or an empty one; never a release or another folder's
+    content (a checkout's ``store/`` package, a home directory)."""
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return path
+    return existing_store(path)

@@ -1,0 +1,165 @@
+"""What a store holds and what is left to do, on one screen (``bahfs status``).
+
+Read only, and cheap at the real release's size: the tables, one listing of each
+feature set's published videos, one pass over the store's files (size on disk and
+drift from the access policy at once). Nothing is decoded or opened beyond attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from store.access import load_policy, survey
+from store.errors import NotFoundError
+from store.layout import features_root, published_videos, read_attrs
+from store.tables import read_manifest, read_table_or_empty, table_exists
+
+#: extract runs shown
+LAST_RUNS = 3
+
+
+@dataclass(frozen=True)
+class FeatureSetStatus:
+    """Videos of the ``videos`` table by state, each counted once: extracted, pending
+    (to do next run), quarantined (a fault of their own), bugs (left pending by a bug,
+    their tracebacks in the ``bugs`` table)."""
+
+    feature_set: str
+    extractor: str
+    extracted: int
+    pending: int
+    quarantined: int
+    bugs: int
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    started_at: str
+    seconds: float | None
+    outcome: str
+    devices: list[str]
+    extracted: int
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    store: str
+    releases: list[str]
+    batches: list[dict[str, Any]]
+    participants: dict[str, int]
+    videos: dict[str, int]
+    exclusion_reasons: dict[str, int]
+    feature_sets: list[FeatureSetStatus]
+    runs: list[RunStatus]
+    size_bytes: int
+    access: str
+    drifting_paths: int
+    next_step: str
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    try:
+        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))
+                ).total_seconds()
+    except ValueError:
+        return None
+
+
+def _outcome(detail: str | None) -> str:
+    d = json.loads(detail) if detail else {}
+    if d.get("halted"):
+        return f"stopped: {d['halted']}" if isinstance(d["halted"], str) else "stopped"
+    bad = {k: len(d.get(k) or ()) for k in ("failed", "bugs", "quarantined", "bad_batches")}
+    said = [f"{n} {k.replace('_', ' ')}" for k, n in bad.items() if n]
+    return "ok" if not said else "finished, " + ", ".join(said)
+
+
+def _runs(store: Path) -> list[RunStatus]:
+    runs = read_table_or_empty(store, "extract_runs").tail(LAST_RUNS)
+    ext = read_table_or_empty(store, "extracted")
+    out = []
+    for run_id, start, end, n, detail in runs.select(
+            "run_id", "started_at", "finished_at", "extracted", "detail").iter_rows():
+        during = ext.filter((pl.col("written_at") >= start) & (pl.col("written_at") <= end))
+        devices = sorted({d or "unknown" for d in during["device"].to_list()})
+        out.append(RunStatus(run_id, start, _seconds(start, end), _outcome(detail),
+                             devices, n))
+    return out[::-1]
+
+
+def _feature_sets(store: Path, videos: pl.DataFrame) -> list[FeatureSetStatus]:
+    consented = set(videos["video_id"].to_list())
+    quarantined = set(read_table_or_empty(store, "quarantine")["video_id"].to_list())
+    bugged = set(read_table_or_empty(store, "bugs")["video_id"].to_list())
+    root = features_root(store)
+    out = []
+    for fs in sorted(d for d in root.iterdir() if (d / "zarr.json").is_file()) \
+            if root.is_dir() else []:
+        done = {v.name for v in published_videos(store, fs.name)}
+        todo = consented - done
+        out.append(FeatureSetStatus(
+            fs.name, str(read_attrs(fs).get("extractor", "")), len(done & consented),
+            len(todo - quarantined - bugged), len(todo & quarantined),
+            len(todo & bugged - quarantined)))
+    return out
+
+
+def _releases(store: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    batches = read_table_or_empty(store, "batches").select(
+        "batch", "source", "ingested_at", "participants", "videos")
+    try:
+        dataset = read_manifest(store).get("dataset", [])
+    except NotFoundError:  # nothing ingested yet
+        dataset = []
+    releases = [dataset] if isinstance(dataset, str) else list(dataset)
+    return releases, batches.to_dicts()
+
+
+def next_step(store: Path, status: dict[str, Any]) -> str:
+    """The one command to run next, given what :func:`store_status` found."""
+    if not table_exists(store, "videos"):
+        return f"bahfs check-release DATASET, then bahfs ingest DATASET {store}"
+    if status["drifting_paths"]:
+        return f"bahfs verify {store} --fix"
+    source = status["releases"][0] if len(status["releases"]) == 1 else "SOURCE"
+    fsets = status["feature_sets"]
+    if not fsets or any(f.pending for f in fsets):
+        return f"bahfs extract {source} {store}"
+    if any(f.quarantined for f in fsets):
+        return f"bahfs quarantine list {store}"
+    if any(f.bugs for f in fsets):
+        return f"bahfs quarantine bugs {store}"
+    return f"bahfs train {store}"
+
+
+def store_status(store: Path) -> StoreStatus:
+    """Everything ``bahfs status`` shows about ``store`` (an existing store)."""
+    store = Path(store)
+    videos = read_table_or_empty(store, "videos")
+    excl = read_table_or_empty(store, "exclusions")
+    withdrawn = read_table_or_empty(store, "withdrawals").height
+    reasons = dict(excl.group_by("reason").len().sort("reason").iter_rows())
+    quarantined = read_table_or_empty(store, "quarantine")["video_id"].n_unique()
+    policy = load_policy(store)
+    size, drift = survey(store, policy)
+    releases, batches = _releases(store)
+    found: dict[str, Any] = {
+        "releases": releases, "batches": batches,
+        "participants": {"consented": read_table_or_empty(store, "participants").height,
+                         "excluded": excl.height, "withdrawn": withdrawn},
+        "videos": {"consented": videos.height, "excluded": int(excl["n_videos"].sum()),
+                   "quarantined": quarantined},
+        "exclusion_reasons": reasons, "feature_sets": _feature_sets(store, videos),
+        "runs": _runs(store), "size_bytes": size,
+        "access": f"{policy.scope} (files {policy.file_mode:04o}, folders "
+                  f"{policy.dir_mode:04o}" + (f", group {policy.group})" if policy.group
+                                              else ")"),
+        "drifting_paths": len(drift)}
+    return StoreStatus(store=str(store), next_step=next_step(store, found), **found)
