@@ -52,6 +52,8 @@ class Extractor(ABC):
     runtime: Runtime = Runtime()
     #: Built with its default config it has no model to run: a plan names one by path.
     needs_model: ClassVar[bool] = False
+    #: Optional packages it needs (an extra of bahfs): without them building it fails.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None, runtime: Runtime | None = None) -> None:
         config = config if config is not None else self.Config()

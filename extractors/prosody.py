@@ -115,6 +115,7 @@ class ProsodyExtractor(Extractor):
     name = "prosody"
     Config = ProsodyConfig
     config: ProsodyConfig
+    requires = ("opensmile",)
 
     def __init__(self, config: ProsodyConfig | None = None, runtime: Runtime | None = None
                  ) -> None:

@@ -32,6 +32,8 @@ def extractor(request: pytest.FixtureRequest) -> Extractor:
     cls = registry.get_extractor(request.param)
     if cls.needs_model:  # its own test module runs this suite on a model built there
         pytest.skip(f"{cls.name} needs a model by path (tests/extractors/test_{cls.name}.py)")
+    for module in cls.requires:  # an optional extra (bash .ci/setup.sh installs them)
+        pytest.importorskip(module, reason=f"{cls.name} needs the optional {module}")
     return cls()
 
 
