@@ -7,10 +7,11 @@ The soundtrack (16 kHz) is normalised as the folder's ``preprocessor_config.json
 says (``do_normalize``: zero mean, unit variance over the whole soundtrack), then run
 in windows of ``window_s`` seconds that overlap by ``2 * overlap_s``: each window
 starts on a multiple of the model's frame stride (320 samples), the last one ends
-with the audio (no padding: the convolutional front ends normalise over the whole
-input), and each model frame (20 ms) is taken from the window in which it lies
-furthest from an edge. Audio up to one window long runs whole. Windows of equal
-length are batched (``batch`` per call, a run option; on CUDA when present), and the
+with the audio (no padding; a group-normalised first convolution gets the whole
+soundtrack's per-channel mean and variance, :mod:`extractors.convert.speech_onnx`),
+and each model frame (20 ms) is taken from the window in which it lies furthest
+from an edge. Audio up to one window long runs whole. Windows of equal length are
+batched (``batch`` per call, a run option; on CUDA when present), and the
 session shares its calls across the videos in flight (:mod:`extractors.batching`).
 
 Per decoded frame: ``hidden`` float16 ``(len(layers), width)``, the mean over the
@@ -30,7 +31,13 @@ import numpy as np
 
 from extractors.audio import audio_attributes, audio_coverage
 from extractors.base import DecodedVideo, Extractor, register
-from extractors.convert.speech_onnx import EXPECTED, onnx_model, read_folder
+from extractors.convert.speech_onnx import (
+    EXPECTED,
+    conv0_stats,
+    export_record,
+    onnx_model,
+    read_folder,
+)
 from extractors.decode import AUDIO_RATE
 from extractors.identity import identity, run_option
 from extractors.runtime import Runtime, session, session_device
@@ -123,6 +130,8 @@ class SpeechModelExtractor(Extractor):
         self.width = int(self.model_config["hidden_size"])
         self.stride, self.field = frame_geometry(self.model_config)
         onnx_path, self._sha = onnx_model(Path(cfg.model_dir))
+        record, self.conv0 = export_record(onnx_path)
+        self.group_norm, self.conv0_stride = bool(record["group_norm"]), record["conv0_stride"]
         self.session = session(str(onnx_path), self.runtime)
         self.device = session_device(self.session, self.runtime.device)
 
@@ -131,6 +140,7 @@ class SpeechModelExtractor(Extractor):
 
     def provenance(self) -> dict[str, Any]:
         return {"model_type": self.model_config.get("model_type"),
+                "group_norm_over_the_soundtrack": self.group_norm,
                 "architectures": self.model_config.get("architectures"),
                 "do_normalize": self.normalize, "layer_indices": self.layers}
 
@@ -152,13 +162,18 @@ class SpeechModelExtractor(Extractor):
         starts = window_starts(x.size, window, round(self.config.overlap_s * AUDIO_RATE),
                                self.stride)
         length = min(window, x.size)
+        stats = {}
+        if self.group_norm:  # the whole soundtrack's, for every window
+            mean, var = conv0_stats(x, self.conv0, self.conv0_stride)
+            stats = {"conv0_mean": mean.astype(np.float32), "conv0_var": var.astype(np.float32)}
         total = n_model_frames(x.size, self.model_config)
         out = np.zeros((total, len(self.layers), self.width), np.float32)
         best = np.full(total, -1, np.int64)
         for lo in range(0, len(starts), self.config.batch):
             chunk = starts[lo:lo + self.config.batch]
-            feeds = np.stack([x[s:s + length] for s in chunk])
-            states = self.session.run(["hidden_states"], {"input_values": feeds})[0]
+            feeds = {"input_values": np.stack([x[s:s + length] for s in chunk]),
+                     **{k: np.tile(v, (len(chunk), 1)) for k, v in stats.items()}}
+            states = self.session.run(["hidden_states"], feeds)[0]
             for b, s in enumerate(chunk):
                 frames = states[b, self.layers].transpose(1, 0, 2)  # (frames, layers, D)
                 j = np.arange(frames.shape[0])

@@ -3,7 +3,7 @@ fine-tunes alike) exported to ONNX once, cached by the folder's hash.
 
 A model folder holds ``config.json``, ``preprocessor_config.json`` and its weights
 (``model.safetensors`` or ``pytorch_model.bin``). Its export goes to
-``$BAHFS_MODELS/speech-models/<folder name>-<12 hex of the folder's hash>-rows-first/
+``$BAHFS_MODELS/speech-models/<folder name>-<12 hex of the folder's hash>-rows-first-gn/
 model.onnx``,
 built in a temporary folder and renamed into place (safe with many workers), with a
 ``bahfs-export.json`` recording the folder's hash, the ONNX file's SHA-256 and the
@@ -11,8 +11,12 @@ exporter's versions; the ONNX file is checked against it on every load. The ONNX
 graph takes ``input_values`` (batch, samples) and gives ``hidden_states`` (batch,
 layers + 1, frames, width; rows first, so calls of several videos batch together):
 the model's every hidden state, the feature projection first (index 0) and each
-transformer layer after it. It is exported by torch's TorchScript
-exporter (opset 17) from transformers' ``AutoModel`` in eval mode.
+transformer layer after it. A model whose first convolution is group-normalised
+(``feat_extract_norm: group``, the base models) normalises each channel over the
+whole input; its graph takes that channel's mean and variance as two more inputs,
+``conv0_mean`` and ``conv0_var`` (batch, channels), so that a window of a soundtrack
+is normalised as the whole soundtrack is (:func:`conv0_stats`). It is exported by
+torch's TorchScript exporter (opset 17) from transformers' ``AutoModel`` in eval mode.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from extractors.models import models_dir
 from extractors.runtime import check_model, sha256_file
 from store.errors import ModelError
 
 #: What the exported graph gives (its name is part of the cache folder's).
-EXPORT_LAYOUT = "rows-first"
+EXPORT_LAYOUT = "rows-first-gn"
+CONV0 = "conv0.npy"
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _MANIFEST = "bahfs-export.json"
@@ -67,8 +74,16 @@ def folder_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
+def export_record(onnx_path: Path) -> tuple[dict[str, Any], np.ndarray]:
+    """The export record beside an exported model, and its first convolution's
+    weights ``(channels, kernel)``."""
+    record = json.loads((onnx_path.parent / _MANIFEST).read_text())
+    return record, np.load(onnx_path.parent / CONV0)
+
+
 def onnx_model(folder: Path) -> tuple[Path, str]:
-    """The ONNX export of ``folder`` (made the first time) and the folder's hash."""
+    """The ONNX export of ``folder`` (made the first time) and the folder's hash; its
+    export record and first-convolution weights (``conv0.npy``) lie beside it."""
     source_sha = folder_sha256(folder)
     dest = models_dir() / "speech-models" / \
         f"{Path(folder).name}-{source_sha[:12]}-{EXPORT_LAYOUT}"
@@ -89,15 +104,26 @@ def _export(folder: Path, dest: Path, source_sha: str) -> None:
         work = tmp / "model"
         work.mkdir()
         model = transformers.AutoModel.from_pretrained(str(folder)).eval()
-        wrapper = all_hidden_states(model).eval()
+        if getattr(model.config, "add_adapter", False):
+            raise ModelError("a model with an adapter after its encoder", path=folder,
+                             expected=EXPECTED)
+        group = getattr(model.config, "feat_extract_norm", "layer") == "group"
+        wrapper = all_hidden_states(model, group).eval()
+        conv0 = model.feature_extractor.conv_layers[0].conv.weight.detach().numpy()[:, 0]
+        np.save(work / CONV0, conv0.astype(np.float64))  # (channels, kernel)
+        inputs = (torch.zeros(1, 16_000),) + ((torch.zeros(1, conv0.shape[0]),
+                                               torch.ones(1, conv0.shape[0])) if group else ())
+        names = ["input_values", *(("conv0_mean", "conv0_var") if group else ())]
         with torch.no_grad():
             torch.onnx.export(
-                wrapper, (torch.zeros(1, 16_000),), str(work / "model.onnx"),
-                input_names=["input_values"], output_names=["hidden_states"],
+                wrapper, inputs, str(work / "model.onnx"), input_names=names,
+                output_names=["hidden_states"],
                 dynamic_axes={"input_values": {0: "batch", 1: "samples"},
+                              **{n: {0: "batch"} for n in names[1:]},
                               "hidden_states": {0: "batch", 2: "frames"}},
                 opset_version=17, dynamo=False)
         (work / _MANIFEST).write_text(json.dumps({
+            "group_norm": group, "conv0_stride": int(model.config.conv_stride[0]),
             "source": str(folder), "source_sha256": source_sha,
             "onnx_sha256": sha256_file(work / "model.onnx"),
             "exported_by": f"torch {torch.__version__} (TorchScript exporter, opset 17), "
@@ -120,19 +146,49 @@ def _all_hidden_states_module() -> Any:
     import torch
 
     class AllHiddenStates(torch.nn.Module):
-        """Every hidden state of a transformers speech model, stacked on axis 0."""
+        """Every hidden state of a transformers speech model, stacked on axis 1. With
+        ``group``, the first convolution's group norm takes its per-channel mean and
+        variance as inputs (those of the whole soundtrack) instead of the input's."""
 
-        def __init__(self, model: Any) -> None:
+        def __init__(self, model: Any, group: bool) -> None:
             super().__init__()
-            self.model = model
+            self.model, self.group = model, group
 
-        def forward(self, input_values: Any) -> Any:
-            out = self.model(input_values, output_hidden_states=True)
+        def forward(self, input_values: Any, mean: Any = None, var: Any = None) -> Any:
+            if not self.group:
+                out = self.model(input_values, output_hidden_states=True)
+                return torch.stack(out.hidden_states, 1)
+            layers = self.model.feature_extractor.conv_layers
+            first = layers[0]
+            x = first.conv(input_values[:, None])
+            norm = first.layer_norm
+            x = (x - mean[:, :, None]) / torch.sqrt(var[:, :, None] + norm.eps)
+            x = first.activation(x * norm.weight[None, :, None] + norm.bias[None, :, None])
+            for layer in layers[1:]:
+                x = layer(x)
+            projected = self.model.feature_projection(x.transpose(1, 2))
+            hidden = projected[0] if isinstance(projected, tuple) else projected
+            out = self.model.encoder(hidden, output_hidden_states=True)
             return torch.stack(out.hidden_states, 1)
 
     return AllHiddenStates
 
 
-def all_hidden_states(model: Any) -> Any:
+def all_hidden_states(model: Any, group: bool = False) -> Any:
     """``model`` wrapped to give its hidden states stacked (a torch module)."""
-    return _all_hidden_states_module()(model)
+    return _all_hidden_states_module()(model, group)
+
+
+def conv0_stats(audio: np.ndarray, conv0: np.ndarray, stride: int) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Per channel, the mean and (biased) variance over time of the first convolution
+    of ``audio`` (what a group norm over the whole soundtrack uses): from the mean and
+    the second moments of the input's frames, never the convolution itself."""
+    kernel = conv0.shape[1]
+    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64),
+                                                      kernel)[::stride]
+    mean_frame = frames.mean(axis=0)
+    second = frames.T @ frames / frames.shape[0]  # (kernel, kernel)
+    mean = conv0 @ mean_frame
+    var = np.einsum("ck,kl,cl->c", conv0, second, conv0) - mean ** 2
+    return mean, np.maximum(var, 0.0)

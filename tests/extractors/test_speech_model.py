@@ -90,22 +90,26 @@ def test_onnx_agrees_with_the_torch_model(family: str, models: dict[str, Path],
     assert len(list(exported[0].parent.parent.glob(f"{family}-*"))) == 1
 
 
-def test_windows_match_a_whole_pass(models: dict[str, Path], audio: np.ndarray) -> None:
-    whole = SpeechModelExtractor(SpeechModelConfig(model_dir=str(models["large"]),
+@pytest.mark.parametrize("name", ["large", "wav2vec2", "hubert"])
+def test_windows_match_a_whole_pass(name: str, models: dict[str, Path],
+                                    audio: np.ndarray) -> None:
+    whole = SpeechModelExtractor(SpeechModelConfig(model_dir=str(models[name]),
                                                    layers="0,-1", window_s=60.0))
     windowed = dataclasses.replace(whole.config, window_s=3.0, overlap_s=1.0, batch=2)
     parts = SpeechModelExtractor(windowed)
+    assert whole.group_norm == (name != "large")  # base layouts: a group-normed front end
     starts = window_starts(audio.size, 48_000, 16_000, 320)
     assert len(starts) == 7 and all(s % 320 == 0 for s in starts)
     a, b = whole.model_frames(audio), parts.model_frames(audio)
     assert a.shape == b.shape == (449, 2, 32)
-    # Attention sees the whole input, so windows differ from a whole pass. With a
-    # layer-norm front end and at least 1 s of context on each side, every frame is
-    # within 1 % of the mean frame norm of the whole pass (measured 0.31 % at most
-    # here; the feature projection, index 0, is exact).
+    # Attention sees the whole input, so windows differ from a whole pass. With at
+    # least 1 s of context on each side, every frame is within 1 % of the mean frame
+    # norm of the whole pass (measured 0.42 % at most on these models); the feature
+    # projection (index 0) is exact to float error, the group norm's statistics being
+    # the whole soundtrack's.
     scale = np.linalg.norm(a, axis=2).mean(axis=0)
     rel = np.linalg.norm(a - b, axis=2) / scale
-    assert rel[:, 0].max() < 1e-5 and rel[:, 1].max() < 0.01, rel.max(axis=0)
+    assert rel[:, 0].max() < 1e-4 and rel[:, 1].max() < 0.01, rel.max(axis=0)
     assert whole.spec().id != parts.spec().id  # windowing is identity
     rebatched = SpeechModelExtractor(dataclasses.replace(windowed, batch=8))
     assert rebatched.spec().id == parts.spec().id  # the batch is not
