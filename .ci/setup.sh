@@ -3,7 +3,8 @@
 #   system: ffmpeg (with ffprobe), espeak-ng  (Debian packages)
 #   python: the project and its dev tools into ./.venv (editable install), with ONNX
 #           Runtime for the CPU (extra cpu: onnxruntime) or for CUDA (extra gpu:
-#           onnxruntime-gpu[cuda,cudnn]), never both (they are the same module):
+#           onnxruntime-gpu[cuda,cudnn]), never both (they are the same module), and
+#           the prosody extra (opensmile: audEERING research licence, docs/models.md):
 #             BAHFS_GPU=1     gpu          BAHFS_GPU=0  cpu
 #             BAHFS_GPU=auto  (or unset) gpu when `nvidia-smi -L` lists a GPU, else cpu
 #           `bash .ci/setup.sh --print-runtime` prints the choice and does nothing else.
@@ -71,7 +72,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || has_dist "$other"; th
     echo "[setup] removing $other (switching to the $runtime runtime)"
     .venv/bin/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu
   fi
-  .venv/bin/python -m pip install -q -e ".[dev,$runtime]"
+  .venv/bin/python -m pip install -q -e ".[dev,$runtime,prosody]"
   if [ "$runtime" = gpu ] && has_dist onnxruntime; then
     # faster-whisper requires the CPU onnxruntime by name, so pip has just put it over
     # onnxruntime-gpu's files: remove both and put onnxruntime-gpu back alone (its

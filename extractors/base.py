@@ -50,6 +50,10 @@ class Extractor(ABC):
     device: str = "cpu"
     #: Where and how the models run (device setting, threads), given when built.
     runtime: Runtime = Runtime()
+    #: Built with its default config it has no model to run: a plan names one by path.
+    needs_model: ClassVar[bool] = False
+    #: Optional packages it needs (an extra of bahfs): without them building it fails.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None, runtime: Runtime | None = None) -> None:
         config = config if config is not None else self.Config()
@@ -141,6 +145,8 @@ class FrameExtractor(Extractor):
 
 
 REGISTRY: dict[str, type[Extractor]] = {}
+#: Plugin extractors found but left out (:mod:`extractors.plugins`), with why.
+LEFT_OUT: dict[str, str] = {}
 E = TypeVar("E", bound=type[Extractor])
 
 
@@ -153,6 +159,9 @@ def register(cls: E) -> E:
 
 
 def get_extractor(name: str) -> type[Extractor]:
+    if name not in REGISTRY and name in LEFT_OUT:
+        raise ConfigError(f"extractor {name!r} is an installed plugin that was left out: "
+                          f"{LEFT_OUT[name]}", expected="a plugin that loads (see above)")
     if name not in REGISTRY:
         raise ConfigError(f"unknown extractor {name!r}", expected=f"one of {sorted(REGISTRY)}")
     return REGISTRY[name]

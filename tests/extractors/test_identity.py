@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,16 @@ from extractors.migrate import migrate_feature_set_ids
 from extractors.speech import SpeechConfig
 from store.errors import ConfigError
 
-OURS = sorted(n for n, c in extractors.REGISTRY.items() if c.__module__.startswith("extractors."))
+
+def _installed(modules: tuple[str, ...]) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+# bahfs's own extractors that build with their defaults here (a model by path, or an
+# optional extra not installed, leaves one out; their own test modules cover them)
+OURS = sorted(n for n, c in extractors.REGISTRY.items()
+              if c.__module__.startswith("extractors.") and not c.needs_model
+              and _installed(c.requires))
 
 
 def with_field(config: Any, path: str, value: Any) -> Any:

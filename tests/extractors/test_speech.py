@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,20 @@ def test_words_sit_on_the_frames_they_span() -> None:
     assert (idx[:12] == -1).all()
 
 
+def test_a_word_between_frames_gets_the_frame_nearest_its_middle() -> None:
+    times = np.arange(10) / 5.0  # 0, 0.2, 0.4, ...
+    words = [{"start": 0.0, "end": 0.35},   # frames 0, 1
+             {"start": 0.42, "end": 0.5},   # none inside: nearest its middle, 0.46 -> 2 (0.4)
+             {"start": 0.9, "end": 0.9},    # zero-length at 0.9: frame 4 (0.8) on the tie
+             {"start": 1.21, "end": 1.3},   # nearest is 6 (1.2), inside the next word
+             {"start": 1.15, "end": 1.21},  # frame 6
+             {"start": 1.62, "end": 1.64},  # frame 8 (1.6) ...
+             {"start": 1.57, "end": 1.59}]  # ... already given to the word before
+    idx = place_on_frames(times, words)
+    assert idx.tolist() == [0, 0, 1, -1, 2, -1, 4, -1, 5, -1]
+    assert set(range(len(words))) - set(idx.tolist()) == {3, 6}
+
+
 def test_transcript_of_synthesised_speech(media: Media, speech: SpeechExtractor) -> None:
     path, plan = media["speech24"]
     assert plan is not None
@@ -73,9 +88,10 @@ def test_transcript_of_synthesised_speech(media: Media, speech: SpeechExtractor)
     assert out.arrays["word_embedding"][has].any(axis=1).all()
     table = words_table(out)
     assert table.height == len(transcript["words"]) and table["video_id"][0] == "v1"
-    for row in table.filter(table["first_frame"].is_not_null()).iter_rows(named=True):
+    for row in table.iter_rows(named=True):  # the table's frames are the arrays' frames
         span = np.flatnonzero(idx == row["word_index"])
-        assert (row["first_frame"], row["last_frame"]) == (span[0], span[-1])
+        want = (int(span[0]), int(span[-1])) if span.size else (None, None)
+        assert (row["first_frame"], row["last_frame"]) == want, row
 
 
 def test_video_without_audio_gives_no_words(media: Media, speech: SpeechExtractor) -> None:
@@ -108,17 +124,34 @@ def long_talk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_minutes_of_speech_give_every_word_a_vector(long_talk: Path,
-                                                    speech: SpeechExtractor) -> None:
+def test_minutes_of_speech_give_every_word_a_vector(
+        long_talk: Path, speech: SpeechExtractor,
+        record_property: Callable[[str, object], None]) -> None:
     out = extract_all(long_talk, [speech], video_id="long", participant_id="P")[0]
-    assert out.timestamps[-1] > 120  # minutes, not seconds
+    times = out.timestamps
+    assert times[-1] > 120  # minutes, not seconds
     words = json.loads(out.attrs["transcript"])["words"]
     assert len(words) > 300  # far beyond one 256-token window
-    has, emb = out.arrays["has_word"], out.arrays["word_embedding"]
+    has, emb, idx = out.arrays["has_word"], out.arrays["word_embedding"], out.arrays["word_index"]
     assert has.sum() > 0.5 * has.size
     assert emb[has].any(axis=1).all()  # never a zero vector where a word is spoken
-    spoken = {int(i) for i in np.unique(out.arrays["word_index"]) if i >= 0}
-    assert len(spoken) > 0.9 * len(words)
+    spanned = np.zeros(times.size, bool)
+    for w in words:
+        spanned |= (times >= w["start"]) & (times < w["end"])
+    lost = [i for i, w in enumerate(words) if w["first_frame"] is None]
+    period = float(np.median(np.diff(times)))
+    for i in lost:  # the only words left without a frame share one with another word
+        w = words[i]
+        frame = int(np.argmin(np.abs(times - (w["start"] + w["end"]) / 2)))
+        assert idx[frame] not in (-1, i), (i, w)
+        assert w["end"] - w["start"] < period, (i, w)  # so the word fits between frames
+    record_property("words_without_a_frame", f"{len(lost)} of {len(words)}")
+    print(f"words without a frame: {len(lost)} of {len(words)}")
+    # Measured 27 of 452 (6 %) here; frames span 0.2 s (5 fps) and a word is lost only
+    # when it is shorter than that and sits beside a word owning its nearest frame.
+    # Whisper's word times move with the CPU (the old rule lost 40 of 452 here and 56
+    # of 461 on another machine, a spread of about 4 % of the words): 10 % is that margin.
+    assert len(lost) <= 0.10 * len(words)
 
 
 @pytest.mark.slow

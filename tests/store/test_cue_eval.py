@@ -30,7 +30,8 @@ def test_auc_is_the_pairwise_win_rate_with_ties_as_half() -> None:
 
 SPEC = FeatureSetSpec(
     "behaviour", {"test": True}, "cd" * 32,
-    (ArraySpec("head_pose", "float32", (3,)), ArraySpec("has_face", "bool")),
+    (ArraySpec("head_pose", "float32", (3,)), ArraySpec("has_face", "bool"),
+     ArraySpec("lld", "float32", (25,))),
     extra={"columns": {"head_pose": ["yaw", "pitch", "roll"]}, "signed": ["head_pose"],
            "masks": {"head_pose": "has_face"}})
 
@@ -54,14 +55,20 @@ def test_a_feature_that_moves_inside_cue_segments_carries_the_cue(
             pose[s:e + 1, 0] = rng.choice([-40, 40], e + 1 - s)  # turns either way
         face = np.ones(n, bool)
         face[::7] = False  # masked frames are left out of the face arrays' AUC
+        lld = rng.normal(0, 1, (n, 25)).astype(np.float32)  # wider than 8 columns
+        lld[:, 17] = np.abs(pose[:, 0])  # its 18th column carries the cue (no mask)
         pose[~face] = 0
         w.write(VideoFeatures(SPEC, vid, pid, np.arange(n) / 24.0,
-                              {"head_pose": pose, "has_face": face}))
+                              {"head_pose": pose, "has_face": face, "lld": lld}))
     table = evaluate_cues(store, min_segments=1)
     look = {r["feature"]: r for r in table.filter(pl.col("cue") == "Look away").to_dicts()}
     assert look["|head_pose.yaw|"]["auc"] > 0.99  # either way: the magnitude separates
     assert abs(look["head_pose.pitch"]["auc"] - 0.5) < 0.1
     assert look["head_pose.yaw"]["pos_frames"] < look["has_face"]["pos_frames"]
+    assert {f"lld.{i}" for i in range(25)} <= set(look)  # every column scored
+    assert look["lld.17"]["auc"] > 0.95 and abs(look["lld.3"]["auc"] - 0.5) < 0.1
+    narrow = evaluate_cues(store, min_segments=1, max_width=8)
+    assert not narrow.filter(pl.col("feature").str.starts_with("lld")).height
 
     out = tmp_path / "plots"
     res = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments", "1",
@@ -73,3 +80,32 @@ def test_a_feature_that_moves_inside_cue_segments_carries_the_cue(
     too_few = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--min-segments",
                                        "100000", "--out", str(out)])
     assert too_few.exit_code == 2 and "segments" in too_few.output
+
+
+@pytest.mark.slow  # prosody and fluency (Whisper) on every video of the sample release
+def test_the_cue_table_scores_prosody_and_fluency_on_a_generated_release(
+        sample_release: Path, tmp_path: Path) -> None:
+    from extractors.fluency import FluencyExtractor
+    from extractors.pipeline import extract_all
+    from extractors.prosody import ProsodyExtractor
+
+    pytest.importorskip("opensmile", reason="the prosody extra (bash .ci/setup.sh)")
+    store = tmp_path / "store"
+    ingest(sample_release, store)
+    writer, built = FeatureWriter(store), [ProsodyExtractor(), FluencyExtractor()]
+    for vid, pid, path in read_table(store, "videos").select(
+            "video_id", "participant_id", "path").iter_rows():
+        for f in extract_all(sample_release / path, built, video_id=vid, participant_id=pid):
+            writer.write(f)
+    for feature_set, columns in (("prosody", {"lld.Loudness_sma3", "lld.mfcc4_sma3",
+                                              "lld.F3amplitudeLogRelF0_sma3nz", "pause_s"}),
+                                 ("fluency", {"pause_fraction", "words_per_s",
+                                              "filler_sound_count", "filled_pause_count"})):
+        out = tmp_path / feature_set
+        res = CliRunner().invoke(app, ["cues", "evaluate", str(store), "--feature-set",
+                                       feature_set, "--min-segments", "1", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        table = pl.read_csv(out / "cue_auc.csv")
+        pause = table.filter(pl.col("cue") == "Pause")
+        assert columns <= set(pause["feature"].to_list())  # 25 descriptors: none left out
+        assert pause["auc"].drop_nulls().len() == pause.height
