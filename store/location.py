@@ -2,9 +2,10 @@
 one, and those two write only into a store or a new, empty folder.
 
 A store is a directory holding at least one of what bahfs puts there: ``tables/``,
-``features.zarr/`` or ``access.json`` (written by ``bahfs access`` before the first
-ingest). A release folder, a source checkout or a typo is refused with what was
-found there and what to do.
+``features.zarr/``, ``access.json`` (written by ``bahfs access`` before the first
+ingest) or ``.locks/`` (taken by the first ingest before it writes a table). A
+release folder, a source checkout or a typo is refused with what was found there and
+what to do.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 from store.access import ACCESS_FILE
 from store.errors import NotFoundError, StoreError
 from store.layout import FEATURES
+from store.locks import LOCKS
 from store.tables import TABLES_DIR
 
 #: what bahfs writes at the top of a store; any one of them makes a folder a store
-MARKERS = (TABLES_DIR, FEATURES, ACCESS_FILE)
+MARKERS = (TABLES_DIR, FEATURES, ACCESS_FILE, LOCKS)
 #: files at the top of a BAH release (any variant): a folder holding one is a release
 _RELEASE_FILES = ("meta_data.yml", "video_annotation_transcript.yaml",
                   "video_annotation.yaml", "annotation.yml", "Videos")
@@ -50,6 +52,16 @@ def existing_store(path: Path) -> Path:
                          expected=f"a store: `bahfs ingest {path} STORE` makes one from it")
     raise StoreError(f"{path} is not a bahfs store (no {', '.join(MARKERS)})",
                      expected="the folder `bahfs ingest DATASET STORE` wrote")
+
+
+def store_for_withdrawal(path: Path, *, not_arrived: bool) -> Path:
+    """The store of a purge: a store; or, for a participant whose data has not arrived
+    yet, also an existing empty folder (a store whose first ingest is still reading its
+    batch and has written nothing yet). A missing folder is refused either way."""
+    path = Path(path)
+    if not_arrived and path.is_dir() and not any(path.iterdir()):
+        return path
+    return existing_store(path)
 
 
 def store_to_write(path: Path) -> Path:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import LOOK_AFTER, StoreArg, app, friendly
+from bahfs.cli.common import LOOK_AFTER, app, friendly
 
 
 @app.command(rich_help_panel=LOOK_AFTER,
              epilog="Example: bahfs purge /data/bah/store --participant 82553")
 @friendly
 def purge(
-    store: StoreArg,
+    store: Annotated[Path, typer.Argument(
+        metavar="STORE", show_default=False,
+        help="A store: the folder `bahfs ingest` or `bahfs extract` wrote (with "
+             "--not-arrived-yet, also the empty folder of a first ingest still running).")],
     participant: Annotated[str, typer.Option(
         "--participant", help="Participant id as the release spells it (82553); never a "
                               "video id.")],
@@ -30,8 +34,10 @@ def purge(
     the store does not hold is refused unless --not-arrived-yet says their data has
     not arrived yet.
     """
+    from store.location import store_for_withdrawal
     from store.purge import check_participant, purge_participant
 
+    store = store_for_withdrawal(store, not_arrived=not_arrived_yet)
     check_participant(store, participant, not_arrived=not_arrived_yet)
     report = purge_participant(store, participant, reason=reason)
     total = sum(report.rows_removed.values())

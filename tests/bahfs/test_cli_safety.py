@@ -41,6 +41,19 @@ def test_purge_refuses_a_video_id_an_unknown_id_and_a_path_that_is_not_a_store(
         app, ["purge", str(tmp_path / "missing"), "--participant", "1"]).output
     assert not (tmp_path / "missing").exists()
     assert not (tmp_path / "tables").exists() and not (tmp_path / ".locks").exists()
+    # an empty folder (a first ingest still reading its batch) takes a withdrawal only
+    # for data that has not arrived; a missing folder never does
+    empty = tmp_path / "first-ingest"
+    empty.mkdir()
+    assert runner.invoke(app, ["purge", str(empty), "--participant", "82553"]).exit_code == 2
+    assert not any(empty.iterdir())
+    early = runner.invoke(app, ["purge", str(empty), "--participant", "82553",
+                                "--not-arrived-yet"])
+    assert early.exit_code == 0, early.output
+    assert read_table(empty, "withdrawals").height == 1
+    missing = runner.invoke(app, ["purge", str(tmp_path / "missing"), "--participant",
+                                  "82553", "--not-arrived-yet"])
+    assert missing.exit_code == 2 and not (tmp_path / "missing").exists()
 
     later = runner.invoke(app, ["purge", str(small_store), "--participant", "99999",
                                 "--not-arrived-yet"])
