@@ -37,10 +37,18 @@ TAUGHT_CFG = SampleConfig(participants=10, seed=8, max_questions=2, max_seconds=
                           fps=8.0, ah_rate=0.7, workers=2)
 
 
+#: seconds Prefect waits for its temporary server to answer (its default, 20, is too
+#: short while every core runs tests: the server's start alone then takes 20-30 s)
+EPHEMERAL_STARTUP_S = "120"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """One Prefect home per xdist worker: flows run in process use Prefect's temporary
     server, whose SQLite database lives under ``PREFECT_HOME``; two workers sharing
-    ``~/.prefect`` would lock each other out. Set before any test imports Prefect."""
+    ``~/.prefect`` would lock each other out. Set before any test imports Prefect, and
+    inherited by the processes the tests start."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+                          EPHEMERAL_STARTUP_S)
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker and "PREFECT_HOME" not in os.environ:
         base = Path(os.environ.get("TMPDIR", "/tmp")) / f"bahfs-prefect-{os.getppid()}"
@@ -60,11 +68,17 @@ LONGEST_FIRST = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest files first (a stable sort: each file keeps its own order)."""
+    """Longest files first (a stable sort: each file keeps its own order), and each
+    file one xdist group unless its tests name another: a worker runs a whole file,
+    so module fixtures (a Prefect server, loaded models) are made once."""
     tests = Path(__file__).parent
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.relative_to(tests).as_posix(), len(rank)))
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(tests).as_posix()))
 
 
 @pytest.fixture(scope="session")
