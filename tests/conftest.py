@@ -9,9 +9,21 @@ first. Without xdist the same code builds into the session's own folder."""
 
 from __future__ import annotations
 
+import os
+
+# An xdist worker's share of the cores for every threaded runtime, set before numpy or
+# torch is imported and inherited by every process a test starts: ONNX Runtime through
+# BAHFS_THREADS (what an operator sets, docs/operations.md), torch and BLAS through
+# their own variables. Without it each worker's runtimes take a thread per core, and
+# on 2 cores the workers' threads wait on each other (benchmarks/RESULTS.md, the suite).
+if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    _share = str(max(1, (os.cpu_count() or 1) // _workers))
+    for _name in ("BAHFS_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                  "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, _share)
+
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import time
