@@ -72,11 +72,13 @@ def pytest_configure(config: pytest.Config) -> None:
 # longest first. They are handed to the xdist workers before the rest, so that the
 # workers finish together instead of one starting the longest file last.
 LONGEST_FIRST = (
-    "flows/test_kill.py", "flows/test_extract_e2e.py", "bahfs/test_demo.py",
-    "flows/test_headline.py", "training/test_learning.py", "extractors/test_contract.py",
-    "flows/test_real_faults.py", "flows/test_secured.py", "test_lint.py",
-    "flows/test_gpu_placement.py", "bahfs/test_cli.py", "store/release/test_big_yaml.py",
-    "extractors/test_behaviour.py", "flows/test_retries.py",
+    "bahfs/test_demo.py", "training/test_learning.py",  # one group: the demo's store
+    "flows/test_extract_e2e.py", "flows/test_kill.py", "extractors/test_contract.py",
+    "flows/test_headline.py", "extractors/test_behaviour.py",
+    "extractors/test_face_detect.py", "extractors/test_plugins.py", "bahfs/test_cli.py",
+    "flows/test_real_faults.py", "store/release/test_big_yaml.py", "flows/test_secured.py",
+    "flows/test_gpu_placement.py", "flows/test_retries.py", "extractors/test_face_track.py",
+    "extractors/test_asr_whisperx.py", "extractors/test_speech.py", "test_lint.py",
 )
 
 
