@@ -6,6 +6,7 @@ files needed)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +20,22 @@ from store.tables import read_table
 
 @pytest.fixture(scope="session")
 def review_store(sample_release: Path, media: dict[str, tuple[Path, object]],
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("review")
-    release = root / "release"
-    shutil.copytree(sample_release, release)
-    probe = root / "probe"
-    ingest(release, probe)
-    videos = read_table(probe, "videos").filter(pl.col("split") != "train").sort("video_id")
-    garbage, other = videos["path"][0], videos["path"][1]
-    (release / garbage).write_bytes(np.random.default_rng(0).bytes(50_000))
-    store = root / "store"
-    ingest(release, store)
-    shutil.copy(media["fps30"][0], release / other)  # after ingest: frames do not match
-    extract_release(store, ("logmel",))
-    return store
+                 built: Callable[[str, Callable[[Path], None]], Path]) -> Path:
+    """Built once per run (tests/conftest.py, ``built``); read-only."""
+    def build(root: Path) -> None:
+        release = root / "release"
+        shutil.copytree(sample_release, release)
+        probe = root / "probe"
+        ingest(release, probe)
+        videos = read_table(probe, "videos").filter(pl.col("split") != "train").sort(
+            "video_id")
+        garbage, other = videos["path"][0], videos["path"][1]
+        (release / garbage).write_bytes(np.random.default_rng(0).bytes(50_000))
+        ingest(release, root / "store")
+        shutil.copy(media["fps30"][0], release / other)  # after ingest: frames do not match
+        extract_release(root / "store", ("logmel",))
+
+    return built("review", build) / "store"
 
 
 @pytest.fixture

@@ -94,6 +94,9 @@ def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> 
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    # the temporary server's start may take longer than Prefect's 20 s on loaded cores
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = os.environ[
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]
     bahfs = str(Path(sys.executable).with_name("bahfs"))
     store = tmp_path / "store"
     res = subprocess.run([bahfs, "extract", str(sample_release), str(store),

@@ -14,7 +14,9 @@ import pytest
 
 from store.tables import read_table
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+# one worker runs the demo and the tests that train on its store (tests/training/
+# test_learning.py): the other never waits for the demo it shares
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("demo")]
 
 
 def test_demo_end_to_end(demo_run: Any) -> None:

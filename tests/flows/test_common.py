@@ -24,9 +24,15 @@ def test_local_cluster_by_default_and_address_when_given(monkeypatch: pytest.Mon
     assert local.cluster_kwargs["security"] is True  # type: ignore[attr-defined]
     # each task is given its threads (flows.common.task_threads), not the environment
     assert "BAHFS_THREADS" not in local.cluster_kwargs["env"]  # type: ignore[attr-defined]
-    assert local_workers(None) == max(1, min(8, os.cpu_count() or 1))
     monkeypatch.setenv("BAHFS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
     assert dask_runner(None, 3).address == "tcp://10.0.0.5:8786"  # type: ignore[attr-defined]
+
+
+def test_local_workers_are_one_per_core_at_most_eight(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, workers in ((None, 1), (1, 1), (2, 2), (6, 6), (8, 8), (32, 8)):
+        monkeypatch.setattr(os, "cpu_count", lambda n=cores: n)
+        assert local_workers(None) == workers, cores
+    assert local_workers(3) == 3  # as asked, whatever the cores
 
 
 def test_summary_names_quarantined_videos_and_reasons() -> None:

@@ -52,8 +52,9 @@ def _run_worker_once(prefect: LocalPrefect) -> None:
 def test_schedule_and_deployment_runs_extract_only_what_is_new(tmp_path: Path) -> None:
     inbox, store = tmp_path / "inbox", tmp_path / "store"
     # batch-001: 82553, 82554 consent; 82555 declines (the generator always shows one)
+    # 8 fps: the real models on every frame, a third of the frames of 24 fps
     generate(inbox / "batch-001", SampleConfig(participants=3, seed=3, max_questions=2,
-                                               max_seconds=14.0, workers=2))
+                                               max_seconds=14.0, fps=8.0, workers=2))
     corrupt = sorted((inbox / "batch-001" / cb.VIDEOS_DIR / "82554").rglob("*.mp4"))[0]
     corrupt.write_bytes(corrupt.read_bytes()[: corrupt.stat().st_size // 3])  # truncated
     _arrived_long_ago(inbox / "batch-001")
@@ -94,7 +95,7 @@ def test_schedule_and_deployment_runs_extract_only_what_is_new(tmp_path: Path) -
 
         # 2. a new batch arrives; an on-demand run extracts it and only it
         generate(inbox / "batch-002", SampleConfig(participants=1, first_participant=4,
-                                                   seed=5, max_questions=1,
+                                                   seed=5, max_questions=1, fps=8.0,
                                                    max_seconds=14.0, workers=2))
         _arrived_long_ago(inbox / "batch-002")
         prefect.run("extract/extract", {}, watch=False)

@@ -138,9 +138,13 @@ def test_placement_local_and_remote(no_gpu_env: pytest.MonkeyPatch) -> None:
 
 
 def test_tasks_get_their_share_of_the_cores(no_gpu_env: pytest.MonkeyPatch) -> None:
-    cores = os.cpu_count() or 1
-    assert task_threads(placement(None, CPU), 3) == max(1, cores // 3)
-    assert task_threads(placement(None, CUDA, 2), None) == max(1, cores // 2)
+    no_gpu_env.delenv("BAHFS_THREADS", raising=False)
+    no_gpu_env.setattr(os, "cpu_count", lambda: 12)
+    assert task_threads(placement(None, CPU), 3) == 4  # 3 workers of 12 cores
+    assert task_threads(placement(None, CPU), None) == 1  # a worker per core (at most 8)
+    assert task_threads(placement(None, CUDA, 2), None) == 6  # a worker per GPU
+    no_gpu_env.setattr(os, "cpu_count", lambda: 2)
+    assert task_threads(placement(None, CPU), 3) == 1  # never less than one
     assert task_threads(placement("tcp://h:8786", CPU), 3) == 0  # the runtimes decide
     no_gpu_env.setenv("BAHFS_THREADS", "1")  # read where the run starts
     assert task_threads(placement(None, CPU), 3) == 1

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from bahfs.sample.generate import SampleConfig, generate
+from bahfs.sample.generate import SampleConfig
 from flows.local import LocalPrefect
 from store.ingest import ingest
 from store.layout import STAGING, TRASH, features_root
@@ -49,12 +49,10 @@ KEYS = {"videos": ["video_id"], "participants": ["participant_id"],
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two consenting participants, one 11-13 s video each."""
-    root = tmp_path_factory.mktemp("kill") / "batch"
-    generate(root, SampleConfig(participants=2, seed=5, max_questions=1, max_seconds=14.0,
-                                workers=2))
-    return root
+def release(generated: Callable[[SampleConfig], Path]) -> Path:
+    """Two consenting participants, one 11-13 s video each (shared: read-only)."""
+    return generated(SampleConfig(participants=2, seed=5, max_questions=1, max_seconds=14.0,
+                                  workers=2))
 
 
 @pytest.fixture(scope="module")

@@ -28,14 +28,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from bahfs.sample.generate import SampleConfig, generate
+from bahfs.sample.generate import SampleConfig
 from flows.local import LocalPrefect
 from store.ingest import ingest
 from store.tables import read_table, read_table_or_empty
@@ -60,12 +60,11 @@ except Exception as exc:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two consenting participants, one short video each (5 fps: 70 frames)."""
-    root = tmp_path_factory.mktemp("faults") / "release"
-    generate(root, SampleConfig(participants=3, seed=3, max_questions=1, max_seconds=14.0,
-                                fps=5.0, workers=2))
-    return root
+def release(generated: Callable[[SampleConfig], Path]) -> Path:
+    """Two consenting participants, one short video each (5 fps: 70 frames; shared:
+    read-only)."""
+    return generated(SampleConfig(participants=3, seed=3, max_questions=1, max_seconds=14.0,
+                                  fps=5.0, workers=2))
 
 
 @pytest.fixture

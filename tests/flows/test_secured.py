@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from distributed import Client, Security
 
-from bahfs.sample.generate import SampleConfig, generate
+from bahfs.sample.generate import SampleConfig
 from flows.common import LOCAL_TLS, dask_runner
 from flows.local import AUTH_CLIENT_ENV, PROJECT_DIR, LocalPrefect
 from flows.security import dask_security
@@ -184,7 +184,8 @@ def _client(address: str, security: Security | None = None) -> Client:
 @pytest.mark.slow  # a Prefect server, a Dask cluster, an extract run (~1.5 min)
 @pytest.mark.timeout(600)
 def test_secured_cluster_refuses_strangers_and_serves_authorised_runs(
-        secured: tuple[LocalPrefect, str], certs: dict[str, Path], tmp_path: Path) -> None:
+        secured: tuple[LocalPrefect, str], certs: dict[str, Path], tmp_path: Path,
+        generated: Callable[[SampleConfig], Path]) -> None:
     prefect, address = secured
     # Dask: the authorised client sees the worker; plain TCP and a rogue CA are refused
     ours = Security(tls_ca_file=str(certs["ca"]), tls_client_cert=str(certs["client.crt"]),
@@ -220,9 +221,8 @@ def test_secured_cluster_refuses_strangers_and_serves_authorised_runs(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
     # served: the deployment, through an authorised worker, on the TLS cluster
-    release = tmp_path / "release"
-    generate(release, SampleConfig(participants=2, seed=5, max_questions=1,
-                                   max_seconds=14.0, workers=1))
+    release = generated(SampleConfig(participants=2, seed=5, max_questions=1,
+                                     max_seconds=14.0, workers=1))
     params = {"source": str(release), "store": str(tmp_path / "store-a"),
               "extractors": ["logmel"], "dask_address": address,
               "dask_tls_ca": str(certs["ca"]), "dask_tls_cert": str(certs["client.crt"]),

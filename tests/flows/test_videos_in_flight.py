@@ -4,6 +4,7 @@ and a broken video among them is quarantined under its own id."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +41,10 @@ def test_videos_in_flight_share_model_calls_and_keep_their_own_faults(
     broken.file.write_bytes(data[: len(data) // 3])
     server = server_for(batched, 48)
     server.reset_stats()
+    # a wider gather window than the default 2 ms: on loaded cores (the suite runs on
+    # every core) three videos' requests can miss a 2 ms window; sharing, not its
+    # speed, is what this test shows (benchmarks/worker.py measures the default)
+    server.max_wait_s = 0.25
 
     def one(job: VideoJob) -> tuple[str, str, str]:
         out = run_video(store, job, plan, batched)
@@ -53,7 +58,13 @@ def test_videos_in_flight_share_model_calls_and_keep_their_own_faults(
     assert [(v, s) for v, s, _ in outcomes] == [
         (jobs[0].video_id, "extracted"), (broken.video_id, "quarantined"),
         (jobs[2].video_id, "extracted")]
-    assert broken.video_id in outcomes[1][2] or "frames" in outcomes[1][2]
+    cut = re.match(r"video is truncated: its header declares (\d+) frames, the file holds "
+                   r"(\d+) \| file: (.+) \| participant: (\S+) \| video: (\S+) \|",
+                   outcomes[1][2])
+    assert cut, outcomes[1][2]
+    assert int(cut[2]) < int(cut[1]) == broken.n_frames
+    assert (cut[3], cut[4], cut[5]) == (str(broken.file), broken.participant_id,
+                                        broken.video_id)
     reader = FeatureReader(store)
     alone = shared_extractors(plan, Runtime(parse_device("cpu"), 1))  # no model thread
     for job in jobs[:1]:

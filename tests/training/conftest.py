@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,7 @@ PLANTED = SyntheticConfig(participants=16, videos_per_participant=3, mean_frames
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tables + face (16-d, A/H frames shifted) and audio (8-d noise) features."""
-    store = tmp_path_factory.mktemp("planted") / "store"
-    make_synthetic_store(store, PLANTED)
-    return store
+def synth(built: Callable[[str, Callable[[Path], None]], Path]) -> Path:
+    """Tables + face (16-d, A/H frames shifted) and audio (8-d noise) features (made
+    once per run; read-only)."""
+    return built("planted", lambda root: make_synthetic_store(root / "store", PLANTED)) / "store"

@@ -78,9 +78,12 @@ def test_targets_never_come_from_the_source(store: Path) -> None:
     dropped = first.train[0]  # e.g. a video that was never extracted
     everything = set(read_table(store, "videos")["video_id"].to_list())
     _, again, skipped = targets(store, present=everything - {dropped})
-    mine = [t for t in again if t.participant_id == first.participant_id]
+    (mine,) = [t for t in again if t.participant_id == first.participant_id]
     assert dropped not in set().union(*(t.train + t.val + t.test for t in again))
-    assert mine or first.participant_id in skipped
+    # the participant keeps enough videos to stay a target: split again from the rest
+    assert first.participant_id not in skipped
+    assert set(mine.train + mine.val + mine.test) == set(
+        first.train + first.val + first.test) - {dropped}
 
 
 def test_the_oracle_beats_source_only_where_targets_differ(store: Path, tmp_path: Path) -> None:
