@@ -2,8 +2,8 @@
 .PHONY: setup demo test check lint
 
 # the suite on every core (at most 4 workers: each loads its own models); each test
-# file stays on one worker (tests/conftest.py); the slowest tests are listed last
-PARALLEL = -n auto --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+# file runs on one worker, longest first (tests/conftest.py); the slowest tests last
+PARALLEL = -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 setup:
 	bash .ci/setup.sh

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,22 @@ from extractors.runtime import Runtime, check_model, ct2_device, device_fault
 from store.errors import DeviceError, ModelError
 
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+
+
+#: the record an exported model folder carries, written last: it marks the folder whole
+EXPORT_MANIFEST = "bahfs-export.json"
+
+
+def publish_export(work: Path, dest: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as the manifest of the export in ``work``, then rename ``work``
+    to ``dest``; where a concurrent export got there first (its manifest in place), it
+    stands, and anything else raises."""
+    (work / EXPORT_MANIFEST).write_text(json.dumps(record, indent=2))
+    try:
+        work.rename(dest)
+    except OSError:
+        if not (dest / EXPORT_MANIFEST).is_file():
+            raise
 
 
 def models_dir() -> Path:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from extractors.models import models_dir
+from extractors.models import EXPORT_MANIFEST, models_dir, publish_export
 from extractors.runtime import (
     Runtime,
     check_model,
@@ -41,7 +41,7 @@ from store.errors import ModelError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MINILM_SOURCE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
-_MANIFEST = "bahfs-export.json"
+_MANIFEST = EXPORT_MANIFEST
 _EXPECTED = "a sentence-transformers model folder (modules.json or config.json, the " \
             "tokenizer, and model.safetensors / pytorch_model.bin or onnx/model.onnx)"
 
@@ -99,16 +99,11 @@ def _export(folder: Path, dest: Path, weights_name: str, source_sha: str) -> Non
         import sentence_transformers
         import torch
 
-        (work / _MANIFEST).write_text(json.dumps({
+        publish_export(work, dest, {
             "source": str(folder), "source_weights": weights_name,
             "source_sha256": source_sha, "onnx_sha256": sha256_file(onnx),
             "exported_by": f"sentence-transformers {sentence_transformers.__version__} "
-                           f"(optimum), torch {torch.__version__}"}, indent=2))
-        try:
-            work.rename(dest)
-        except OSError:
-            if not (dest / _MANIFEST).is_file():  # not a concurrent export that won
-                raise
+                           f"(optimum), torch {torch.__version__}"})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

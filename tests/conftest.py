@@ -82,17 +82,31 @@ LONGEST_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+#: test files that run on the same worker as another: the demo, and the tests that
+#: train on the demo's store (built once per run: the other worker would wait for it)
+SAME_WORKER = {"tests/bahfs/test_demo.py": "demo", "tests/training/test_learning.py": "demo"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest files first (a stable sort: each file keeps its own order), and each
-    file one xdist group unless its tests name another: a worker runs a whole file,
-    so module fixtures (a Prefect server, loaded models) are made once."""
+    """Longest files first (a stable sort: each file keeps its own order)."""
     tests = Path(__file__).parent
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.relative_to(tests).as_posix(), len(rank)))
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(tests).as_posix()))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scheduling by scope, the scope being the test file (or its
+    ``SAME_WORKER`` group): a worker runs a whole file, so module fixtures (a Prefect
+    server, loaded models) are made once. (xdist's own ``xdist_group`` marks do not
+    group under pytest 9, whose node ids they can no longer rename.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SAME_WORKER.get(path, path)
+
+    return FileScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

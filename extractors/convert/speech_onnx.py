@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from extractors.models import models_dir
+from extractors.models import EXPORT_MANIFEST, models_dir, publish_export
 from extractors.runtime import check_model, sha256_file
 from store.errors import ModelError
 
@@ -39,7 +39,7 @@ EXPORT_LAYOUT = "rows-first-gn"
 CONV0 = "conv0.npy"
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
-_MANIFEST = "bahfs-export.json"
+_MANIFEST = EXPORT_MANIFEST
 EXPECTED = "a Hugging Face speech model folder (config.json of model_type " \
            f"{', '.join(FAMILIES)}; preprocessor_config.json; model.safetensors or " \
            "pytorch_model.bin)"
@@ -122,17 +122,12 @@ def _export(folder: Path, dest: Path, source_sha: str) -> None:
                               **{n: {0: "batch"} for n in names[1:]},
                               "hidden_states": {0: "batch", 2: "frames"}},
                 opset_version=17, dynamo=False)
-        (work / _MANIFEST).write_text(json.dumps({
+        publish_export(work, dest, {
             "group_norm": group, "conv0_stride": int(model.config.conv_stride[0]),
             "source": str(folder), "source_sha256": source_sha,
             "onnx_sha256": sha256_file(work / "model.onnx"),
             "exported_by": f"torch {torch.__version__} (TorchScript exporter, opset 17), "
-                           f"transformers {transformers.__version__}"}, indent=2))
-        try:
-            work.rename(dest)
-        except OSError:
-            if not (dest / _MANIFEST).is_file():  # not a concurrent export that won
-                raise
+                           f"transformers {transformers.__version__}"})
     except ModelError:
         raise
     except Exception as exc:

@@ -14,9 +14,8 @@ import pytest
 
 from store.tables import read_table
 
-# one worker runs the demo and the tests that train on its store (tests/training/
-# test_learning.py): the other never waits for the demo it shares
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("demo")]
+# on the same xdist worker as the tests that train on its store (SAME_WORKER)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def test_demo_end_to_end(demo_run: Any) -> None:

@@ -29,8 +29,8 @@ from bahfs.sample.generate import SampleConfig, generate
 from store.tables import read_table, write_table
 from training.run import TrainConfig, train
 
-# with tests/bahfs/test_demo.py on one worker (the demo's store is what it trains on)
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("demo")]
+# on the same xdist worker as the demo's tests (tests/conftest.py, SAME_WORKER)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 # test frame AVGF1 above the all-negative baseline that a model on words must reach and
 # one trained on shuffled labels must stay under. Measured (docs/training.md): words
