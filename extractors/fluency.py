@@ -42,10 +42,9 @@ from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
 from extractors.fluency_text import word_events
 from extractors.identity import identity, run_option
-from extractors.models import load_whisper
 from extractors.pauses import HOP_S, flat_voiced_runs, pitch_track
 from extractors.runtime import Runtime
-from extractors.speech import ASR_BACKENDS, place_on_frames, transcribe
+from extractors.speech import asr_description, load_asr, place_on_frames, transcribe
 from store.errors import ConfigError
 from store.features import ArraySpec
 
@@ -121,22 +120,17 @@ class FluencyExtractor(Extractor):
     def __init__(self, config: FluencyConfig | None = None, runtime: Runtime | None = None
                  ) -> None:
         super().__init__(config, runtime)
-        if self.config.asr_backend not in ASR_BACKENDS:
-            raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
-                              expected=f"one of {ASR_BACKENDS}")
         if self.config.window_s <= 0:
             raise ConfigError(f"window_s {self.config.window_s} is not positive",
                               expected="a window in seconds, e.g. 3.0")
-        self.asr, self._sha, self.device = load_whisper(self.config.asr_model_dir,
-                                                        self.config.compute_type, self.runtime)
+        self.asr, self._sha, self.device = load_asr(self.config, self.runtime)
         self._events: dict[str, str] = {}
 
     def model_sha256(self) -> str:
         return self._sha
 
     def provenance(self) -> dict[str, Any]:
-        return {"asr": "faster-whisper (CTranslate2), Whisper word timestamps",
-                "asr_model_sha256": self._sha}
+        return {"asr": asr_description(self.config), "asr_model_sha256": self._sha}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         rates = (("words_per_s", "words per second in the window"),

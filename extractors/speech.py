@@ -90,6 +90,23 @@ class AsrOptions(Protocol):
     def language(self) -> str: ...
 
 
+def load_asr(cfg: AsrOptions, runtime: Runtime) -> tuple[Any, str, str]:
+    """The Whisper model ``cfg`` names: (model, its SHA-256, the device it runs on);
+    an unknown ``asr_backend`` is a ConfigError."""
+    if cfg.asr_backend not in ASR_BACKENDS:
+        raise ConfigError(f"unknown asr_backend {cfg.asr_backend!r}",
+                          expected=f"one of {ASR_BACKENDS}")
+    model, sha, device = load_whisper(cfg.asr_model_dir, cfg.compute_type, runtime)
+    return model, sha, device
+
+
+def asr_description(cfg: AsrOptions) -> str:
+    """What made the transcript, for provenance."""
+    return ("whisperX (faster-whisper) with wav2vec2 forced alignment"
+            if cfg.asr_backend == "whisperx"
+            else "faster-whisper (CTranslate2), Whisper word timestamps")
+
+
 def transcribe(asr: Any, cfg: AsrOptions, audio: np.ndarray, runtime: Runtime
                ) -> dict[str, Any]:
     """The transcript of ``audio`` (16 kHz): language, its probability, the words with
@@ -183,12 +200,7 @@ class SpeechExtractor(Extractor):
     def __init__(self, config: SpeechConfig | None = None, runtime: Runtime | None = None
                  ) -> None:
         super().__init__(config, runtime)
-        if self.config.asr_backend not in ASR_BACKENDS:
-            raise ConfigError(f"unknown asr_backend {self.config.asr_backend!r}",
-                              expected=f"one of {ASR_BACKENDS}")
-        self.asr, self._asr_sha, asr_device = load_whisper(self.config.asr_model_dir,
-                                                           self.config.compute_type,
-                                                           self.runtime)
+        self.asr, self._asr_sha, asr_device = load_asr(self.config, self.runtime)
         self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens,
                                    self.runtime)
         self.device = asr_device if asr_device == self.encoder.device else \
@@ -200,10 +212,8 @@ class SpeechExtractor(Extractor):
         return f"{self._asr_sha}+{self.encoder.onnx_sha256}"
 
     def provenance(self) -> dict[str, Any]:
-        asr = ("whisperX (faster-whisper) with wav2vec2 forced alignment"
-               if self.config.asr_backend == "whisperx"
-               else "faster-whisper (CTranslate2), Whisper word timestamps")
-        return {"asr": asr, "asr_model_sha256": self._asr_sha, "word_model": self.meta}
+        return {"asr": asr_description(self.config), "asr_model_sha256": self._asr_sha,
+                "word_model": self.meta}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         dim = self.encoder.dim
