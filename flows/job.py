@@ -43,13 +43,14 @@ from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_loaded_models, device_fault_kind
+from store.backend import VideoRef
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import ConsentError, DeviceError, MachineError, VideoDecodeError
 from store.failures import Fault, Where, classify
 from store.faults import fault_point
 from store.ingest import quarantine_rows
-from store.layout import is_published
+from store.local import as_store
 from store.locks import store_lock, video_lock
 from store.purge import scrub_videos, unpublish_video
 from store.schema import empty
@@ -123,7 +124,9 @@ def feature_set_ids(plan: Plan | tuple[str, ...], runtime: Runtime = DEFAULT_RUN
 
 
 def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
-    return all(is_published(store, fs, job.participant_id, job.video_id) for fs in fs_ids)
+    st = as_store(store)
+    return all(st.is_published(VideoRef(fs, job.participant_id, job.video_id))
+               for fs in fs_ids)
 
 
 def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[str]]:

@@ -12,8 +12,9 @@ from typing import Any
 
 import polars as pl
 
+from store.backend import Store
 from store.errors import CorruptError
-from store.layout import features_root, published_videos, read_attrs
+from store.local import as_store
 from store.schema import empty
 
 
@@ -38,17 +39,16 @@ def words_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=empty("asr_words").schema)
 
 
-def asr_words_table(store: Path) -> pl.DataFrame:
+def asr_words_table(store: Store | Path) -> pl.DataFrame:
     """Every transcribed word of the store (all ``words`` feature sets)."""
-    root = features_root(store)
+    st = as_store(store)
     rows: list[dict[str, Any]] = []
-    if root.is_dir():
-        for fs in sorted(d for d in root.iterdir() if (d / "zarr.json").is_file()):
-            if read_attrs(fs).get("extractor") != "words":
-                continue
-            for vdir in published_videos(store, fs.name):
-                a = read_attrs(vdir)
-                if "transcript" in a:
-                    rows += transcript_rows(fs.name, vdir.name, vdir.parent.name,
-                                            a["transcript"])
+    for fs in st.feature_set_ids():
+        if st.feature_set_attrs(fs).get("extractor") != "words":
+            continue
+        for ref in st.videos(fs):
+            a = st.video_attrs(ref)
+            if "transcript" in a:
+                rows += transcript_rows(fs, ref.video_id, ref.participant_id,
+                                        a["transcript"])
     return words_frame(rows)

@@ -14,8 +14,9 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from store.backend import Store
 from store.errors import ConfigError
-from store.tables import read_table_or_empty
+from store.local import as_store
 
 CONSENTS = {"challenges": "consent_challenges", "publications": "consent_publications"}
 #: the ``exclusions`` reason of a participant who withdrew
@@ -51,9 +52,9 @@ def subject_hash(participant_id: str) -> str:
     return hashlib.sha256(f"bahfs-subject:{participant_id}".encode()).hexdigest()
 
 
-def withdrawn(store: Path) -> set[str]:
+def withdrawn(store: Store | Path) -> set[str]:
     """Subject hashes of every participant who withdrew."""
-    return set(read_table_or_empty(store, "withdrawals")["subject_sha256"].to_list())
+    return set(as_store(store).read_table_or_empty("withdrawals")["subject_sha256"].to_list())
 
 
 def consent_exclusions(participants: pl.DataFrame, policy: ConsentPolicy,

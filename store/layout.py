@@ -61,15 +61,6 @@ def video_dir(store: Path, fs_id: str, participant_id: str, video_id: str) -> Pa
             / check_name("participant", participant_id) / check_name("video", video_id))
 
 
-def published_videos(store: Path, fs_id: str) -> list[Path]:
-    """Video groups published in feature set ``fs_id`` (sorted by participant, video)."""
-    root = features_root(store) / fs_id
-    if not root.is_dir():
-        return []
-    return [v for p in sorted(d for d in root.iterdir() if d.is_dir())
-            for v in sorted(p.iterdir()) if (v / "zarr.json").is_file()]
-
-
 def is_published(store: Path, fs_id: str, participant_id: str, video_id: str) -> bool:
     """Whether the video's group in feature set ``fs_id`` is published."""
     return (video_dir(store, fs_id, participant_id, video_id) / "zarr.json").is_file()

@@ -21,12 +21,13 @@ from typing import Any
 
 import polars as pl
 
+from store.backend import Store, VideoRef
 from store.consent import subject_hash, withdrawn
 from store.errors import NotFoundError, StoreError
-from store.layout import check_name, features_root, remove_tree
-from store.locks import LOCKS, store_lock
+from store.layout import check_name
+from store.local import as_store
 from store.schema import TABLES
-from store.tables import read_table, read_table_or_empty, table_exists, utc_now, write_table
+from store.tables import utc_now
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ def scrub_videos(detail: Any, keep: Callable[[str], bool]) -> Any:
     return detail
 
 
-def _scrub_runs(store: Path, participant_id: str, videos: set[str]) -> list[str]:
+def _scrub_runs(store: Store, participant_id: str, videos: set[str]) -> list[str]:
     """Remove the participant's videos (``videos``, and every id of the store's form
     ``<participant>__...``) from every ``extract_runs`` row's detail; the run ids of
     the rows changed."""
-    if not table_exists(store, "extract_runs"):
+    if not store.table_exists("extract_runs"):
         return []
-    runs = read_table(store, "extract_runs")
+    runs = store.read_table("extract_runs")
     details = runs["detail"].to_list()
 
     def keep(video_id: str) -> bool:
@@ -68,40 +69,30 @@ def _scrub_runs(store: Path, participant_id: str, videos: set[str]) -> list[str]
     changed = [r for r, a, b in zip(runs["run_id"].to_list(), details, scrubbed, strict=True)
                if a != b]
     if changed:
-        write_table(store, "extract_runs", runs.with_columns(pl.Series("detail", scrubbed)))
+        store.write_table("extract_runs", runs.with_columns(pl.Series("detail", scrubbed)))
     return changed
 
 
-def _remove_locks(store: Path, videos: set[str]) -> int:
-    """Remove the lock files named after the participant's videos
-    (``.locks/video-<id>.lock``); how many. A run still holding one keeps its lock
-    (on the unlinked file), and whatever claims the video after this is refused at
-    publishing: the withdrawal is recorded first."""
-    n = 0
-    for vid in videos:
-        lock = Path(store) / LOCKS / f"video-{check_name('video', vid)}.lock"
-        if lock.is_file():
-            lock.unlink(missing_ok=True)
-            n += 1
-    return n
+def _remove_locks(store: Store, videos: set[str]) -> int:
+    """Remove the lock files named after the participant's videos; how many. A run
+    still holding one keeps its lock (on the unlinked file), and whatever claims the
+    video after this is refused at publishing: the withdrawal is recorded first."""
+    return sum(store.remove_video_lock(vid) for vid in videos)
 
 
-def _append(store: Path, name: str, row: dict[str, str]) -> None:
+def _append(store: Store | Path, name: str, row: dict[str, str]) -> None:
+    st = as_store(store)
     new = pl.DataFrame([row], schema=pl.Schema(TABLES[name]))
-    write_table(store, name, pl.concat([read_table_or_empty(store, name), new]))
+    st.write_table(name, pl.concat([st.read_table_or_empty(name), new]))
 
 
-def unpublish_video(store: Path, participant_id: str, video_id: str,
+def unpublish_video(store: Store | Path, participant_id: str, video_id: str,
                     fs_ids: list[str]) -> None:
     """Remove one video from the given feature sets, and the participant's folder in
     each where no video of theirs is left (a withdrawal that raced a publish)."""
-    root = features_root(store)
+    st = as_store(store)
     for fs in fs_ids:
-        pdir = root / fs / participant_id
-        remove_tree(store, pdir / video_id)
-        if pdir.is_dir() and not any((v / "zarr.json").is_file() for v in pdir.iterdir()
-                                     if v.is_dir()):
-            remove_tree(store, pdir)
+        st.unpublish(VideoRef(fs, participant_id, video_id))
 
 
 #: what a participant id is, said in refusals
@@ -109,64 +100,67 @@ PARTICIPANT_FORM = ("a participant id as the release spells it: the folder under
                     "(e.g. 82553), no '_', '/' or space")
 
 
-def _known_participants(store: Path) -> set[str]:
+def _known_participants(store: Store) -> set[str]:
     return {p for name in ("participants", "exclusions", "videos", "quarantine")
-            for p in read_table_or_empty(store, name)["participant_id"].to_list()}
+            for p in store.read_table_or_empty(name)["participant_id"].to_list()}
 
 
-def check_participant(store: Path, participant_id: str, *, not_arrived: bool = False) -> str:
+def check_participant(store: Store | Path, participant_id: str, *,
+                      not_arrived: bool = False) -> str:
     """``participant_id`` when a purge of it in ``store`` is meant: a participant id
     (never a video id or a path), that the store holds (or held: a withdrawal run
     again finishes), or, with ``not_arrived``, one whose data has not arrived yet."""
+    st = as_store(store)
     if any(c in participant_id for c in "_/ ") or not participant_id:
-        owner = read_table_or_empty(store, "videos").filter(
+        owner = st.read_table_or_empty("videos").filter(
             (pl.col("video_id") == participant_id) | (pl.col("release_id") == participant_id)
             | (pl.col("path") == participant_id))["participant_id"].to_list()
         what = f"a video id, of participant {owner[0]}" if owner else "not a participant id"
         raise StoreError(f"{participant_id!r} is {what}", expected=PARTICIPANT_FORM)
     check_name("participant", participant_id)
-    if participant_id in _known_participants(store) or \
-            subject_hash(participant_id) in withdrawn(store) or not_arrived:
+    if participant_id in _known_participants(st) or \
+            subject_hash(participant_id) in withdrawn(st) or not_arrived:
         return participant_id
     raise NotFoundError(f"participant {participant_id} is not in this store; nothing "
-                        "recorded", path=store,
+                        "recorded", path=st.location,
                         expected="an id of the participants table, or --not-arrived-yet "
                                  "to record the withdrawal before their data arrives")
 
 
-def purge_participant(store: Path, participant_id: str, *, operator: str | None = None,
+def _purge_tables(store: Store, participant_id: str) -> dict[str, int]:
+    """Rewrite every table holding rows of ``participant_id`` without them; rows removed
+    per table."""
+    rows_removed: dict[str, int] = {}
+    for name, cols in TABLES.items():
+        if "participant_id" not in cols or not store.table_exists(name):
+            continue
+        df = store.read_table(name)
+        kept = df.filter(pl.col("participant_id") != participant_id)
+        if kept.height != df.height:
+            store.write_table(name, kept)
+        rows_removed[name] = df.height - kept.height
+    return rows_removed
+
+
+def purge_participant(store: Store | Path, participant_id: str, *,
+                      operator: str | None = None,
                       reason: str = "consent withdrawn") -> PurgeReport:
     """Remove ``participant_id`` everywhere in ``store``; record and audit it."""
     check_name("participant", participant_id)
-    store = Path(store)
-    with store_lock(store):
+    st = as_store(store)
+    with st.lock():
         now = utc_now()
         subject = subject_hash(participant_id)
-        if subject not in withdrawn(store):
-            _append(store, "withdrawals", {"subject_sha256": subject, "withdrawn_at": now})
-        removed_videos = 0
-        root = features_root(store)
-        if root.is_dir():
-            for fs in root.iterdir():
-                pdir = fs / participant_id
-                if pdir.is_dir():
-                    removed_videos += sum(1 for v in pdir.iterdir() if (v / "zarr.json").is_file())
-                    remove_tree(store, pdir)
-        rows_removed: dict[str, int] = {}
-        theirs = {v for v in read_table_or_empty(store, "videos").filter(
+        if subject not in withdrawn(st):
+            _append(st, "withdrawals", {"subject_sha256": subject, "withdrawn_at": now})
+        removed_videos = st.remove_participant(participant_id)
+        theirs = {v for v in st.read_table_or_empty("videos").filter(
             pl.col("participant_id") == participant_id)["video_id"].to_list()}
-        named = _scrub_runs(store, participant_id, theirs)
-        rows_removed["extract_runs (detail)"] = len(named)
-        locks = _remove_locks(store, theirs)
-        for name, cols in TABLES.items():
-            if "participant_id" not in cols or not table_exists(store, name):
-                continue
-            df = read_table(store, name)
-            kept = df.filter(pl.col("participant_id") != participant_id)
-            if kept.height != df.height:
-                write_table(store, name, kept)
-            rows_removed[name] = df.height - kept.height
-        _append(store, "audit", {
+        named = _scrub_runs(st, participant_id, theirs)
+        locks = _remove_locks(st, theirs)
+        rows_removed = {"extract_runs (detail)": len(named),
+                        **_purge_tables(st, participant_id)}
+        _append(st, "audit", {
             "event_id": uuid.uuid4().hex, "at": now, "operator": operator or getpass.getuser(),
             "action": "purge", "subject_sha256": subject,
             "detail": json.dumps({"reason": reason, "feature_videos_removed": removed_videos,

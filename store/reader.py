@@ -12,27 +12,20 @@ zarr-python. Both return the same values.
 
 from __future__ import annotations
 
-import json
-import mmap
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
-from store.errors import CorruptError, NotFoundError, StoreError
+from store.arrays import ArrayMeta, array_meta
+from store.backend import Store, VideoRef
+from store.errors import NotFoundError, StoreError
 from store.features import FeatureSetSpec
-from store.layout import (
-    features_root,
-    published_videos,
-    read_attrs,
-    refuse_zarr_v2,
-    video_dir,
-)
-from store.tables import table_path
+from store.local import as_store
+
+__all__ = ["ArrayMeta", "FeatureReader", "array_meta"]
 
 
 def _fd_budget() -> int:
@@ -46,62 +39,13 @@ def _fd_budget() -> int:
 _MAX_FDS = _fd_budget()  # each map holds a file descriptor
 
 
-@dataclass(frozen=True)
-class ArrayMeta:
-    path: Path
-    dtype: np.dtype[Any]
-    shape: tuple[int, ...]
-    raw_chunk: Path | None  # set when the fast path applies
-    absent_chunk: bool = False  # the writer's layout, chunk file absent: all fill value
-
-    @property
-    def row_bytes(self) -> int:
-        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-
-
-def array_meta(path: Path) -> ArrayMeta:
-    """Shape, dtype and, for a single uncompressed little-endian chunk (the layout the
-    writer makes), the chunk file: the one place that rule is decided. A chunk file
-    that is absent means the fill value (Zarr's rule): such arrays are read through
-    zarr-python."""
-    try:
-        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        refuse_zarr_v2(path)
-        raise NotFoundError("array not found", path=path) from exc
-    shape = tuple(int(s) for s in meta["shape"])
-    dtype = np.dtype(meta["data_type"]).newbyteorder("<")
-    chunk = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
-    codecs = meta.get("codecs", [])
-    raw = (chunk == shape and len(codecs) == 1 and codecs[0]["name"] == "bytes"
-           and codecs[0].get("configuration", {}).get("endian", "little") == "little"
-           and meta["chunk_key_encoding"]["name"] == "default"
-           and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/")
-    chunk_file = path.joinpath("c", *(["0"] * len(shape))) if raw else None
-    if chunk_file is not None and not chunk_file.is_file():
-        return ArrayMeta(path, dtype, shape, None, absent_chunk=True)
-    return ArrayMeta(path, dtype, shape, chunk_file)
-
-
-def _read_columns(store: Path, table: str, columns: list[str]) -> dict[str, list[Any]]:
-    """Columns of a table as Python lists, read by pyarrow on this thread only.
-
-    polars (and pyarrow's thread pool) can deadlock in a process forked after they
-    started threads; DataLoader workers are such processes, so this path avoids both.
-    """
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(table_path(store, table), columns=columns, use_threads=False)
-    return {c: t.column(c).to_pylist() for c in columns}
-
-
 class FeatureReader:
     """Lazy, fork-safe reader of a store's features and frame labels."""
 
-    def __init__(self, store: Path) -> None:
-        self.store = Path(store)
-        if not features_root(self.store).is_dir():
-            raise NotFoundError("store has no features yet", path=features_root(self.store),
+    def __init__(self, store: Store | Path) -> None:
+        self.store = as_store(store)
+        if not self.store.has_features():
+            raise NotFoundError(f"store {self.store.location} has no features yet",
                                 expected="a store written by `bahfs extract`")
         self._reset()
 
@@ -132,9 +76,7 @@ class FeatureReader:
     # -- catalogue -------------------------------------------------------------------
     def featuresets(self) -> dict[str, FeatureSetSpec]:
         """Feature sets in the store, by id."""
-        root = features_root(self.store)
-        return {d.name: FeatureSetSpec.from_attrs(read_attrs(d)) for d in sorted(root.iterdir())
-                if (d / "zarr.json").is_file()}
+        return self.store.feature_sets()
 
     def resolve(self, name: str) -> str:
         """A feature set id from an id, an id it had before (``previous_ids``: ids that
@@ -144,8 +86,8 @@ class FeatureReader:
         sets = self.featuresets()
         if name in sets:
             return name
-        root = features_root(self.store)
-        matches = [i for i in sets if name in read_attrs(root / i).get("previous_ids", [])] \
+        matches = [i for i in sets
+                   if name in self.store.feature_set_attrs(i).get("previous_ids", [])] \
             or [i for i, s in sets.items() if s.label == name] or \
             [i for i, s in sets.items() if s.extractor == name]
         if len(matches) != 1:
@@ -157,7 +99,7 @@ class FeatureReader:
     def _video_index(self) -> dict[str, tuple[str, int]]:
         self._check_fork()
         if self._videos is None:
-            v = _read_columns(self.store, "videos", ["video_id", "participant_id", "n_frames"])
+            v = self.store.read_columns("videos", ["video_id", "participant_id", "n_frames"])
             self._videos = {vid: (pid, int(n)) for vid, pid, n in
                             zip(v["video_id"], v["participant_id"], v["n_frames"], strict=True)}
         return self._videos
@@ -174,39 +116,20 @@ class FeatureReader:
 
     def extracted(self, fs_id: str) -> list[str]:
         """Video ids present in feature set ``fs_id``."""
-        return sorted(v.name for v in published_videos(self.store, fs_id))
+        return sorted(v.video_id for v in self.store.videos(fs_id))
 
     # -- reads -----------------------------------------------------------------------
     def _source(self, fs_id: str, video_id: str, name: str) -> tuple[ArrayMeta, Any]:
         """(metadata, readable array) of one stored array; opened once per process.
 
-        Raw chunks are memory-mapped with MAP_POPULATE (pages pre-faulted, so window
-        reads never fault); other arrays are zarr-python handles. At most _MAX_FDS
-        are kept open (oldest closed first)."""
+        Raw chunks are memory-mapped (:func:`store.arrays.open_array`); at most
+        _MAX_FDS are kept open (oldest closed first)."""
         key = (fs_id, video_id, name)
         src = self._sources.get(key)
         if src is not None:
             return src
         pid, _ = self._locate(video_id)
-        path = video_dir(self.store, fs_id, pid, video_id) / name
-        if not (path.parent / "zarr.json").is_file():
-            raise NotFoundError(f"video {video_id!r} has no features in {fs_id!r}",
-                                video=video_id, participant=pid,
-                                expected="a video extracted into this feature set")
-        meta = array_meta(path)
-        data: Any
-        if meta.raw_chunk is None:
-            data = zarr.open_array(str(path), mode="r")
-        else:
-            size = meta.shape[0] * meta.row_bytes
-            if meta.raw_chunk.stat().st_size != size:
-                raise CorruptError("chunk file size does not match its metadata",
-                                   path=meta.raw_chunk, video=video_id,
-                                   expected=f"{size} bytes")
-            with open(meta.raw_chunk, "rb") as fh:
-                mm = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ,
-                               flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-            data = np.frombuffer(mm, dtype=meta.dtype).reshape(meta.shape)
+        meta, data = self.store.open_array(VideoRef(fs_id, pid, video_id), name)
         if len(self._sources) >= _MAX_FDS:
             del self._sources[next(iter(self._sources))]
         self._sources[key] = (meta, data)
@@ -248,7 +171,7 @@ class FeatureReader:
         """Per-frame A/H labels (int8) of one video, from the frame-label table."""
         self._check_fork()
         if self._labels is None:
-            fl = _read_columns(self.store, "frame_labels", ["video_id", "frame", "label"])
+            fl = self.store.read_columns("frame_labels", ["video_id", "frame", "label"])
             vids = np.asarray(fl["video_id"], dtype=object)
             order = np.lexsort((fl["frame"], vids))
             vids, labels = vids[order], np.asarray(fl["label"], np.int8)[order]

@@ -17,7 +17,7 @@ import polars as pl
 
 from store.access import load_policy, survey
 from store.errors import NotFoundError
-from store.layout import features_root, published_videos, read_attrs
+from store.local import as_store
 from store.tables import read_manifest, read_table_or_empty, table_exists
 
 #: extract runs shown
@@ -98,14 +98,13 @@ def _feature_sets(store: Path, videos: pl.DataFrame) -> list[FeatureSetStatus]:
     consented = set(videos["video_id"].to_list())
     quarantined = set(read_table_or_empty(store, "quarantine")["video_id"].to_list())
     bugged = set(read_table_or_empty(store, "bugs")["video_id"].to_list())
-    root = features_root(store)
+    st = as_store(store)
     out = []
-    for fs in sorted(d for d in root.iterdir() if (d / "zarr.json").is_file()) \
-            if root.is_dir() else []:
-        done = {v.name for v in published_videos(store, fs.name)}
+    for fs in st.feature_set_ids():
+        done = {v.video_id for v in st.videos(fs)}
         todo = consented - done
         out.append(FeatureSetStatus(
-            fs.name, str(read_attrs(fs).get("extractor", "")), len(done & consented),
+            fs, str(st.feature_set_attrs(fs).get("extractor", "")), len(done & consented),
             len(todo - quarantined - bugged), len(todo & quarantined),
             len(todo & bugged - quarantined)))
     return out

@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from store.access import drifting
+from store.backend import Store, VideoRef
 from store.consent import subject_hash, withdrawn
 from store.errors import BahfsError
 from store.features import FeatureSetSpec
-from store.layout import STAGING, features_root, is_published, read_attrs
-from store.reader import array_meta
+from store.layout import STAGING
+from store.local import as_store
 from store.schema import INGEST_TABLES
-from store.tables import read_table, read_table_or_empty
+
+#: (participant id, frames) of each video of the videos table
+Videos = dict[str, tuple[str, int]]
 
 
 @dataclass(frozen=True)
@@ -45,18 +47,18 @@ class Problem:
         return f"{self.severity}: {self.where}: {self.what}"
 
 
-def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: str
-                 ) -> list[Problem]:
+def _check_array(st: Store, ref: VideoRef, name: str, n: int, dtype: str,
+                 shape: tuple[int, ...], where: str) -> list[Problem]:
     try:
-        meta = array_meta(path)
+        meta = st.array_meta(ref, name)
     except (BahfsError, ValueError, KeyError, TypeError):
-        return [Problem("error", where, f"array {path.name!r} missing or unreadable")]
+        return [Problem("error", where, f"array {name!r} missing or unreadable")]
     want = (n, *shape)
     if meta.shape != want or meta.dtype != np.dtype(dtype):
-        return [Problem("error", where, f"array {path.name!r} is {meta.dtype}"
+        return [Problem("error", where, f"array {name!r} is {meta.dtype}"
                         f"{list(meta.shape)}, expected {dtype}{list(want)}")]
     if meta.absent_chunk:
-        return [Problem("warning", where, f"array {path.name!r} has no chunk file: it reads "
+        return [Problem("warning", where, f"array {name!r} has no chunk file: it reads "
                                           "as its fill value throughout")]
     if meta.raw_chunk is not None:
         f = meta.raw_chunk
@@ -64,7 +66,7 @@ def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: 
         if not f.is_file() or f.stat().st_size != size:
             got = f.stat().st_size if f.is_file() else "no"
             return [Problem("error", where,
-                            f"array {path.name!r} chunk holds {got} bytes, expected {size}")]
+                            f"array {name!r} chunk holds {got} bytes, expected {size}")]
     return []
 
 
@@ -72,11 +74,10 @@ def _check_array(path: Path, n: int, dtype: str, shape: tuple[int, ...], where: 
 SHOW_DRIFT = 20
 
 
-def _access_problems(store: Path) -> list[Problem]:
-    drift = drifting(store)
-    problems = [Problem("error", str(p.relative_to(store)) if p != store else ".",
-                        f"access: {what} (`bahfs verify --fix` repairs it)")
-                for p, what in drift[:SHOW_DRIFT]]
+def _access_problems(st: Store) -> list[Problem]:
+    drift = st.access_drift()
+    problems = [Problem("error", where, f"access: {what} (`bahfs verify --fix` repairs it)")
+                for where, what in drift[:SHOW_DRIFT]]
     if len(drift) > SHOW_DRIFT:
         problems.append(Problem("error", ".", f"access: {len(drift) - SHOW_DRIFT} more "
                                               "paths differ from the store's access policy "
@@ -84,29 +85,29 @@ def _access_problems(store: Path) -> list[Problem]:
     return problems
 
 
-def lost_videos(store: Path) -> list[tuple[str, str, str]]:
+def lost_videos(store: Store | Path) -> list[tuple[str, str, str]]:
     """``(feature set, participant, video)`` recorded as extracted, no longer published."""
-    recorded = read_table_or_empty(store, "extracted")
+    st = as_store(store)
+    recorded = st.read_table_or_empty("extracted")
     return [(fs, pid, vid) for fs, pid, vid in recorded.select(
         "feature_set", "participant_id", "video_id").iter_rows()
-        if not is_published(store, fs, pid, vid)]
+        if not st.is_published(VideoRef(fs, pid, vid))]
 
 
-def verify_store(store: Path) -> list[Problem]:
-    """Every problem found in ``store`` (empty list: the store is valid)."""
-    store = Path(store)
-    problems = _access_problems(store) if store.is_dir() else []
-    tables = {}
+def _read_tables(st: Store) -> tuple[dict[str, pl.DataFrame], list[Problem]]:
+    tables, problems = {}, []
     for name in INGEST_TABLES:
         try:
-            tables[name] = read_table(store, name)
+            tables[name] = st.read_table(name)
         except BahfsError as exc:
             problems.append(Problem("error", f"tables/{name}", exc.message))
-    if "videos" not in tables:
-        return problems
-    videos = {r[0]: (r[1], r[2]) for r in
-              tables["videos"].select("video_id", "participant_id", "n_frames").iter_rows()}
-    gone = withdrawn(store)
+    return tables, problems
+
+
+def _table_problems(tables: dict[str, pl.DataFrame], videos: Videos, gone: set[str]
+                    ) -> list[Problem]:
+    """Withdrawn participants left in a table; frame labels not one per frame."""
+    problems = []
     for name, df in tables.items():
         # ``exclusions`` lists who is out and why, with no data of theirs: a withdrawal
         # (WITHDREW), or a re-delivery that took consent back ("declined use in ...")
@@ -123,47 +124,68 @@ def verify_store(store: Path) -> list[Problem]:
             if vid in labelled and counts.get(vid) != n:
                 problems.append(Problem("error", f"tables/frame_labels/{vid}",
                                         f"{counts.get(vid, 0)} labels for {n} frames"))
-    root = features_root(store)
-    for fs in sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []:
-        try:
-            spec = FeatureSetSpec.from_attrs(read_attrs(fs))
-        except BahfsError as exc:
-            problems.append(Problem("error", f"features/{fs.name}",
-                                    f"no provenance: {exc.message}"))
-            continue
-        if not spec.model_sha256 or spec.id != fs.name:
-            problems.append(Problem("error", f"features/{fs.name}",
-                                    "provenance does not match the feature set id"))
-        for pdir in sorted(d for d in fs.iterdir() if d.is_dir()):
-            if subject_hash(pdir.name) in gone:
-                problems.append(Problem("error", f"features/{fs.name}/{pdir.name}",
-                                        "withdrawn participant still has features"))
-            for vdir in sorted(d for d in pdir.iterdir() if d.is_dir()):
-                where = f"features/{fs.name}/{pdir.name}/{vdir.name}"
-                known = videos.get(vdir.name)
-                if known is None or known[0] != pdir.name:
-                    problems.append(Problem("error", where,
-                                            "orphan: video not in the videos table"))
-                    continue
-                n = known[1]
-                try:
-                    attrs = read_attrs(vdir)
-                except BahfsError:
-                    problems.append(Problem("error", where, "video group has no metadata"))
-                    continue
-                if attrs.get("n_frames") != n:
-                    problems.append(Problem("error", where, f"n_frames {attrs.get('n_frames')}"
-                                            f" but the video has {n} frames"))
-                problems += _check_array(vdir / "timestamps", n, "float64", (), where)
-                for a in spec.arrays:
-                    problems += _check_array(vdir / a.name, n, a.dtype, a.shape, where)
-    for fs_id, pid, vid in lost_videos(store):
+    return problems
+
+
+def _video_problems(st: Store, ref: VideoRef, spec: FeatureSetSpec, videos: Videos
+                    ) -> list[Problem]:
+    where = f"features/{ref.feature_set}/{ref.participant_id}/{ref.video_id}"
+    known = videos.get(ref.video_id)
+    if known is None or known[0] != ref.participant_id:
+        return [Problem("error", where, "orphan: video not in the videos table")]
+    n = known[1]
+    try:
+        attrs = st.video_attrs(ref)
+    except BahfsError:
+        return [Problem("error", where, "video group has no metadata")]
+    problems = []
+    if attrs.get("n_frames") != n:
+        problems.append(Problem("error", where, f"n_frames {attrs.get('n_frames')}"
+                                f" but the video has {n} frames"))
+    problems += _check_array(st, ref, "timestamps", n, "float64", (), where)
+    for a in spec.arrays:
+        problems += _check_array(st, ref, a.name, n, a.dtype, a.shape, where)
+    return problems
+
+
+def _feature_set_problems(st: Store, fs: str, videos: Videos, gone: set[str]
+                          ) -> list[Problem]:
+    try:
+        spec = st.spec(fs)
+    except BahfsError as exc:
+        return [Problem("error", f"features/{fs}", f"no provenance: {exc.message}")]
+    problems = []
+    if not spec.model_sha256 or spec.id != fs:
+        problems.append(Problem("error", f"features/{fs}",
+                                "provenance does not match the feature set id"))
+    for pid in st.participants(fs):
+        if subject_hash(pid) in gone:
+            problems.append(Problem("error", f"features/{fs}/{pid}",
+                                    "withdrawn participant still has features"))
+        for ref in st.video_entries(fs, pid):
+            problems += _video_problems(st, ref, spec, videos)
+    return problems
+
+
+def verify_store(store: Store | Path) -> list[Problem]:
+    """Every problem found in ``store`` (empty list: the store is valid)."""
+    st = as_store(store)
+    problems = _access_problems(st)
+    tables, unreadable = _read_tables(st)
+    problems += unreadable
+    if "videos" not in tables:
+        return problems
+    videos: Videos = {r[0]: (r[1], r[2]) for r in tables["videos"].select(
+        "video_id", "participant_id", "n_frames").iter_rows()}
+    gone = withdrawn(st)
+    problems += _table_problems(tables, videos, gone)
+    for fs in st.feature_set_folders():
+        problems += _feature_set_problems(st, fs, videos, gone)
+    for fs_id, pid, vid in lost_videos(st):
         problems.append(Problem("error", f"features/{fs_id}/{pid}/{vid}",
                                 "recorded as extracted but no longer in the store: lost "
                                 "(`bahfs verify --fix` re-queues it for the next extract)"))
-    staging = store / STAGING
-    if staging.is_dir():
-        for d in staging.iterdir():
-            problems.append(Problem("warning", f"{STAGING}/{d.name}",
-                                    "unfinished write (removed by the next writer)"))
+    problems += [Problem("warning", f"{STAGING}/{name}",
+                         "unfinished write (removed by the next writer)")
+                 for name in st.staging_entries()]
     return problems

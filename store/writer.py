@@ -5,7 +5,7 @@ A video is written completely into a private staging directory, synced to disk
 ``features.zarr/<feature set>/<participant>/<video>`` and the rename synced:
 readers see all of it or nothing, and after a power loss a published video has
 all its chunks. A crash leaves only a staging directory, which no reader looks at
-and which the next writer removes (:func:`store.layout.clean_stale_staging`).
+and which the next writer removes (:meth:`store.backend.Store.prepare_writes`).
 Writing a video that is already there is a no-op unless ``overwrite`` is asked
 for. Different processes may write different videos at once: nothing is shared
 but the (idempotent) group metadata. Every path gets the store's access policy
@@ -19,36 +19,18 @@ zstd while reads get ~2x slower, and a whole-video chunk lets a window be one re
 
 from __future__ import annotations
 
-import errno
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import zarr
 
-from store.access import load_policy
-from store.errors import CorruptError
-from store.faults import fault_point
+from store.backend import Outcome, Store, VideoRef
 from store.features import FeatureSetSpec, VideoFeatures
-from store.layout import (
-    LAYOUT_VERSION,
-    clean_stale_staging,
-    ensure_group,
-    features_root,
-    is_published,
-    read_attrs,
-    remove_tree,
-    staging_dir,
-    sync_dir,
-    sync_tree,
-    video_dir,
-)
+from store.local import as_store
 from store.tables import utc_now
 
-Outcome = Literal["written", "skipped", "overwritten"]
+__all__ = ["FeatureWriter", "Outcome", "WriteResult"]
 
 
 @dataclass(frozen=True)
@@ -60,63 +42,33 @@ class WriteResult:
 
 
 class FeatureWriter:
-    """Writes videos' features into the store at ``store``."""
+    """Writes videos' features into ``store`` (a :class:`~store.backend.Store`, or the
+    folder of a local one)."""
 
-    def __init__(self, store: Path) -> None:
-        self.store = Path(store)
-        self.access = load_policy(self.store)
-        ensure_group(features_root(self.store), {"bahfs_layout": LAYOUT_VERSION},
-                     access=self.access)
-        clean_stale_staging(self.store)
+    def __init__(self, store: Store | Path) -> None:
+        self.store = as_store(store)
+        self.store.prepare_writes()
 
-    def ensure_featureset(self, spec: FeatureSetSpec) -> Path:
+    def ensure_featureset(self, spec: FeatureSetSpec) -> None:
         """Create the feature set's group with its provenance, or check it matches."""
-        path = features_root(self.store) / spec.id
-        if (path / "zarr.json").exists():
-            stored = read_attrs(path)
-            if FeatureSetSpec.from_attrs(stored).id != spec.id:
-                raise CorruptError("feature set metadata does not match its id", path=path,
-                                   expected=f"provenance of {spec.id}")
-            return path
-        ensure_group(path, {**spec.to_attrs(), "created": utc_now()}, access=self.access)
-        return path
+        self.store.ensure_feature_set(spec)
 
     def exists(self, fs_id: str, participant_id: str, video_id: str) -> bool:
-        return is_published(self.store, fs_id, participant_id, video_id)
+        return self.store.is_published(VideoRef(fs_id, participant_id, video_id))
 
     def write(self, features: VideoFeatures, *, overwrite: bool = False) -> WriteResult:
         """Publish ``features`` atomically; a present video is skipped unless overwrite."""
         spec = features.spec
-        self.ensure_featureset(spec)
-        final = video_dir(self.store, spec.id, features.participant_id, features.video_id)
+        self.store.ensure_feature_set(spec)
+        ref = VideoRef(spec.id, features.participant_id, features.video_id)
         n = features.n_frames
-        if final.exists() and not overwrite:
+        if self.store.is_published(ref) and not overwrite:
             return WriteResult(spec.id, features.video_id, "skipped", n)
-        ensure_group(final.parent, {"participant_id": features.participant_id},
-                     access=self.access)
-        stage = staging_dir(self.store, self.access)
-        try:
+        with self.store.staging() as stage:
             built = stage / features.video_id
             self._build(built, features)
-            fault_point("staged")  # crash tests (store.faults): off unless asked for
-            self.access.apply_tree(built)  # zarr wrote with the umask's modes
-            sync_tree(built)  # the data is on disk before the rename publishes it
-            outcome: Outcome = "written"
-            if final.exists():  # overwrite: move the old one out of sight first
-                remove_tree(self.store, final)
-                outcome = "overwritten"
-            fault_point("rename")
-            try:
-                os.rename(built, final)
-            except OSError as exc:  # another writer published it in between
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    return WriteResult(spec.id, features.video_id, "skipped", n)
-                raise
-            sync_dir(final.parent)  # and the rename itself
-            fault_point("published")
-            return WriteResult(spec.id, features.video_id, outcome, n)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            outcome = self.store.commit(built, ref, overwrite=overwrite)
+        return WriteResult(spec.id, features.video_id, outcome, n)
 
     @staticmethod
     def _build(path: Path, features: VideoFeatures) -> None:

@@ -28,7 +28,6 @@ from torch.utils.data import DataLoader
 
 from store.access import load_policy, new_dir
 from store.errors import ConfigError, CorruptError, NotFoundError
-from store.tables import read_table
 from training import reports
 from training.data import (
     DEFAULT_CACHE_BYTES,
@@ -175,7 +174,7 @@ def evaluate_predictions(ds: WindowDataset, logits: dict[str, np.ndarray]) -> di
     vp = np.array([video_probability(p[v]) for v in vids])
     video = reports.metrics(np.array([labels[v] for v in vids]), video_logits(vp))
     pid_of = dict(ds.videos.select("video_id", "participant_id").iter_rows())
-    people = read_table(ds.reader.store, "participants").select(
+    people = ds.reader.store.read_table("participants").select(
         "participant_id", "age_range", "gender")
     demo = {row[0]: row[1:] for row in people.iter_rows()}
     by_group = {name: reports.grouped(gts, logits, {

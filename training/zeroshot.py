@@ -28,8 +28,8 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
+from store.backend import VideoRef
 from store.errors import ConfigError, NotFoundError
-from store.layout import read_attrs, video_dir
 from store.reader import FeatureReader
 from store.release.yamlio import load_yaml
 from store.tables import read_table
@@ -96,11 +96,12 @@ def transcripts(store: Path, source: str, videos: pl.DataFrame) -> dict[str, str
         return {v: t or "" for v, t in videos.select("video_id", "transcript").iter_rows()}
     if source != "asr":
         raise ConfigError(f"transcript source {source!r}", expected="release or asr")
-    fs = FeatureReader(store).resolve("words")
+    reader = FeatureReader(store)
+    fs = reader.resolve("words")
     out = {}
     for vid, pid in videos.select("video_id", "participant_id").iter_rows():
         try:
-            attrs = read_attrs(video_dir(store, fs, pid, vid))
+            attrs = reader.store.video_attrs(VideoRef(fs, pid, vid))
         except NotFoundError as exc:
             raise NotFoundError(f"video {vid!r} has no ASR transcript", video=vid,
                                 expected="`bahfs extract` with the words extractor") from exc

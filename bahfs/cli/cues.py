@@ -50,10 +50,11 @@ def default_feature_set(store: Path) -> str:
     """The feature set ``cues evaluate`` reads when none is named: the first of
     :data:`PREFERRED` the store holds, else its only one."""
     from store.errors import NotFoundError
-    from store.layout import features_root
+    from store.local import LocalStore
     from store.reader import FeatureReader
 
-    sets = FeatureReader(store).featuresets() if features_root(store).is_dir() else {}
+    local = LocalStore(store)
+    sets = FeatureReader(local).featuresets() if local.has_features() else {}
     held = {s.extractor for s in sets.values()}
     for name in PREFERRED:
         if name in held:
