@@ -2,7 +2,8 @@
 
 Order matters: the withdrawal is recorded first (so no later ingest or extraction
 can bring the participant back, even if the purge is interrupted), then features
-are removed (renamed out of sight, then deleted), then every table is rewritten
+are removed (renamed out of sight, then deleted; with what dead writers left in
+staging, which may hold a copy of one of their videos), then every table is rewritten
 without them (and the run log's mentions of their videos, and the lock files named
 after them), then the purge is written to the audit table. Running it again
 finishes an interrupted purge. Audit and withdrawal rows hold a SHA-256 of the id,
@@ -154,6 +155,7 @@ def purge_participant(store: Store | Path, participant_id: str, *,
         if subject not in withdrawn(st):
             _append(st, "withdrawals", {"subject_sha256": subject, "withdrawn_at": now})
         removed_videos = st.remove_participant(participant_id)
+        st.clean_staging()  # a dead writer's staged copy of one of their videos
         theirs = {v for v in st.read_table_or_empty("videos").filter(
             pl.col("participant_id") == participant_id)["video_id"].to_list()}
         named = _scrub_runs(st, participant_id, theirs)

@@ -29,11 +29,12 @@ from pathlib import Path
 
 import polars as pl
 
+from store.backend import Store
 from store.consent import subject_hash
 from store.errors import ConfigError, NotFoundError
-from store.locks import store_lock
+from store.local import as_store
 from store.schema import empty
-from store.tables import read_table_or_empty, utc_now, write_table
+from store.tables import utc_now
 
 STAGES = ("ingest", "extract")
 RELEASED = "released"  # the fingerprint a requeued batch gets: it matches no folder
@@ -45,9 +46,9 @@ class ReleaseReport:
     batches_requeued: list[str] = field(default_factory=list)
 
 
-def quarantined(store: Path, stage: str | None = None) -> pl.DataFrame:
+def quarantined(store: Store | Path, stage: str | None = None) -> pl.DataFrame:
     """The ``quarantine`` table (of one stage), oldest first."""
-    q = read_table_or_empty(Path(store), "quarantine")
+    q = as_store(store).read_table_or_empty("quarantine")
     if stage is not None:
         q = q.filter(pl.col("stage") == _stage(stage))
     return q.sort("quarantined_at", "video_id", nulls_last=False)
@@ -59,23 +60,25 @@ def _stage(stage: str) -> str:
     return stage
 
 
-def release(store: Path, video_ids: list[str] | None = None, *, everything: bool = False,
-            stage: str | None = None, operator: str | None = None) -> ReleaseReport:
+def release(store: Store | Path, video_ids: list[str] | None = None, *,
+            everything: bool = False, stage: str | None = None,
+            operator: str | None = None) -> ReleaseReport:
     """Put quarantined videos back to pending: ``video_ids``, or ``everything``
     (of ``stage`` when given). Ids that are not quarantined are an error naming
     them; nothing is released then."""
-    store = Path(store)
+    st = as_store(store)
     if not video_ids and not everything and stage is None:
         raise ConfigError("nothing chosen to release",
                           expected="video ids, --all, or --stage ingest|extract")
     report = ReleaseReport()
-    with store_lock(store):
-        q = read_table_or_empty(store, "quarantine")
+    with st.lock():
+        q = st.read_table_or_empty("quarantine")
         chosen = pl.lit(True)
         if video_ids:
             unknown = sorted(set(video_ids) - set(q["video_id"].to_list()))
             if unknown:
-                raise NotFoundError(f"not quarantined: {', '.join(unknown)}", path=store,
+                raise NotFoundError(f"not quarantined: {', '.join(unknown)}",
+                                    path=st.location,
                                     expected="ids listed by `bahfs quarantine list`")
             chosen = pl.col("video_id").is_in(video_ids)
         if stage is not None:
@@ -83,9 +86,9 @@ def release(store: Path, video_ids: list[str] | None = None, *, everything: bool
         picked = q.filter(chosen)
         if not picked.height:
             return report
-        report.batches_requeued = _requeue_batches(store, picked.filter(
+        report.batches_requeued = _requeue_batches(st, picked.filter(
             pl.col("stage") == "ingest")["path"].to_list())
-        write_table(store, "quarantine", q.filter(~chosen))
+        st.write_table("quarantine", q.filter(~chosen))
         now, who = utc_now(), operator or getpass.getuser()
         rows = [{"event_id": uuid.uuid4().hex, "at": now, "operator": who,
                  "action": "quarantine-release", "subject_sha256": subject_hash(pid),
@@ -93,23 +96,23 @@ def release(store: Path, video_ids: list[str] | None = None, *, everything: bool
                                        "stage": st, "kind": kind or ""}, sort_keys=True)}
                 for vid, pid, st, kind in picked.select(
                     "video_id", "participant_id", "stage", "kind").iter_rows()]
-        audit = pl.concat([read_table_or_empty(store, "audit"),
+        audit = pl.concat([st.read_table_or_empty("audit"),
                            pl.DataFrame(rows, schema=empty("audit").schema)])
-        write_table(store, "audit", audit)
+        st.write_table("audit", audit)
         report.released = dict(picked.select("video_id", "stage").iter_rows())
     return report
 
 
-def _requeue_batches(store: Path, paths: list[str]) -> list[str]:
+def _requeue_batches(store: Store, paths: list[str]) -> list[str]:
     """Mark for ingest again the batches that hold any of ``paths`` (relative to a
     batch folder); their names."""
-    batches = read_table_or_empty(store, "batches")
+    batches = store.read_table_or_empty("batches")
     if not paths or not batches.height:
         return []
     hit = [src for src in batches["source"].to_list()
            if any((Path(src) / p).exists() for p in paths)]
     if hit:
-        write_table(store, "batches", batches.with_columns(
+        store.write_table("batches", batches.with_columns(
             pl.when(pl.col("source").is_in(hit)).then(pl.lit(RELEASED))
             .otherwise(pl.col("fingerprint")).alias("fingerprint")))
     return sorted(batches.filter(pl.col("source").is_in(hit))["batch"].to_list())
