@@ -93,16 +93,24 @@ class Store(ABC):
         """Table ``name``, or an empty frame of its schema when never written."""
         return self.read_table(name) if self.table_exists(name) else empty(name)
 
+    @abstractmethod
+    def read_manifest(self) -> dict[str, Any]:
+        """What ingest recorded about the store's source (NotFoundError: never ingested)."""
+
+    @abstractmethod
+    def scan_table(self, name: str) -> pl.LazyFrame:
+        """A lazy scan of table ``name`` (large tables: frame_labels)."""
+
     def table(self, name: str) -> pl.DataFrame:
-        """Table ``name`` (empty when never written), read once per version: the cached
-        frame is reused until the table is replaced, by this object or any other
-        writer."""
+        """Table ``name`` as :meth:`read_table` gives it, read once per version: the
+        cached frame is reused until the table is replaced, by this object or any
+        other writer."""
         version = self.table_version(name)
         cached = self._tables.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
-        df = empty(name) if version is None else self.read_table(name)
-        self._tables[name] = (version, df)
+        df = self.read_table(name)
+        self._tables[name] = (self.table_version(name), df)
         return df
 
     # -- feature sets ----------------------------------------------------------------

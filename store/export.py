@@ -22,10 +22,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from store.access import load_policy
+from store.backend import Store
 from store.errors import NotFoundError
+from store.local import as_store
 from store.reader import FeatureReader
-from store.tables import read_table
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,16 @@ class ExportReport:
     modalities: dict[str, str]  # modality -> "<feature set>:<array>"
 
 
-def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = None
+def export_baseline(store: Store | Path, out: Path, sources: dict[str, str] | None = None
                     ) -> ExportReport:
     """Write the baseline layout. ``sources`` maps a modality folder name to a feature
     set id or extractor name, optionally ``:array``; default: every feature set, its
     first declared array, under the extractor's name (the aligned face crops of
     ``face_crop`` under ``video``, the official baseline's ``video.npy``). Every folder
     and file written gets the store's access policy (:mod:`store.access`)."""
-    access = load_policy(store)
-    reader = FeatureReader(store)
+    st = as_store(store)
+    access = st.access
+    reader = FeatureReader(st)
     sets = reader.featuresets()
     if sources is None:
         sources = {("video" if s.extractor == "face_crop" else s.extractor): fs
@@ -57,7 +58,7 @@ def export_baseline(store: Path, out: Path, sources: dict[str, str] | None = Non
             raise NotFoundError(f"feature set {fs} has no array {array!r}",
                                 expected=str([a.name for a in sets[fs].arrays]))
         chosen[modality] = (fs, array)
-    videos = read_table(store, "videos")
+    videos = st.read_table("videos")
     complete = set.intersection(*(set(reader.extracted(fs)) for fs, _ in chosen.values())) \
         if chosen else set()
     n_done = 0

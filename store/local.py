@@ -101,6 +101,12 @@ class LocalStore(Store):
     def write_table(self, name: str, df: pl.DataFrame) -> None:
         tables.write_table(self.root, name, df)
 
+    def read_manifest(self) -> dict[str, Any]:
+        return tables.read_manifest(self.root)
+
+    def scan_table(self, name: str) -> pl.LazyFrame:
+        return tables.scan_table(self.root, name)
+
     def table_exists(self, name: str) -> bool:
         return tables.table_exists(self.root, name)
 

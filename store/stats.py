@@ -18,28 +18,29 @@ from typing import Final
 
 import polars as pl
 
+from store.backend import Store
 from store.errors import ConfigError
+from store.local import as_store
 from store.schema import MODALITIES, SPLITS
-from store.tables import read_table, scan_table
 
 CUE_MODALITIES: Final = tuple(m for m in MODALITIES if m != "inconsistency")
 DEMOGRAPHIC_FIELDS: Final = ("gender", "age_range", "ethnicity_simplified", "province",
                              "birth_country", "is_student")
 
 
-def video_frame_counts(store: Path) -> pl.DataFrame:
+def video_frame_counts(store: Store | Path) -> pl.DataFrame:
     """Per video: frames and A/H frames, from the frame-label table."""
-    return (scan_table(store, "frame_labels")
+    return (as_store(store).scan_table("frame_labels")
             .group_by("video_id")
             .agg(pl.len().alias("frames"), pl.col("label").cast(pl.Int64).sum().alias("ah_frames"))
             .collect())
 
 
-def _video_facts(store: Path) -> pl.DataFrame:
+def _video_facts(store: Store | Path) -> pl.DataFrame:
     """Every video with its frame counts. A video whose label the release withholds
     counts in participants, videos and hours; its A/H figures are null and left out
     of the sums and rates (frames counts labelled frames)."""
-    videos = read_table(store, "videos")
+    videos = as_store(store).table("videos")
     return videos.join(video_frame_counts(store), on="video_id", how="left",
                        maintain_order="left")
 
@@ -57,10 +58,10 @@ def _rates() -> list[pl.Expr]:
     ]
 
 
-def split_summary(store: Path) -> pl.DataFrame:
+def split_summary(store: Store | Path) -> pl.DataFrame:
     """Participants, videos, frames, A/H videos/frames, segments and duration per split."""
     facts = _video_facts(store)
-    segs = (read_table(store, "segments")
+    segs = (as_store(store).table("segments")
             .join(facts.select("video_id", "split", "fps"), on="video_id")
             .with_columns(((pl.col("end_frame") - pl.col("start_frame") + 1) / pl.col("fps"))
                           .alias("seconds")))
@@ -81,10 +82,10 @@ def split_summary(store: Path) -> pl.DataFrame:
             .sort(pl.col("split").replace_strict(order, default=99)))
 
 
-def cue_frequency(store: Path) -> pl.DataFrame:
+def cue_frequency(store: Store | Path) -> pl.DataFrame:
     """Per modality and cue: segments coded with it and its share of all segments."""
-    n_seg = read_table(store, "segments").height
-    cues = read_table(store, "cues")
+    n_seg = as_store(store).table("segments").height
+    cues = as_store(store).table("cues")
     return (cues.unique(["video_id", "segment", "modality", "cue"])
             .group_by("modality", "cue").agg(pl.len().alias("segments"))
             .with_columns((pl.col("segments") / max(n_seg, 1) * 100).round(2)
@@ -92,17 +93,17 @@ def cue_frequency(store: Path) -> pl.DataFrame:
             .sort(["modality", "segments", "cue"], descending=[False, True, False]))
 
 
-def _segment_modalities(store: Path) -> pl.DataFrame:
+def _segment_modalities(store: Store | Path) -> pl.DataFrame:
     """One row per (segment, modality) that carries at least one cue."""
-    return (read_table(store, "cues")
+    return (as_store(store).table("cues")
             .filter(pl.col("modality").is_in(CUE_MODALITIES))
             .select("video_id", "segment", "modality").unique())
 
 
-def modality_cooccurrence(store: Path) -> pl.DataFrame:
+def modality_cooccurrence(store: Store | Path) -> pl.DataFrame:
     """Long-form matrix: segments where modality_a and modality_b both carry cues."""
     sm = _segment_modalities(store)
-    n_seg = max(read_table(store, "segments").height, 1)
+    n_seg = max(as_store(store).table("segments").height, 1)
     pairs = (sm.join(sm, on=["video_id", "segment"], suffix="_b")
              .group_by(pl.col("modality").alias("modality_a"), "modality_b")
              .agg(pl.len().alias("segments")))
@@ -113,9 +114,9 @@ def modality_cooccurrence(store: Path) -> pl.DataFrame:
             .with_columns((pl.col("segments") / n_seg * 100).round(2).alias("pct_of_segments")))
 
 
-def modalities_per_segment(store: Path) -> pl.DataFrame:
+def modalities_per_segment(store: Store | Path) -> pl.DataFrame:
     """How many segments carry cues in 0, 1, 2, 3 or 4 modalities."""
-    segs = read_table(store, "segments").select("video_id", "segment")
+    segs = as_store(store).table("segments").select("video_id", "segment")
     counts = _segment_modalities(store).group_by("video_id", "segment").agg(
         pl.len().alias("n_modalities"))
     per_seg = segs.join(counts, on=["video_id", "segment"], how="left").with_columns(
@@ -127,29 +128,31 @@ def modalities_per_segment(store: Path) -> pl.DataFrame:
             .with_columns(pl.col("segments").fill_null(0)))
 
 
-def inconsistency_codes(store: Path) -> pl.DataFrame:
+def inconsistency_codes(store: Store | Path) -> pl.DataFrame:
     """Frequency of each cross-modal inconsistency code (FL, FA, FB, LA, LB, AB)."""
     freq = cue_frequency(store).filter(pl.col("modality") == "inconsistency")
     return freq.select(pl.col("cue").alias("code"), "segments", "pct_of_segments")
 
 
-def ah_by_question(store: Path) -> pl.DataFrame:
+def ah_by_question(store: Store | Path) -> pl.DataFrame:
     """A/H rates per question (1..7)."""
     return _video_facts(store).group_by("question").agg(*_rates()).sort("question")
 
 
-def ah_by_group(store: Path, field: str) -> pl.DataFrame:
+def ah_by_group(store: Store | Path, field: str) -> pl.DataFrame:
     """A/H rates by a demographic field of the participants table."""
     if field not in DEMOGRAPHIC_FIELDS:
         raise ConfigError(f"unknown demographic field {field!r}",
                           expected=f"one of {list(DEMOGRAPHIC_FIELDS)}")
-    people = read_table(store, "participants").select("participant_id", field)
+    people = as_store(store).table("participants").select("participant_id", field)
     facts = _video_facts(store).join(people, on="participant_id", how="left")
     return facts.group_by(field).agg(*_rates()).sort(field, nulls_last=True)
 
 
-def all_stats(store: Path) -> dict[str, pl.DataFrame]:
-    """Every statistic, by name (what ``bahfs stats`` prints and plots)."""
+def all_stats(store: Store | Path) -> dict[str, pl.DataFrame]:
+    """Every statistic, by name (what ``bahfs stats`` prints and plots); each table
+    is read once (:meth:`store.backend.Store.table`)."""
+    store = as_store(store)
     out = {
         "split_summary": split_summary(store),
         "cue_frequency": cue_frequency(store),

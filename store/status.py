@@ -16,9 +16,10 @@ from typing import Any
 import polars as pl
 
 from store.access import load_policy, survey
+from store.backend import Store
 from store.errors import NotFoundError
-from store.local import as_store
-from store.tables import read_manifest, read_table_or_empty, table_exists
+from store.local import LocalStore
+from store.tables import table_exists
 
 #: extract runs shown
 LAST_RUNS = 3
@@ -81,9 +82,9 @@ def _outcome(detail: str | None) -> str:
     return "ok" if not said else "finished, " + ", ".join(said)
 
 
-def _runs(store: Path) -> list[RunStatus]:
-    runs = read_table_or_empty(store, "extract_runs").tail(LAST_RUNS)
-    ext = read_table_or_empty(store, "extracted")
+def _runs(st: Store) -> list[RunStatus]:
+    runs = st.read_table_or_empty("extract_runs").tail(LAST_RUNS)
+    ext = st.read_table_or_empty("extracted")
     out = []
     for run_id, start, end, n, detail in runs.select(
             "run_id", "started_at", "finished_at", "extracted", "detail").iter_rows():
@@ -94,11 +95,10 @@ def _runs(store: Path) -> list[RunStatus]:
     return out[::-1]
 
 
-def _feature_sets(store: Path, videos: pl.DataFrame) -> list[FeatureSetStatus]:
+def _feature_sets(st: Store, videos: pl.DataFrame) -> list[FeatureSetStatus]:
     consented = set(videos["video_id"].to_list())
-    quarantined = set(read_table_or_empty(store, "quarantine")["video_id"].to_list())
-    bugged = set(read_table_or_empty(store, "bugs")["video_id"].to_list())
-    st = as_store(store)
+    quarantined = set(st.read_table_or_empty("quarantine")["video_id"].to_list())
+    bugged = set(st.read_table_or_empty("bugs")["video_id"].to_list())
     out = []
     for fs in st.feature_set_ids():
         done = {v.video_id for v in st.videos(fs)}
@@ -110,11 +110,11 @@ def _feature_sets(store: Path, videos: pl.DataFrame) -> list[FeatureSetStatus]:
     return out
 
 
-def _releases(store: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    batches = read_table_or_empty(store, "batches").select(
+def _releases(st: Store) -> tuple[list[str], list[dict[str, Any]]]:
+    batches = st.read_table_or_empty("batches").select(
         "batch", "source", "ingested_at", "participants", "videos")
     try:
-        dataset = read_manifest(store).get("dataset", [])
+        dataset = st.read_manifest().get("dataset", [])
     except NotFoundError:  # nothing ingested yet
         dataset = []
     releases = [dataset] if isinstance(dataset, str) else list(dataset)
@@ -141,22 +141,23 @@ def next_step(store: Path, status: dict[str, Any]) -> str:
 def store_status(store: Path) -> StoreStatus:
     """Everything ``bahfs status`` shows about ``store`` (an existing store)."""
     store = Path(store)
-    videos = read_table_or_empty(store, "videos")
-    excl = read_table_or_empty(store, "exclusions")
-    withdrawn = read_table_or_empty(store, "withdrawals").height
+    st = LocalStore(store)
+    videos = st.read_table_or_empty("videos")
+    excl = st.read_table_or_empty("exclusions")
+    withdrawn = st.read_table_or_empty("withdrawals").height
     reasons = dict(excl.group_by("reason").len().sort("reason").iter_rows())
-    quarantined = read_table_or_empty(store, "quarantine")["video_id"].n_unique()
+    quarantined = st.read_table_or_empty("quarantine")["video_id"].n_unique()
     policy = load_policy(store)
     size, drift = survey(store, policy)
-    releases, batches = _releases(store)
+    releases, batches = _releases(st)
     found: dict[str, Any] = {
         "releases": releases, "batches": batches,
-        "participants": {"consented": read_table_or_empty(store, "participants").height,
+        "participants": {"consented": st.read_table_or_empty("participants").height,
                          "excluded": excl.height, "withdrawn": withdrawn},
         "videos": {"consented": videos.height, "excluded": int(excl["n_videos"].sum()),
                    "quarantined": quarantined},
-        "exclusion_reasons": reasons, "feature_sets": _feature_sets(store, videos),
-        "runs": _runs(store), "size_bytes": size,
+        "exclusion_reasons": reasons, "feature_sets": _feature_sets(st, videos),
+        "runs": _runs(st), "size_bytes": size,
         "access": f"{policy.scope} (files {policy.file_mode:04o}, folders "
                   f"{policy.dir_mode:04o}" + (f", group {policy.group})" if policy.group
                                               else ")"),
