@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from store.errors import ConfigError
+from store.local import as_store
 from store.reader import FeatureReader
-from store.tables import read_table
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         self.reader = FeatureReader(store)
         self.cache = VideoCache(cache_bytes)
         self.sources, self.length = sources, length
-        videos = read_table(store, "videos")
+        videos = as_store(store).read_table("videos")
         if labelled:
             videos = videos.filter(pl.col("global_label").is_not_null())
         self.unlabelled = set(videos.filter(pl.col("global_label").is_null())
@@ -274,7 +274,7 @@ def participant_split(store: Path, participant_id: str, fractions: tuple[float, 
                       (0.6, 0.2, 0.2), seed: int = 0) -> dict[str, list[str]]:
     """Personalisation protocol: a train/val/test split of one participant's videos,
     stratified by the video label so each part gets both classes where it can."""
-    videos = read_table(store, "videos").filter(pl.col("participant_id") == participant_id)
+    videos = as_store(store).read_table("videos").filter(pl.col("participant_id") == participant_id)
     if videos.height < len(fractions):
         raise ConfigError(f"participant {participant_id!r} has {videos.height} videos",
                           expected=f"at least {len(fractions)} for a target split")

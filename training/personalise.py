@@ -32,8 +32,8 @@ import torch
 from store.access import load_policy, new_dir
 from store.consent import subject_hash
 from store.errors import ConfigError
+from store.local import as_store
 from store.reader import FeatureReader
-from store.tables import read_table
 from training.data import Source, WindowDataset, resolve_sources
 from training.device import device_errors, model_device, torch_device
 from training.models import build_model
@@ -84,7 +84,7 @@ def targets(store: Path, split: str = "test", seed: int = 0,
     if split == "train":
         raise ConfigError("the targets cannot come from the train split: it is the source",
                           expected="--split test or val")
-    videos = read_table(store, "videos").filter(pl.col("global_label").is_not_null())
+    videos = as_store(store).read_table("videos").filter(pl.col("global_label").is_not_null())
     if present is not None:
         videos = videos.filter(pl.col("video_id").is_in(list(present)))
     source = sorted(videos.filter(pl.col("split") == "train")["video_id"].to_list())

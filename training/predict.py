@@ -19,9 +19,9 @@ import polars as pl
 import torch
 
 from store.errors import ConfigError, NotFoundError
+from store.local import as_store
 from store.reader import FeatureReader
 from store.release.ids import VIDEO_EXTENSIONS, parse_video_ref
-from store.tables import read_table
 from training.data import Source, WindowDataset
 from training.device import device_errors, model_device
 from training.metrics import video_probability
@@ -72,7 +72,7 @@ def read_video_csv(path: Path) -> list[str]:
 
 def store_ids(store: Path, wanted: list[str], *, path: Path) -> list[str]:
     """Store video ids of ``wanted`` (release ids, in any spelling), in order."""
-    videos = read_table(store, "videos").select("release_id", "video_id")
+    videos = as_store(store).read_table("videos").select("release_id", "video_id")
     by_release = dict(videos.iter_rows())
     known = set(videos["video_id"].to_list())
     out: list[str] = []
@@ -125,7 +125,7 @@ def write_submission(out: Path, rows: list[tuple[str, float]]) -> Path:
 
 def release_order(store: Path, probabilities: dict[str, float]) -> list[tuple[str, float]]:
     """``(release id, p1)`` for the predicted videos, in the release's id order."""
-    videos = read_table(store, "videos").filter(
+    videos = as_store(store).read_table("videos").filter(
         pl.col("video_id").is_in(list(probabilities))).sort("release_id")
     return [(r, probabilities[v]) for r, v in videos.select("release_id", "video_id").iter_rows()]
 
@@ -154,7 +154,7 @@ def _predict(model: torch.nn.Module, store: Path, sources: list[Source], window:
         probs = video_probabilities(model, store, sources, window, video_ids=vids)
         rows = [(ref, probs[v]) for ref, v in zip(wanted, vids, strict=True)]
     else:
-        videos = read_table(store, "videos").filter(pl.col("split") == split)
+        videos = as_store(store).read_table("videos").filter(pl.col("split") == split)
         require_extracted(store, sources, videos["video_id"].to_list(),
                           f"the {split} split")
         probs = video_probabilities(model, store, sources, window, split=split)

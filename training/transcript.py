@@ -31,8 +31,8 @@ from sklearn.preprocessing import StandardScaler
 
 from store.access import load_policy, new_dir
 from store.errors import ConfigError
+from store.local import as_store
 from store.reader import FeatureReader
-from store.tables import read_table
 from training.data import Source, WindowDataset, resolve_sources
 from training.metrics import video_logits
 from training.predict import release_order, write_submission
@@ -103,7 +103,7 @@ def train_transcript(store: Path, words: str = "words", *, c: float = 1.0, seed:
             results["splits"][split] = {"error": exc.message}
             continue
         ids = every.videos["video_id"].to_list()
-        left = read_table(store, "videos").filter(
+        left = as_store(store).read_table("videos").filter(
             (pl.col("split") == split) & ~pl.col("video_id").is_in(ids))["video_id"]
         if left.len():
             log(f"{split}: {left.len()} videos not extracted into {source.feature_set}, "

@@ -30,9 +30,9 @@ import polars as pl
 
 from store.backend import VideoRef
 from store.errors import ConfigError, NotFoundError
+from store.local import as_store
 from store.reader import FeatureReader
 from store.release.yamlio import load_yaml
-from store.tables import read_table
 from training.metrics import bah_metrics, video_logits
 
 FRAMES_PER_VIDEO: Final = 8
@@ -116,7 +116,8 @@ def prompt_records(store: Path, *, split: str = "test", level: str = "video",
     if level not in ("video", "frame"):
         raise ConfigError(f"level {level!r}", expected="video or frame")
     prompts = prompts or dict(PROMPTS)
-    videos = read_table(store, "videos").filter(pl.col("split") == split).sort("release_id")
+    videos = as_store(store).read_table("videos").filter(
+        pl.col("split") == split).sort("release_id")
     if videos.height == 0:
         raise ConfigError(f"no videos in split {split!r}", expected="train, val or test")
     text = transcripts(store, transcript, videos) if any(
@@ -152,7 +153,8 @@ def score(store: Path, prompts_jsonl: Path, answers_jsonl: Path) -> dict[str, An
     records = {r["id"]: r for r in _jsonl(prompts_jsonl)}
     answers = {a["id"]: a.get("answer") for a in _jsonl(answers_jsonl)}
     reader = FeatureReader(store)
-    labels = dict(read_table(store, "videos").select("video_id", "global_label").iter_rows())
+    labels = dict(reader.store.read_table("videos").select(
+        "video_id", "global_label").iter_rows())
     out: dict[str, Any] = {}
     for variant in sorted({r["variant"] for r in records.values()}):
         mine = [r for r in records.values() if r["variant"] == variant]

@@ -26,8 +26,8 @@ import polars as pl
 
 from store.errors import NotFoundError
 from store.features import ArraySpec, FeatureSetSpec
+from store.local import LocalStore
 from store.reader import FeatureReader
-from store.tables import read_table, read_table_or_empty
 
 #: vectors wider than this are never drawn as one line per component
 MAX_COMPONENTS = 12
@@ -141,13 +141,14 @@ class ReviewStore:
 
     def __init__(self, store: Path) -> None:
         self.store = Path(store)
-        self.videos = read_table(self.store, "videos")
-        self.segments = read_table_or_empty(self.store, "segments")
-        self.cues = read_table_or_empty(self.store, "cues")
-        self.transcripts = read_table_or_empty(self.store, "transcripts")
-        self.asr = read_table_or_empty(self.store, "asr_words")
-        self.quarantine = read_table_or_empty(self.store, "quarantine")
-        self.reader = FeatureReader(self.store)
+        st = LocalStore(self.store)
+        self.videos = st.read_table("videos")
+        self.segments = st.read_table_or_empty("segments")
+        self.cues = st.read_table_or_empty("cues")
+        self.transcripts = st.read_table_or_empty("transcripts")
+        self.asr = st.read_table_or_empty("asr_words")
+        self.quarantine = st.read_table_or_empty("quarantine")
+        self.reader = FeatureReader(st)
         self.sets = self.reader.featuresets()
         self.members = {fs: set(self.reader.extracted(fs)) for fs in self.sets}
 
