@@ -26,6 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
+from store.backend import Store
 from store.consent import ConsentPolicy
 from store.errors import DatasetLayoutError
 from store.ingest import (
@@ -35,12 +36,12 @@ from store.ingest import (
     report_of,
     write_ingest_manifest,
 )
-from store.locks import store_lock
+from store.local import as_store
 from store.purge import purge_participant
 from store.release import codebook as cb
 from store.release.layout import ANNOTATION_VARIANTS
 from store.schema import INGEST_TABLES, empty
-from store.tables import read_table_or_empty, utc_now, write_table
+from store.tables import utc_now
 
 #: A folder is a release (batch) when it holds the participants file and one of the
 #: annotation files in circulation.
@@ -100,12 +101,12 @@ def find_batches(inbox: Path, settle_s: float = 0.0) -> list[Batch]:
 
 def pending_batches(store: Path, batches: list[Batch]) -> list[Batch]:
     """The batches whose current fingerprint the store has not ingested yet."""
-    done = read_table_or_empty(store, "batches")
+    done = as_store(store).read_table_or_empty("batches")
     seen = set(zip(done["source"].to_list(), done["fingerprint"].to_list(), strict=True))
     return [b for b in batches if (str(b.root), b.fingerprint) not in seen]
 
 
-def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
+def ingest_batch(batch: Batch, store: Store | Path, policy: ConsentPolicy | None = None,
                  workers: int = 8) -> IngestReport:
     """Merge ``batch`` into the store's tables (see the module docstring).
 
@@ -115,33 +116,33 @@ def ingest_batch(batch: Batch, store: Path, policy: ConsentPolicy | None = None,
     ``batches`` row that marks the batch done comes last; a run killed anywhere
     before it ingests the whole batch again, which replaces the same rows."""
     policy = policy or ConsentPolicy()
-    store = Path(store)
-    built = build_tables(batch.root, store, policy, workers)
-    with store_lock(store):
-        had_data = set(read_table_or_empty(store, "participants")["participant_id"].to_list())
+    st = as_store(store)
+    built = build_tables(batch.root, st, policy, workers)
+    with st.lock():
+        had_data = set(st.read_table_or_empty("participants")["participant_id"].to_list())
     excluded = set(built.tables["exclusions"]["participant_id"].to_list())
     for pid in sorted(excluded & had_data):  # consent gone: remove what earlier batches left
-        purge_participant(store, pid, reason=f"consent not given in batch {batch.name}")
+        purge_participant(st, pid, reason=f"consent not given in batch {batch.name}")
     pids, vids = set(built.participant_ids), set(built.video_ids)
-    with store_lock(store):
-        built = drop_withdrawn(built, store)  # a purge that ran while the batch was read
+    with st.lock():
+        built = drop_withdrawn(built, st)  # a purge that ran while the batch was read
         excluded = set(built.tables["exclusions"]["participant_id"].to_list())
         for name in INGEST_TABLES:
-            old = read_table_or_empty(store, name)
+            old = st.read_table_or_empty(name)
             if name in ("participants", "exclusions"):
                 drop = pl.col("participant_id").is_in(list(pids))
             else:
                 drop = (pl.col("video_id").is_in(list(vids))
                         | pl.col("participant_id").is_in(list(excluded)))
-            write_table(store, name, pl.concat([old.filter(~drop), built.tables[name]]))
+            st.write_table(name, pl.concat([old.filter(~drop), built.tables[name]]))
         row = pl.DataFrame([{
             "batch": batch.name, "source": str(batch.root), "fingerprint": batch.fingerprint,
             "ingested_at": utc_now(),
             "participants": built.tables["participants"].height,
             "videos": built.tables["videos"].height, "excluded": len(excluded),
             "quarantined": len(built.quarantined)}], schema=empty("batches").schema)
-        done = read_table_or_empty(store, "batches").filter(pl.col("source") != str(batch.root))
+        done = st.read_table_or_empty("batches").filter(pl.col("source") != str(batch.root))
         sources = sorted(set(done["source"].to_list()) | {str(batch.root)})
-        write_ingest_manifest(store, sources, policy, built.frame_base, built.notes)
-        write_table(store, "batches", pl.concat([done, row]))
-    return report_of(store, built.tables, built.quarantined, built.notes)
+        write_ingest_manifest(st, sources, policy, built.frame_base, built.notes)
+        st.write_table("batches", pl.concat([done, row]))
+    return report_of(st, built.tables, built.quarantined, built.notes)

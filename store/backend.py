@@ -98,6 +98,10 @@ class Store(ABC):
         """What ingest recorded about the store's source (NotFoundError: never ingested)."""
 
     @abstractmethod
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace the ingest manifest atomically."""
+
+    @abstractmethod
     def scan_table(self, name: str) -> pl.LazyFrame:
         """A lazy scan of table ``name`` (large tables: frame_labels)."""
 

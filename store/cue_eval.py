@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 
 from store.errors import NotFoundError
+from store.local import as_store
 from store.reader import FeatureReader
-from store.tables import read_table
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -51,9 +51,9 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
 def cue_segments(store: Path, min_segments: int) -> pl.DataFrame:
     """Per (modality, cue) coded in at least ``min_segments`` segments: its segments'
     video and frame range."""
-    segs = read_table(store, "segments").select("video_id", "segment", "start_frame",
+    segs = as_store(store).read_table("segments").select("video_id", "segment", "start_frame",
                                                  "end_frame")
-    cues = (read_table(store, "cues").filter(pl.col("modality") != "inconsistency")
+    cues = (as_store(store).read_table("cues").filter(pl.col("modality") != "inconsistency")
             .unique(["video_id", "segment", "modality", "cue"]))
     joined = cues.join(segs, on=["video_id", "segment"])
     counts = joined.group_by("modality", "cue").agg(pl.len().alias("segments"))

@@ -17,15 +17,16 @@ from typing import Any
 import polars as pl
 
 from store import __version__
+from store.backend import Store
 from store.consent import WITHDREW, ConsentPolicy, consent_exclusions, subject_hash, withdrawn
 from store.failures import Where, classify
 from store.faults import fault_point
-from store.locks import store_lock
+from store.local import as_store
 from store.media import VideoInfo, probe_video
 from store.release.ids import safe_relative
 from store.release.reader import read_release
 from store.schema import conform
-from store.tables import read_table, utc_now, write_manifest, write_table
+from store.tables import utc_now
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,13 @@ def quarantine_rows(videos: pl.DataFrame, reasons: dict[str, str], stage: str,
         pl.lit(utc_now()).alias("quarantined_at"))
 
 
-def report_of(store: Path, tables: dict[str, pl.DataFrame], quarantined: dict[str, str],
+def report_of(store: Store | Path, tables: dict[str, pl.DataFrame], quarantined: dict[str, str],
               notes: tuple[str, ...] = ()) -> IngestReport:
     """What the ingest ``tables`` hold, as a report."""
     videos = tables["videos"]
     return IngestReport(
-        store=str(store), participants=tables["participants"].height, videos=videos.height,
+        store=as_store(store).location, participants=tables["participants"].height,
+        videos=videos.height,
         frames=int(videos["n_frames"].sum()) if videos.height else 0,
         segments=tables["segments"].height,
         excluded=dict(tables["exclusions"].select("participant_id", "reason").iter_rows()),
@@ -106,12 +108,12 @@ class ReleaseTables:
     notes: tuple[str, ...]  # the variant found, keys not read, unlabelled videos
 
 
-def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
+def build_tables(dataset: Path, store: Store | Path, policy: ConsentPolicy | None = None,
                  workers: int = 8) -> ReleaseTables:
     """Read, check, consent-filter and probe the release at ``dataset``."""
     policy = policy or ConsentPolicy()
     rel = read_release(Path(dataset))
-    excl = consent_exclusions(rel.participants, policy, withdrawn(Path(store)))
+    excl = consent_exclusions(rel.participants, policy, withdrawn(store))
     excluded_ids = excl["participant_id"].to_list()
     keep = ~pl.col("participant_id").is_in(excluded_ids)
     n_per_pid = rel.videos.group_by("participant_id").len("n_videos")
@@ -165,7 +167,7 @@ def build_tables(dataset: Path, store: Path, policy: ConsentPolicy | None = None
                           *rel.notes))
 
 
-def drop_withdrawn(built: ReleaseTables, store: Path) -> ReleaseTables:
+def drop_withdrawn(built: ReleaseTables, store: Store | Path) -> ReleaseTables:
     """``built`` without the participants who withdrew since it was read (a purge that
     ran while the release was being read and probed): they move to ``exclusions``.
     Call it holding the store lock, just before writing the tables."""
@@ -190,15 +192,17 @@ def drop_withdrawn(built: ReleaseTables, store: Path) -> ReleaseTables:
                    quarantined={v: r for v, r in built.quarantined.items() if v in failed})
 
 
-def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentPolicy,
-                          frame_base: list[int], notes: tuple[str, ...] = ()) -> IngestReport:
+def write_ingest_manifest(store: Store | Path, source: str | list[str],
+                          policy: ConsentPolicy, frame_base: list[int],
+                          notes: tuple[str, ...] = ()) -> IngestReport:
     """Summarise the tables now in ``store`` into its manifest; return the report."""
-    tables = {n: read_table(store, n)
+    st = as_store(store)
+    tables = {n: st.read_table(n)
               for n in ("videos", "participants", "segments", "exclusions", "quarantine")}
     quarantine = tables["quarantine"].filter(pl.col("stage") == "ingest")
-    report = report_of(store, tables, dict(quarantine.select("video_id", "reason").iter_rows()),
+    report = report_of(st, tables, dict(quarantine.select("video_id", "reason").iter_rows()),
                        notes)
-    write_manifest(store, {
+    st.write_manifest({
         "bahfs_version": __version__, "dataset": source,
         "ingested_at": utc_now(),
         "consent_required": list(policy.require), "participants": report.participants,
@@ -209,7 +213,7 @@ def write_ingest_manifest(store: Path, source: str | list[str], policy: ConsentP
     return report
 
 
-def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
+def ingest(dataset: Path, store: Store | Path, policy: ConsentPolicy | None = None,
            workers: int = 8) -> IngestReport:
     """Read the release at ``dataset`` and (re)write every ingest table under ``store``.
 
@@ -217,10 +221,11 @@ def ingest(dataset: Path, store: Path, policy: ConsentPolicy | None = None,
     into what is there instead.
     """
     policy = policy or ConsentPolicy()
-    built = build_tables(dataset, store, policy, workers)
-    with store_lock(store):
-        built = drop_withdrawn(built, store)
+    st = as_store(store)
+    built = build_tables(dataset, st, policy, workers)
+    with st.lock():
+        built = drop_withdrawn(built, st)
         for name, df in built.tables.items():
-            write_table(store, name, df)
-        return write_ingest_manifest(store, str(Path(dataset).resolve()), policy,
+            st.write_table(name, df)
+        return write_ingest_manifest(st, str(Path(dataset).resolve()), policy,
                                      built.frame_base, built.notes)

@@ -104,6 +104,9 @@ class LocalStore(Store):
     def read_manifest(self) -> dict[str, Any]:
         return tables.read_manifest(self.root)
 
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        tables.write_manifest(self.root, manifest)
+
     def scan_table(self, name: str) -> pl.LazyFrame:
         return tables.scan_table(self.root, name)
 
