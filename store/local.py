@@ -45,7 +45,7 @@ from store.layout import (
     video_dir,
 )
 from store.location import existing_store
-from store.locks import LOCKS, store_lock, video_lock
+from store.locks import LOCKS, store_lock, video_lock, video_lock_name
 
 
 def _dirs(path: Path) -> list[Path]:
@@ -270,7 +270,7 @@ class LocalStore(Store):
         return video_lock(self.root, video_id)
 
     def remove_video_lock(self, video_id: str) -> bool:
-        lock = self.root / LOCKS / f"video-{check_name('video', video_id)}.lock"
+        lock = self.root / LOCKS / video_lock_name(video_id)
         if not lock.is_file():
             return False
         lock.unlink(missing_ok=True)

@@ -71,10 +71,15 @@ def store_lock(store: Path, timeout_s: float = 600.0) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def video_lock_name(video_id: str) -> str:
+    """The lock file (under ``STORE/.locks``) that claims ``video_id``."""
+    return f"video-{check_name('video', video_id)}.lock"
+
+
 @contextmanager
 def video_lock(store: Path, video_id: str) -> Iterator[bool]:
     """Try to claim ``video_id``; yields True when this process holds it."""
-    fd = _lock_file(store, f"video-{check_name('video', video_id)}.lock")
+    fd = _lock_file(store, video_lock_name(video_id))
     try:
         yield _try_flock(fd)
     finally:

@@ -4,11 +4,15 @@ and exporting a store."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bahfs.cli.common import CHECK_FAILED, LOOK_AFTER, StoreArg, app, friendly
+
+if TYPE_CHECKING:
+    from store.backend import Store
+    from store.local import LocalStore
 
 
 @app.command(rich_help_panel=LOOK_AFTER, epilog="Example: bahfs verify /data/bah/store")
@@ -26,29 +30,31 @@ def verify(
     only what bahfs wrote inside the store.
     """
     from store.catalog import devices, extracted_table, featuresets_table
+    from store.local import LocalStore
 
+    st = LocalStore(store)  # opened once, here at the boundary
     if fix:
-        _fix(store)
-    problems = verify_problems(store)
+        _fix(st)
+    problems = verify_problems(st)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         typer.secho(f"store is NOT valid: {len(errors)} error(s)", fg=typer.colors.RED,
                     err=True)
         raise typer.Exit(CHECK_FAILED)
-    ext = extracted_table(store)  # read from the hierarchy; the tables are left alone
-    fsets = featuresets_table(store, ext)
+    ext = extracted_table(st)  # read from the hierarchy; the tables are left alone
+    fsets = featuresets_table(st, ext)
     typer.secho(f"store is valid: {fsets.height} feature sets, {ext.height} extracted videos",
                 fg=typer.colors.GREEN)
     for fs, by_device in devices(ext).items():
         typer.echo(f"  {fs}: " + ", ".join(f"{n} videos on {d}" for d, n in by_device.items()))
 
 
-def _fix(store: Path) -> None:
+def _fix(store: LocalStore) -> None:
     from store.access import fix_drift
     from store.catalog import refresh_catalog
     from store.verify import lost_videos
 
-    fixed, failed = fix_drift(store)
+    fixed, failed = fix_drift(store.root)
     if fixed:
         typer.echo(f"access: {len(fixed)} paths given the store's access policy")
     for path, why in failed:
@@ -59,7 +65,7 @@ def _fix(store: Path) -> None:
         typer.echo(f"re-queued {vid} ({fs}): the next `bahfs extract` restores it")
 
 
-def verify_problems(store: Path) -> list[Any]:
+def verify_problems(store: Store | Path) -> list[Any]:
     """:func:`store.verify.verify_store`, each problem printed on its own line."""
     from store.verify import verify_store
 
