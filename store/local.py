@@ -72,7 +72,8 @@ class LocalStore(Store):
         return {"root": self.root}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"])  # type: ignore[misc]
+        Store.__init__(self)  # a fresh table cache in the new process
+        self.root = Path(state["root"])
 
     @property
     def location(self) -> str:
