@@ -43,7 +43,7 @@ from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_loaded_models, device_fault_kind
-from store.backend import VideoRef
+from store.backend import Store, VideoRef
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import ConsentError, DeviceError, MachineError, VideoDecodeError
@@ -51,10 +51,10 @@ from store.failures import Fault, Where, classify
 from store.faults import fault_point
 from store.ingest import quarantine_rows
 from store.local import as_store
-from store.locks import store_lock, video_lock
+from store.locks import video_lock
 from store.purge import scrub_videos, unpublish_video
 from store.schema import empty
-from store.tables import read_table, read_table_or_empty, utc_now, write_table
+from store.tables import utc_now
 from store.writer import FeatureWriter
 
 Status = Literal["extracted", "skipped", "busy", "quarantined", "failed", "bug", "halted"]
@@ -123,17 +123,17 @@ def feature_set_ids(plan: Plan | tuple[str, ...], runtime: Runtime = DEFAULT_RUN
         return [e.spec().id for e in shared_extractors(as_plan(plan), runtime)]
 
 
-def _done(store: Path, fs_ids: list[str], job: VideoJob) -> bool:
+def _done(store: Store | Path, fs_ids: list[str], job: VideoJob) -> bool:
     st = as_store(store)
     return all(st.is_published(VideoRef(fs, job.participant_id, job.video_id))
                for fs in fs_ids)
 
 
-def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[str]]:
+def pending_jobs(store: Store | Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[str]]:
     """Videos still to extract, and those already in every feature set."""
-    store = Path(store)
-    videos = read_table(store, "videos")
-    bad = set(read_table_or_empty(store, "quarantine")["video_id"].to_list())
+    st = as_store(store)
+    videos = st.read_table("videos")
+    bad = set(st.read_table_or_empty("quarantine")["video_id"].to_list())
     todo: list[VideoJob] = []
     done: list[VideoJob] = []
     for vid, pid, src, rel, n in videos.select("video_id", "participant_id", "source", "path",
@@ -141,7 +141,7 @@ def pending_jobs(store: Path, fs_ids: list[str]) -> tuple[list[VideoJob], list[s
         if vid in bad:
             continue
         job = VideoJob(vid, pid, src, rel, int(n))
-        (done if _done(store, fs_ids, job) else todo).append(job)
+        (done if _done(st, fs_ids, job) else todo).append(job)
     return todo, [j.video_id for j in done]
 
 
@@ -263,19 +263,19 @@ def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractRep
     return report
 
 
-def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
+def record_run(store: Store | Path, report: ExtractReport, started_at: str) -> None:
     """Quarantine rows for the input faults, bug rows (with their tracebacks), an
     ``extract_runs`` row, a fresh catalog."""
-    store = Path(store)
-    with store_lock(store):
+    st = as_store(store)
+    with st.lock():
         if report.quarantined:
-            q = read_table_or_empty(store, "quarantine")
-            new = quarantine_rows(read_table(store, "videos"), report.quarantined, "extract",
+            q = st.read_table_or_empty("quarantine")
+            new = quarantine_rows(st.read_table("videos"), report.quarantined, "extract",
                                   report.quarantine_kinds)
-            write_table(store, "quarantine", pl.concat([q, new]).unique(
+            st.write_table("quarantine", pl.concat([q, new]).unique(
                 ["video_id", "stage"], keep="last", maintain_order=True))
         if report.bugs:
-            owners = dict(read_table(store, "videos").select(
+            owners = dict(st.read_table("videos").select(
                 "video_id", "participant_id").iter_rows())
             now = utc_now()
             rows = pl.DataFrame([{"video_id": v, "participant_id": owners.get(v, ""),
@@ -283,8 +283,8 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
                                   "traceback": report.tracebacks.get(v, "")}
                                  for v, why in report.bugs.items()],
                                 schema=empty("bugs").schema)
-            write_table(store, "bugs", pl.concat([read_table_or_empty(store, "bugs"), rows]))
-        gone = withdrawn(store)  # a participant withdrawn during the run: not in its log
+            st.write_table("bugs", pl.concat([st.read_table_or_empty("bugs"), rows]))
+        gone = withdrawn(st)  # a participant withdrawn during the run: not in its log
 
         def keep(video_id: str) -> bool:
             pid, sep, _ = video_id.partition("__")
@@ -302,9 +302,9 @@ def record_run(store: Path, report: ExtractReport, started_at: str) -> None:
             "busy": len(report.busy), "quarantined": len(report.quarantined),
             "frames": report.frames, "detail": json.dumps(detail, sort_keys=True)}],
             schema=empty("extract_runs").schema)
-        write_table(store, "extract_runs",
-                    pl.concat([read_table_or_empty(store, "extract_runs"), row]))
-        refresh_catalog(store)
+        st.write_table("extract_runs",
+                       pl.concat([st.read_table_or_empty("extract_runs"), row]))
+        refresh_catalog(st)
 
 
 def record_run_or_say_why(store: Path, report: ExtractReport, started_at: str) -> str:
