@@ -114,7 +114,8 @@ class Store(ABC):
         if cached is not None and cached[0] == version:
             return cached[1]
         df = self.read_table(name)
-        self._tables[name] = (self.table_version(name), df)
+        # the version seen before reading: a replace during the read re-reads next time
+        self._tables[name] = (version, df)
         return df
 
     # -- feature sets ----------------------------------------------------------------
