@@ -38,7 +38,7 @@ def write_all(root: Path, videos: list[tuple[str, int]], sync: bool) -> float:
         for f in feats:
             writer.write(f)
     else:
-        with mock.patch("store.writer.sync_tree"), mock.patch("store.writer.sync_dir"):
+        with mock.patch("store.local.sync_tree"), mock.patch("store.local.sync_dir"):
             for f in feats:
                 writer.write(f)
     return time.perf_counter() - t0

@@ -31,7 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "extractor": ("extractors.audio.LogMelExtractor", "compute"),
     "checks": ("flows.job", "withdrawn"),
     "write": ("store.writer.FeatureWriter", "_build"),
-    "publish": ("store.writer", "fault_point"),
+    "publish": ("store.local", "fault_point"),
 }
 FAULTS: dict[str, Callable[[], BaseException]] = {
     "bug": lambda: KeyError("injected"),
