@@ -45,7 +45,7 @@ from store.schema import INGEST_TABLES, TABLES
 from store.verify import verify_store
 from store.writer import FeatureWriter
 
-EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "15"))
 STEPS = int(os.environ.get("BAHFS_STATEFUL_STEPS", "20"))
 ARRAYS = {"face": (ArraySpec("embedding", "float16", (3,)), ArraySpec("has_face", "bool")),
           "voice": (ArraySpec("energy", "float32"),)}
