@@ -2,9 +2,10 @@
 
 A :class:`Store` owns a store's layout (``docs/store.md``): its Parquet tables, its
 feature sets, the participants and videos published in each, their arrays, the
-locks, the staging area and the access policy. Every other module reaches the
-store's contents through it, never by walking folders, so a backend on another
-medium (object storage) is one more subclass. The local filesystem backend is
+locks, the staging area and the access policy. No other module lists the store's
+feature sets, participants or videos from folders: they ask this object (tables
+too, in the modules moved over; :mod:`store.tables` on a path serves the rest), so
+a backend on another medium (object storage) is one more subclass. The local filesystem backend is
 :class:`store.local.LocalStore`; ``tests/store/test_contract.py`` is the suite
 every backend passes.
 
