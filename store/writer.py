@@ -24,7 +24,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -138,7 +138,7 @@ class FeatureWriter:
 
 
 def _frame_array(group: zarr.Group, name: str, data: np.ndarray, dims: tuple[str, ...],
-                 attrs: dict[str, str]) -> None:
+                 attrs: dict[str, Any]) -> None:
     """One per-frame array: one uncompressed chunk, named axes, described."""
     group.create_array(name, data=data, chunks=data.shape, compressors=None, fill_value=0,
                        dimension_names=dims, attributes=attrs,
