@@ -10,7 +10,9 @@ What the model needs is read from the model itself, and from an optional sidecar
   ``gray``), scaled to [0, 1], then ``(x - mean) / std`` per channel (default mean
   0, std 1: give the values the model was trained with);
 * outputs: every ``(batch, width)`` output, its width read by running the model
-  once at start-up (or ``outputs``: stored array name -> ONNX output name);
+  once at start-up (or ``outputs``: stored array name -> ONNX output name); ``axes``
+  names an output's column axis (array name -> axis name, default
+  ``<array>_component``) and ``labels`` its columns (array name -> one name per column);
 * ``sha256``: when given, the model file must match it.
 
 A model that cannot be used (no rank-4 input, no channel axis, a dynamic size and
@@ -50,6 +52,8 @@ class FaceModelSpec(BaseModel):
     std: tuple[float, ...] = (1.0,)
     outputs: dict[str, str] | None = None
     docs: dict[str, str] = {}
+    axes: dict[str, str] = {}
+    labels: dict[str, tuple[str, ...]] = {}
     sha256: str | None = None
 
 
@@ -59,6 +63,8 @@ class FaceOutput:
     onnx_name: str
     width: int
     doc: str
+    axis: str = ""  # the column axis's name; empty: the store's default
+    labels: tuple[str, ...] = ()  # one name per column, or none
 
 
 def array_name(onnx_name: str) -> str:
@@ -150,8 +156,13 @@ class FaceModel:
             if array in reserved or array != array_name(array):
                 raise self._fail(f"output array name {array!r}",
                                  f"[a-z][a-z0-9_]*, not one of {reserved}")
+            labels = tuple(self.spec.labels.get(array, ()))
+            if labels and len(labels) != shape[1]:
+                raise self._fail(f"{len(labels)} labels for output {onnx_name!r} of width "
+                                 f"{shape[1]}", "one label per column")
             out.append(FaceOutput(array, onnx_name, int(shape[1]),
-                                  self.spec.docs.get(array, f"{onnx_name} of {self.path.name}")))
+                                  self.spec.docs.get(array, f"{onnx_name} of {self.path.name}"),
+                                  self.spec.axes.get(array, ""), labels))
         if not out:
             raise self._fail(f"no (batch, width) output among {names}",
                              "at least one (batch, width) output")
