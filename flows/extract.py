@@ -170,13 +170,13 @@ def extract(
     ``--nthreads N --resources GPU=N`` for N in flight); ``settings``: instead of
     ``extractors`` to ``videos_per_worker``, the run's settings already parsed
     (:func:`flows.settings.run_settings`: what ``bahfs extract`` passes)."""
-    logger = get_run_logger()
     started = utc_now()
     asked = (extractors, plan, dask_address, dask_workers, device, dask_tls_ca,
              dask_tls_cert, dask_tls_key, videos_per_worker)
     if settings is not None and any(x is not None for x in asked):
         raise ConfigError("the extract flow was given settings and separate options",
                           expected="settings, or the separate options, not both")
+    logger = get_run_logger()
     run = settings or run_settings(  # a clear error before any work
         extractors=extractors, plan=plan, device=device, dask_address=dask_address,
         dask_workers=dask_workers, tls=(dask_tls_ca, dask_tls_cert, dask_tls_key),

@@ -207,8 +207,8 @@ def fault_outcome(fault: Fault, exc: BaseException, job: VideoJob,
         log.error("bug while extracting %s: %s", job.video_id, fault.message)
         status, reason = "bug", fault.message
         tb = "".join(traceback.format_exception(exc))
-    elif isinstance(exc, MachineError):  # classified where it was raised: its message
-        reason = exc.message
+    elif not fault.stop and isinstance(exc, MachineError):  # run_video's: classified
+        reason = exc.message  # where it was raised, its message says what to fix
     base = measured or VideoOutcome(job.video_id, job.participant_id, status)
     return replace(base, status=status, reason=reason, kind=fault.kind, traceback=tb)
 
