@@ -31,7 +31,8 @@ from prefect.testing.utilities import prefect_test_harness
 import flows.extract as fx
 from extractors.plan import plan_from_names
 from flows.job import ExtractReport, VideoJob, VideoOutcome, record_run, summarise
-from store.tables import read_table, utc_now
+from store.schema import empty
+from store.tables import read_table, utc_now, write_table
 
 calls = Counter()
 
@@ -52,6 +53,7 @@ fx.extract_video_task = fx.extract_video_task.with_options(retry_delay_seconds=0
 jobs = [VideoJob(f"P001__Visite_1__Q{q}", "P001", "/data", f"q{q}.mp4", 10) for q in (1, 2, 3)]
 store = Path(sys.argv[1]) / "store"
 store.mkdir()
+write_table(store, "videos", empty("videos"))  # a store without videos: just the bugs
 started = utc_now()
 with prefect_test_harness():
     outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
