@@ -73,7 +73,9 @@ def run_extraction(store: Path, plan: Plan, runtime: Runtime, dispatch: Dispatch
     try:
         unrecorded = record_run_or_say_why(store, report, started)
     except Exception as exc:
-        raise machine_error(exc, store) from exc
+        if (err := machine_error(exc, store)) is exc:
+            raise
+        raise err from exc
     if unrecorded:
         report.stopped += f"; {unrecorded}"
     return report

@@ -188,7 +188,9 @@ def extract(
     try:
         new, bad = ingest_new_batches(source, store, consent, settle_seconds)
     except Exception as exc:
-        raise machine_error(exc, store) from exc
+        if (err := machine_error(exc, store)) is exc:
+            raise
+        raise err from exc
     report = run_extraction(Path(store), run.plan, run.host_runtime(),
                             on_dask(store, run, progress),
                             run_id=str(flow_run.get_id() or ""), started=started,
