@@ -12,7 +12,6 @@ video) and ``store`` (tables, locks, catalog).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,18 +41,19 @@ from flows.settings import RunSettings, run_settings
 from store.access import make_store_dir
 from store.errors import ConfigError, DatasetLayoutError, ExtractionError, MachineError
 from store.failures import machine_error
+from store.ingest import IngestReport
 from store.tables import utc_now
 
 
 @task(name="ingest-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
       task_run_name="ingest-{batch.name}")
 def ingest_batch_task(batch: Batch, store: str, consent: list[str] | None
-                      ) -> dict[str, Any]:
+                      ) -> IngestReport:
     report = ingest_batch(batch, Path(store), consent_policy(consent))
     get_run_logger().info("batch %s: %d videos ingested, %d participants excluded, "
                           "%d videos quarantined", batch.name, report.videos,
                           len(report.excluded), len(report.quarantined))
-    return asdict(report)
+    return report
 
 
 def ingest_new_batches(source: str, store: str, consent: list[str] | None,
