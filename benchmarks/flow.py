@@ -30,8 +30,8 @@ def main() -> None:
 
     from extractors import DEFAULT_EXTRACTORS
     from flows.batches import find_batches, ingest_batch
+    from flows.engine import extract_release
     from flows.extract import extract
-    from flows.job import extract_release
 
     names = tuple(DEFAULT_EXTRACTORS)
     rows = []

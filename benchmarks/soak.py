@@ -96,7 +96,7 @@ def soak_training(tmp: Path, epochs: int, workers: int) -> None:
     from torch.utils.data import DataLoader
 
     from bahfs.sample.generate import SampleConfig, generate
-    from flows.job import extract_release
+    from flows.engine import extract_release
     from store.ingest import ingest
     from training.data import WindowDataset, collate, resolve_sources
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from extractors.identity import split_config
 from extractors.runtime import Runtime, device_error, device_fault
-from store.errors import ConfigError, DeviceError, ExtractionError
+from store.errors import BahfsError, ConfigError, ExtractionError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.media import VideoInfo
 
@@ -104,7 +104,7 @@ class Extractor(ABC):
     def extract(self, video: DecodedVideo) -> VideoFeatures:
         try:
             arrays = self.compute(video)
-        except (ExtractionError, DeviceError):
+        except BahfsError:  # already says whose fault it is: kept as raised
             raise
         except Exception as exc:
             if device_fault(exc):

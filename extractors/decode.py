@@ -29,7 +29,7 @@ from typing import IO, Any
 import ffmpeg
 import numpy as np
 
-from store.errors import VideoDecodeError
+from store.errors import ToolMissingError, VideoDecodeError
 from store.media import VideoInfo, probe_video
 
 AUDIO_RATE = 16_000
@@ -174,8 +174,9 @@ def decode_audio(path: Path, info: VideoInfo | None = None) -> np.ndarray | None
 def ffmpeg_output(node: Any, path: Path, what: str, expected: str) -> bytes:
     """Run an ffmpeg-python output ``node`` reading ``path``; its standard output.
     ffmpeg's failure is a :class:`VideoDecodeError` naming the file, ``what`` was being
-    decoded and its own last error lines; ffmpeg that cannot be started, one whose
-    cause is the OS error."""
+    decoded and its own last error lines; ffmpeg not installed is a
+    :class:`ToolMissingError`; any other OS error starting it (no memory to fork) is
+    raised as it is, for the classification to read."""
     try:
         out, _ = (node.global_args("-nostdin", "-loglevel", "error")
                   .run(capture_stdout=True, capture_stderr=True))
@@ -183,6 +184,9 @@ def ffmpeg_output(node: Any, path: Path, what: str, expected: str) -> bytes:
         msg = (exc.stderr or b"").decode(errors="replace").strip()[-300:]
         raise VideoDecodeError(f"ffmpeg failed to decode {what}: {msg}", path=path,
                                expected=expected) from exc
-    except (OSError, subprocess.SubprocessError) as exc:
+    except FileNotFoundError as exc:  # the executable, not the video (opened by ffmpeg)
+        raise ToolMissingError("ffmpeg is not installed", path=exc.filename,
+                               expected="ffmpeg on PATH (apt-get install ffmpeg)") from exc
+    except subprocess.SubprocessError as exc:
         raise VideoDecodeError(f"cannot run ffmpeg: {exc}", path=path) from exc
     return bytes(out)

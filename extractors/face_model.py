@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from extractors.face_detect import align
 from extractors.runtime import Runtime, check_model, session
-from store.errors import ModelError
+from store.errors import BahfsError, ModelError
 
 _ARRAY_NAME = re.compile(r"[^a-z0-9_]+")
 
@@ -95,6 +95,8 @@ class FaceModel:
         self.sha256 = check_model(self.path, spec.sha256)
         try:
             self._sess: Any = session(self.path.read_bytes(), runtime or Runtime())
+        except BahfsError:  # a DeviceError stays one: the device's fault, not the model's
+            raise
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"ONNX Runtime cannot load it: {exc}".splitlines()[0],
                              path=self.path, expected="an ONNX model file") from exc

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from extractors.runtime import Runtime, check_model, ct2_device, device_fault
-from store.errors import DeviceError, ModelError
+from store.errors import BahfsError, DeviceError, ModelError
 
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 
@@ -77,6 +77,8 @@ def _load_whisper(model_dir: str, compute_type: str, device: str, index: int, th
     try:
         model = WhisperModel(str(d), device=device, device_index=index,
                              compute_type=compute_type, cpu_threads=threads)
+    except BahfsError:
+        raise
     except (RuntimeError, ValueError, OSError) as exc:
         if device_fault(exc):
             raise DeviceError(f"{device}:{index} failed loading Whisper: {exc}",

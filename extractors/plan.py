@@ -103,6 +103,16 @@ def plan_from_names(names: Iterable[str]) -> Plan:
     return plan
 
 
+def choose_plan(names: Sequence[str] | None, path: str | Path | None,
+                default: Sequence[str]) -> Plan:
+    """The plan of a run, checked once where it starts: the plan file at ``path``, else
+    the extractors ``names``, else ``default``; both given is refused."""
+    if path and names:
+        raise ConfigError("give --extractors or --plan, not both",
+                          expected="extractor names, or a plan file (docs/models.md)")
+    return read_plan(Path(path)) if path else plan_from_names(list(names or default))
+
+
 def as_plan(value: Plan | Sequence[str] | Sequence[dict[str, str]]) -> Plan:
     """A plan from a plan, extractor names, or the JSON form (:func:`plan_to_json`)."""
     items = list(value)

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from store.devices import DeviceSetting
-from store.errors import ConfigError, DeviceError, ModelError
+from store.errors import BahfsError, ConfigError, DeviceError, ModelError
 
 log = logging.getLogger("bahfs.extractors")
 T = TypeVar("T")
@@ -336,6 +336,8 @@ def _session(model: bytes | str, threads: int, device: DeviceSetting) -> Any:
         opts.intra_op_num_threads = threads
     try:
         sess = ort.InferenceSession(model, sess_options=opts, providers=provider_list(device))
+    except BahfsError:  # provider_list's DeviceError (CUDA asked for, none here) as raised
+        raise
     except Exception as exc:  # onnxruntime raises its own types
         if device_fault(exc):
             raise DeviceError(f"the device failed loading a model: {exc}") from exc

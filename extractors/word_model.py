@@ -32,11 +32,13 @@ from extractors.models import EXPORT_MANIFEST, models_dir, publish_export
 from extractors.runtime import (
     Runtime,
     check_model,
+    device_error,
+    device_fault,
     provider_list,
     session_device,
     sha256_file,
 )
-from store.errors import ModelError
+from store.errors import BahfsError, ModelError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MINILM_SOURCE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -136,7 +138,11 @@ class WordEncoder:
                 str(ready), backend="onnx", device="cpu",
                 model_kwargs={"provider": provider, "provider_options": options,
                               "session_options": opts})
+        except BahfsError:
+            raise
         except (OSError, ValueError, RuntimeError) as exc:
+            if device_fault(exc):  # the device's fault, by type (not the model's)
+                raise device_error(exc, path=ready) from exc
             raise ModelError(f"sentence-transformers cannot load it: {exc}", path=ready,
                              expected=_EXPECTED) from exc
         self.device = session_device(self.model[0].auto_model.session, runtime.device)

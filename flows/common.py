@@ -30,6 +30,8 @@ from store.devices import DeviceSetting
 from store.errors import ConfigError, DeviceError
 
 log = logging.getLogger("bahfs.flows")
+#: the device settings a local GPU cluster's tasks are given (each sees its GPU alone)
+AUTO, CUDA = DeviceSetting("auto"), DeviceSetting("cuda")
 
 #: An existing Dask scheduler to use instead of starting a LocalCluster.
 DASK_ADDRESS_ENV = "BAHFS_DASK_ADDRESS"
@@ -152,7 +154,7 @@ class Placement:
     address: str | None
     gpus: tuple[str, ...] = ()
     gpu_tasks: bool = False
-    device: str = "auto"
+    device: DeviceSetting = AUTO
 
 
 def placement(address: str | None, setting: DeviceSetting, gpu_count: int | None = None
@@ -162,11 +164,11 @@ def placement(address: str | None, setting: DeviceSetting, gpu_count: int | None
     ``cuda`` or ``cuda:N`` (its workers must offer ``--resources GPU=1``)."""
     address = scheduler_address(address)
     if address:
-        return Placement(address, gpu_tasks=setting.kind == "cuda", device=str(setting))
+        return Placement(address, gpu_tasks=setting.kind == "cuda", device=setting)
     gpus = tuple(local_gpus(setting, gpu_count))
     if gpus:
-        return Placement(None, gpus, True, "auto" if setting.kind == "auto" else "cuda")
-    return Placement(None, device=str(setting))
+        return Placement(None, gpus, True, AUTO if setting.kind == "auto" else CUDA)
+    return Placement(None, device=setting)
 
 
 def task_threads(where: Placement, workers: int | None) -> int:

@@ -3,14 +3,15 @@ pending video (one Prefect task per video, on Dask), write the store, report.
 
 Run it as a deployment (``prefect deployment run extract/extract``, see
 ``prefect.yaml`` and ``docs/operations.md``), through ``bahfs extract``, or by
-calling :func:`extract` in Python. The flow only orchestrates: the work is in
-``flows.batches`` (finding and merging batches), ``flows.job`` (one video)
-and ``store`` (tables, locks, catalog).
+calling :func:`extract` in Python. The flow only orchestrates: ingest tasks, one
+task per video, the summary. The work is in ``flows.settings`` (the run's settings,
+parsed once), ``flows.batches`` (finding and merging batches), ``flows.engine`` (the
+run loop, shared with :func:`flows.engine.extract_release`), ``flows.job`` (one
+video) and ``store`` (tables, locks, catalog).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,52 +22,38 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from extractors import DEFAULT_EXTRACTORS
-from extractors.migrate import migrate_feature_set_ids
-from extractors.plan import as_plan, plan_from_names, plan_to_json, read_plan
-from extractors.runtime import Runtime
+from extractors.plan import Plan
+from extractors.runtime import DEFAULT_RUNTIME, Runtime
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
 from flows.common import (
     Progress,
-    batch_rows,
     consent_policy,
     dask_runner,
     gpu_annotation,
-    placement,
     require_gpu_workers,
     source_and_store,
     summary_markdown,
-    task_threads,
 )
-from flows.common import videos_per_worker as videos_per_worker_of
-from flows.job import (
-    ExtractReport,
-    VideoJob,
-    VideoOutcome,
-    feature_set_ids,
-    halt_message,
-    pending_jobs,
-    record_run_or_say_why,
-    run_video,
-    summarise,
-)
-from flows.outcomes import machine_fault, stop_unfinished, task_outcome
-from flows.security import dask_security
+from flows.engine import Dispatch, run_extraction
+from flows.job import ExtractReport, VideoJob, VideoOutcome, run_video
+from flows.outcomes import stop_unfinished, task_outcome, worth_retrying
+from flows.settings import RunSettings, run_settings
 from store.access import make_store_dir
-from store.devices import parse_device
-from store.errors import DatasetLayoutError, ExtractionError, MachineError
+from store.errors import ConfigError, DatasetLayoutError, ExtractionError, MachineError
+from store.failures import machine_error
+from store.ingest import IngestReport
 from store.tables import utc_now
 
 
 @task(name="ingest-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
       task_run_name="ingest-{batch.name}")
 def ingest_batch_task(batch: Batch, store: str, consent: list[str] | None
-                      ) -> dict[str, Any]:
+                      ) -> IngestReport:
     report = ingest_batch(batch, Path(store), consent_policy(consent))
     get_run_logger().info("batch %s: %d videos ingested, %d participants excluded, "
                           "%d videos quarantined", batch.name, report.videos,
                           len(report.excluded), len(report.quarantined))
-    return asdict(report)
+    return report
 
 
 def ingest_new_batches(source: str, store: str, consent: list[str] | None,
@@ -92,45 +79,55 @@ def ingest_new_batches(source: str, store: str, consent: list[str] | None,
 
 
 @task(name="extract-video", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE,
-      task_run_name="extract-{job[video_id]}")
-def extract_video_task(store: str, job: dict[str, Any], plan: list[dict[str, str]],
-                       device: str = "auto", threads: int = 0, batch: int = 0
-                       ) -> dict[str, Any]:
-    """One video, end to end (decode, every extractor, publish). Models are loaded
-    once per worker process and reused. Whose fault a failure is is decided in
-    :func:`flows.job.run_video`: the input's (quarantined) and bugs come back as
-    outcomes, and so does a machine fault that will hit every video (``halted``:
-    the flow stops); a transient machine fault (``MachineError``: out of memory, an
-    I/O hiccup) is retried, then reported as failed: the video stays pending.
-    ``batch``: rows per model call gathered across the worker's videos in flight."""
-    runtime = Runtime(parse_device(device), threads, batch)
-    return asdict(run_video(store, VideoJob(**job), as_plan(plan), runtime))
+      task_run_name="extract-{job.video_id}", retry_condition_fn=worth_retrying)
+def extract_video_task(store: str, job: VideoJob, plan: Plan, runtime: Runtime
+                       ) -> VideoOutcome:
+    """One video, end to end (decode, every extractor, publish), its models on
+    ``runtime`` (device, threads, rows per model call gathered across the worker's
+    videos in flight), loaded once per worker process and reused. Whose fault a
+    failure is is decided in :func:`flows.job.run_video`: the input's (quarantined)
+    and bugs come back as outcomes, and so does a machine fault that will hit every
+    video (``halted``: the flow stops); a transient machine fault (``MachineError``:
+    out of memory, an I/O hiccup) is retried (:func:`flows.outcomes.worth_retrying`),
+    then reported as failed: the video stays pending; anything else it raises is
+    classified the same way (:func:`flows.outcomes.task_outcome`)."""
+    return run_video(store, job, plan, runtime)
 
 
 @flow(name="extract-videos", description="One task per video, on the flow's task runner.")
-def extract_videos(store: str, jobs: list[dict[str, Any]], plan: list[dict[str, str]],
-                   progress: bool = False, gpu_tasks: bool = False, device: str = "auto",
-                   threads: int = 0, batch: int = 0) -> list[dict[str, Any]]:
+def extract_videos(store: str, jobs: list[VideoJob], plan: Plan,
+                   runtime: Runtime = DEFAULT_RUNTIME, progress: bool = False,
+                   gpu_tasks: bool = False) -> list[VideoOutcome]:
     """``gpu_tasks``: each task asks for one ``GPU`` worker resource (a GPU worker
-    offers one per video it may have in flight); ``device``, ``threads`` and
-    ``batch`` (rows per model call across a worker's videos): how each task's models
-    run."""
+    offers one per video it may have in flight); ``runtime``: how each task's models
+    run. Once a video comes back ``halted``, the tasks not finished are cancelled."""
     if gpu_tasks:
         get_run_logger().info("%s Dask workers offer a GPU", require_gpu_workers())
     with gpu_annotation(gpu_tasks):
-        futures: dict[PrefectFuture[dict[str, Any]], dict[str, Any]] = {
-            extract_video_task.submit(store, job, plan, device, threads, batch): job
-            for job in jobs}
-    outcomes: list[dict[str, Any]] = []
+        futures: dict[PrefectFuture[VideoOutcome], VideoJob] = {
+            extract_video_task.submit(store, job, plan, runtime): job for job in jobs}
+    outcomes: list[VideoOutcome] = []
     with Progress(len(jobs), show=progress) as bar:
         for fut in as_completed(list(futures)):
-            outcomes.append(task_outcome(fut, futures.pop(fut)))
-            bar.advance(outcomes[-1]["video_id"], outcomes[-1]["status"])
-            if outcomes[-1]["status"] == "halted":  # every later video would fail too
-                get_run_logger().error("stopping the run: %s", outcomes[-1]["reason"])
-                outcomes += stop_unfinished(futures)
+            outcomes.append(task_outcome(fut, futures.pop(fut), store))
+            bar.advance(outcomes[-1].video_id, outcomes[-1].status)
+            if outcomes[-1].status == "halted":  # every later video would fail too
+                get_run_logger().error("stopping the run: %s", outcomes[-1].reason)
+                outcomes += stop_unfinished(futures, store)
                 break
     return outcomes
+
+
+def on_dask(store: str, run: RunSettings, progress: bool) -> Dispatch:
+    """The run's jobs as one task per video (:func:`extract_videos`) on its Dask
+    cluster: an existing scheduler, or a local one started for them."""
+    def dispatch(jobs: list[VideoJob]) -> list[VideoOutcome]:
+        runner = dask_runner(run.where.address, run.workers, run.where.gpus, run.security(),
+                             run.videos)
+        return extract_videos.with_options(task_runner=runner)(
+            store, jobs, run.plan, run.task_runtime(), progress, run.where.gpu_tasks)
+
+    return dispatch
 
 
 @flow(name="extract", description="Ingest new consented batches, extract every pending "
@@ -150,6 +147,7 @@ def extract(
     dask_tls_cert: str | None = None,
     dask_tls_key: str | None = None,
     videos_per_worker: Annotated[int | None, Field(ge=1, le=64)] = None,
+    settings: RunSettings | None = None,
 ) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
     directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
@@ -169,45 +167,52 @@ def extract(
     ``videos_per_worker``: videos in flight in each worker process, their model calls
     gathered into shared calls (:mod:`extractors.batching`); default 4 on GPU workers,
     1 on CPU workers (on an existing scheduler, start each GPU worker with
-    ``--nthreads N --resources GPU=N`` for N in flight)."""
-    logger = get_run_logger()
+    ``--nthreads N --resources GPU=N`` for N in flight); ``settings``: instead of
+    ``extractors`` to ``videos_per_worker``, the run's settings already parsed
+    (:func:`flows.settings.run_settings`: what ``bahfs extract`` passes)."""
     started = utc_now()
-    setting = parse_device(device)  # a clear error before any work; None: $BAHFS_DEVICE
-    where = placement(dask_address, setting)  # cuda without a GPU stops here
-    security = dask_security(where.address, dask_tls_ca, dask_tls_cert, dask_tls_key)
-    threads = task_threads(where, dask_workers)
-    videos = videos_per_worker_of(videos_per_worker, bool(where.gpus or where.gpu_tasks))
-    if where.gpus:
+    asked = (extractors, plan, dask_address, dask_workers, device, dask_tls_ca,
+             dask_tls_cert, dask_tls_key, videos_per_worker)
+    if settings is not None and any(x is not None for x in asked):
+        raise ConfigError("the extract flow was given settings and separate options",
+                          expected="settings, or the separate options, not both")
+    logger = get_run_logger()
+    run = settings or run_settings(  # a clear error before any work
+        extractors=extractors, plan=plan, device=device, dask_address=dask_address,
+        dask_workers=dask_workers, tls=(dask_tls_ca, dask_tls_cert, dask_tls_key),
+        videos_per_worker_asked=videos_per_worker)
+    if run.where.gpus:
         logger.info("device %s: one Dask worker per GPU (CUDA_VISIBLE_DEVICES %s)",
-                    setting, ", ".join(where.gpus))
-    chosen = read_plan(Path(plan)) if plan else plan_from_names(
-        extractors or DEFAULT_EXTRACTORS)
+                    run.device, ", ".join(run.where.gpus))
     source, store = source_and_store(source, store)
     try:
         new, bad = ingest_new_batches(source, store, consent, settle_seconds)
     except Exception as exc:
-        raise machine_fault(exc, store) from exc
-    fs_ids = feature_set_ids(chosen, Runtime(setting, threads))
-    for old_id, new_id in migrate_feature_set_ids(Path(store)).items():
-        logger.info("feature set %s is now %s (run options left the id)", old_id, new_id)
-    todo, done = pending_jobs(Path(store), fs_ids)
-    logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
-    outcomes: list[dict[str, Any]] = []
-    if todo:
-        runner = dask_runner(where.address, dask_workers, where.gpus, security, videos)
-        outcomes = extract_videos.with_options(task_runner=runner)(
-            store, [asdict(j) for j in todo], plan_to_json(chosen), progress,
-            where.gpu_tasks, where.device, threads, batch_rows(videos))
-    report = ExtractReport(run_id=str(flow_run.get_id() or ""), feature_sets=fs_ids,
-                           skipped=done, batches=len(new), bad_batches=bad)
-    summarise([VideoOutcome(**o) for o in outcomes], report)
-    halted = halt_message(report, len(todo)) if report.halted else ""
-    try:
-        unrecorded = record_run_or_say_why(Path(store), report, started)
-    except Exception as exc:
-        raise machine_fault(exc, store) from exc
+        if (err := machine_error(exc, store)) is exc:
+            raise
+        raise err from exc
+    report = run_extraction(Path(store), run.plan, run.host_runtime(),
+                            on_dask(store, run, progress),
+                            run_id=str(flow_run.get_id() or ""), started=started,
+                            batches=len(new), bad_batches=bad, logger=logger)
     create_markdown_artifact(summary_markdown(report), key="extract-summary",
                              description="What this extract run did")
+    log_report(report)
+    if report.stopped:
+        raise MachineError(report.stopped)
+    if report.failed or report.bugs:
+        raise ExtractionError(
+            f"{len(report.failed)} videos failed after retries (the machine's fault: still "
+            f"pending), {len(report.bugs)} hit a bug (tracebacks saved in the store's bugs "
+            "table, `bahfs quarantine bugs STORE`): "
+            + "; ".join(f"{v}: {r}" for v, r in {**report.failed, **report.bugs}.items()),
+            path=store)
+    return report.as_dict()
+
+
+def log_report(report: ExtractReport) -> None:
+    """The run's summary in the flow run's log."""
+    logger = get_run_logger()
     logger.info("extracted %d videos (%d frames), skipped %d, busy elsewhere %d, "
                 "quarantined %d, failed (machine, still pending) %d, bugs %d",
                 len(report.extracted), report.frames, len(report.skipped),
@@ -217,13 +222,3 @@ def extract(
         logger.warning("quarantined %s: %s", vid, why)
     for vid, why in report.bugs.items():
         logger.error("bug on %s (traceback in the store's bugs table): %s", vid, why)
-    if halted:
-        raise MachineError(halted + (f"; {unrecorded}" if unrecorded else ""))
-    if report.failed or report.bugs:
-        raise ExtractionError(
-            f"{len(report.failed)} videos failed after retries (the machine's fault: still "
-            f"pending), {len(report.bugs)} hit a bug (tracebacks saved in the store's bugs "
-            "table, `bahfs quarantine bugs STORE`): "
-            + "; ".join(f"{v}: {r}" for v, r in {**report.failed, **report.bugs}.items()),
-            path=store)
-    return report.as_dict()

@@ -1,6 +1,6 @@
-"""Extract the store's pending videos, one video per job: the body of the Prefect
-``extract`` flow's per-video task (``flows/extract.py``), also usable without Prefect
-(:func:`extract_release`).
+"""Extract the store's pending videos, one video per job: the per-video engine (the
+body of the Prefect ``extract`` flow's per-video task, ``flows/extract.py``, and of
+the threads of :func:`flows.engine.extract_release`), and the run's report and record.
 
 * :func:`pending_jobs` lists consented (ingested) videos not yet in every chosen
   feature set and not quarantined.
@@ -15,6 +15,9 @@
   run); a transient machine fault is raised as :class:`~store.errors.MachineError`
   (:class:`~store.errors.DeviceError` for out of device memory) for the caller to
   retry (the video stays pending).
+* :func:`escaped` is the outcome of an exception that escaped a video's job (a
+  transient fault its retries did not cure, a lost worker, a bug in the code
+  around :func:`run_video`), by the same classification.
 * :func:`record_run` appends the quarantine and bug rows and an ``extract_runs``
   row and refreshes the catalog, under the store lock.
 """
@@ -28,10 +31,7 @@ import socket
 import threading
 import time
 import traceback
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +39,6 @@ import polars as pl
 
 from extractors.base import Extractor
 from extractors.batching import video_in_flight
-from extractors.migrate import migrate_feature_set_ids
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import Plan, as_plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_loaded_models, device_fault_kind
@@ -47,7 +46,7 @@ from store.backend import Store, VideoRef
 from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import ConsentError, DeviceError, MachineError, VideoDecodeError
-from store.failures import Fault, Where, classify
+from store.failures import Fault, Where, WorkerLostRecogniser, classify
 from store.faults import fault_point
 from store.ingest import quarantine_rows
 from store.local import as_store
@@ -110,6 +109,9 @@ class ExtractReport:
     model_loads: dict[str, int] = field(default_factory=dict)  # worker -> loads
     quarantine_kinds: dict[str, str] = field(default_factory=dict)  # video -> input kind
     tracebacks: dict[str, str] = field(default_factory=dict)  # video -> bug traceback
+    #: the one message of a run stopped early (what to fix, how many videos remain,
+    #: and why its record could not be written when that failed too); "" otherwise
+    stopped: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,11 +178,13 @@ def where_of(store: Path, job: VideoJob) -> Where:
                  participant=job.participant_id, video=job.video_id)
 
 
-def classify_video(exc: BaseException, store: Path, job: VideoJob) -> Fault:
+def classify_video(exc: BaseException, store: Path, job: VideoJob,
+                   lost: WorkerLostRecogniser | None = None) -> Fault:
     """Whose fault ``exc``, raised while ``job`` was processed, is (device faults
-    recognised by :func:`extractors.runtime.device_fault_kind`). A participant who
-    withdrew meanwhile comes first: a purge racing the extraction (it removes the
-    folder the video was being published into) is the withdrawal, not a fault."""
+    recognised by :func:`extractors.runtime.device_fault_kind`, a lost worker by
+    ``lost``). A participant who withdrew meanwhile comes first: a purge racing the
+    extraction (it removes the folder the video was being published into) is the
+    withdrawal, not a fault."""
     try:
         gone = subject_hash(job.participant_id) in withdrawn(store)
     except Exception:  # the store unreadable: the classification says why
@@ -189,7 +193,35 @@ def classify_video(exc: BaseException, store: Path, job: VideoJob) -> Fault:
         exc = ConsentError("participant withdrew while the video was extracted; not "
                            f"stored ({type(exc).__name__}: {exc})",
                            participant=job.participant_id, video=job.video_id)
-    return classify(exc, where_of(store, job), device_fault_kind)
+    return classify(exc, where_of(store, job), device_fault_kind, lost)
+
+
+def fault_outcome(fault: Fault, exc: BaseException, job: VideoJob,
+                  measured: VideoOutcome | None = None) -> VideoOutcome:
+    """The outcome ``fault`` (the verdict on ``exc``) calls for: the input's fault
+    ``quarantined``, a bug ``bug`` with its traceback, a fault that will hit every
+    video ``halted``, a transient machine fault ``failed`` (the video stays
+    pending); timing and worker from ``measured`` when given."""
+    status: Status = "halted" if fault.stop else "failed"
+    reason, tb = fault.summary, ""
+    if fault.owner == "input":
+        status, reason = "quarantined", fault.message
+    elif fault.owner == "bug":
+        log.error("bug while extracting %s: %s", job.video_id, fault.message)
+        status, reason = "bug", fault.message
+        tb = "".join(traceback.format_exception(exc))
+    elif not fault.stop and isinstance(exc, MachineError):  # run_video's: classified
+        reason = exc.message  # where it was raised, its message says what to fix
+    base = measured or VideoOutcome(job.video_id, job.participant_id, status)
+    return replace(base, status=status, reason=reason, kind=fault.kind, traceback=tb)
+
+
+def escaped(exc: BaseException, store: str | Path, job: VideoJob,
+            lost: WorkerLostRecogniser | None = None) -> VideoOutcome:
+    """The outcome of ``job`` whose run raised ``exc`` (after any retries): a
+    transient fault that stayed, a lost worker (``lost``), a bug in the code around
+    :func:`run_video`; classified as everything else is."""
+    return fault_outcome(classify_video(exc, Path(store), job, lost), exc, job)
 
 
 def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
@@ -204,11 +236,10 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
     who = f"{socket.gethostname()}:{os.getpid()}"
     loads = shared_extractors.cache_info().misses
 
-    def outcome(status: Status, frames: int = 0, reason: str = "", kind: str = "",
-                tb: str = "") -> VideoOutcome:
+    def outcome(status: Status, frames: int = 0, reason: str = "") -> VideoOutcome:
         return VideoOutcome(job.video_id, job.participant_id, status, frames, reason,
                             round(time.perf_counter() - t0, 3), who,
-                            shared_extractors.cache_info().misses or loads, kind, tb)
+                            shared_extractors.cache_info().misses or loads)
 
     try:
         fault_point("video")  # crash and fault tests (store.faults): off unless asked for
@@ -225,17 +256,11 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
                                                     job))
     except Exception as exc:
         fault = classify_video(exc, store, job)
-        if fault.owner == "input":
-            return outcome("quarantined", reason=fault.message, kind=fault.kind)
-        if fault.owner == "bug":
-            log.error("bug while extracting %s: %s", job.video_id, fault.message)
-            return outcome("bug", reason=fault.message, kind=fault.kind,
-                           tb="".join(traceback.format_exception(exc)))
-        if fault.stop:
-            return outcome("halted", reason=fault.summary, kind=fault.kind)
-        kind = DeviceError if fault.kind.startswith("device") else MachineError
-        raise kind(fault.summary, path=job.file, participant=job.participant_id,
-                   video=job.video_id, expected=fault.fix) from exc
+        if fault.owner == "machine" and not fault.stop:  # transient: the caller retries
+            kind = DeviceError if fault.kind.startswith("device") else MachineError
+            raise kind(fault.summary, path=job.file, participant=job.participant_id,
+                       video=job.video_id, expected=fault.fix) from exc
+        return fault_outcome(fault, exc, job, outcome("failed"))
 
 
 def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractReport:
@@ -329,46 +354,3 @@ def halt_message(report: ExtractReport, todo: int) -> str:
     return (f"run stopped: {report.halted}. {report.pending} of {todo} videos remain "
             f"pending ({len(report.extracted)} extracted, {len(report.quarantined)} "
             "quarantined in this run); run extract again once fixed")
-
-
-def extract_release(store: Path, plan: Plan | tuple[str, ...],
-                    progress: Callable[[str], None] | None = None,
-                    runtime: Runtime = DEFAULT_RUNTIME, videos: int = 1) -> ExtractReport:
-    """Extract every pending video of ``store`` in this process, ``videos`` at a time
-    in threads sharing the models (default one after another; ``plan``: an
-    extraction plan, or extractor names with their default options; ``runtime``: the
-    models' device setting, threads and model-call batching).
-    A transient machine fault leaves its video ``failed`` (pending, no retry here);
-    a fault that would hit every video stops the loop and raises
-    :class:`MachineError` saying what to fix and how many videos remain (the run is
-    recorded first where the store still takes it)."""
-    started = utc_now()
-    plan = as_plan(plan)
-    fs_ids = feature_set_ids(plan, runtime)
-    migrate_feature_set_ids(store)  # once: ids that included run options
-    todo, done = pending_jobs(store, fs_ids)
-    report = ExtractReport(run_id=uuid.uuid4().hex, feature_sets=fs_ids, skipped=done)
-    outcomes: list[VideoOutcome] = []
-
-    def one(job: VideoJob) -> VideoOutcome:
-        if any(o.status == "halted" for o in outcomes):
-            return VideoOutcome(job.video_id, job.participant_id, "failed",
-                                reason="not started: the run stopped")
-        try:
-            out = run_video(store, job, plan, runtime)
-        except MachineError as exc:
-            out = VideoOutcome(job.video_id, job.participant_id, "failed", reason=exc.message)
-        outcomes.append(out)
-        if progress:
-            progress(f"[{len(outcomes)}/{len(todo)}] {job.video_id}: {out.status}")
-        return out
-
-    with ThreadPoolExecutor(max(1, videos), thread_name_prefix="bahfs-video") as pool:
-        list(pool.map(one, todo))
-    summarise(outcomes, report)
-    if report.halted:
-        message = halt_message(report, len(todo))
-        unrecorded = record_run_or_say_why(store, report, started)
-        raise MachineError(message + (f"; {unrecorded}" if unrecorded else ""))
-    record_run(store, report, started)
-    return report

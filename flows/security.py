@@ -12,6 +12,7 @@ where the flow runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from distributed import Security
@@ -29,8 +30,29 @@ def _readable(kind: str, path: str) -> str:
     return str(p.resolve())
 
 
-def dask_security(address: str | None, ca_file: str | None = None,
-                  cert: str | None = None, key: str | None = None) -> Security | None:
+@dataclass(frozen=True)
+class TlsFiles:
+    """The certificates a run presents to a ``tls://`` scheduler, checked once where
+    the run starts: the CA, this client's certificate and key (resolved paths; the
+    key may be in the certificate file), or Dask's configured ones (``configured``)."""
+
+    ca_file: str = ""
+    cert: str = ""
+    key: str = ""
+    configured: bool = False
+
+    def security(self) -> Security:
+        """Dask's ``Security`` for these files (encryption required), or Dask's
+        configured one."""
+        if self.configured:
+            return Security()  # type: ignore[no-untyped-call]  # Dask's configuration
+        return Security(  # type: ignore[no-untyped-call]
+            tls_ca_file=self.ca_file, tls_client_cert=self.cert,
+            tls_client_key=self.key or None, require_encryption=True)
+
+
+def tls_files(address: str | None, ca_file: str | None = None, cert: str | None = None,
+              key: str | None = None) -> TlsFiles | None:
     """What the client of the scheduler at ``address`` presents: None for a local
     cluster or a ``tcp://`` scheduler given no certificates; for ``tls://``, the given
     CA, certificate and key (``key`` may be left out when ``cert`` holds it), else
@@ -49,10 +71,8 @@ def dask_security(address: str | None, ca_file: str | None = None,
             raise ConfigError("Dask TLS needs the CA and this client's certificate",
                               expected="--dask-tls-ca and --dask-tls-cert (and "
                                        "--dask-tls-key unless the certificate holds it)")
-        return Security(  # type: ignore[no-untyped-call]
-            tls_ca_file=_readable("CA", ca_file),
-            tls_client_cert=_readable("certificate", cert),
-            tls_client_key=_readable("key", key) if key else None, require_encryption=True)
+        return TlsFiles(_readable("CA", ca_file), _readable("certificate", cert),
+                        _readable("key", key) if key else "")
     configured = Security()  # type: ignore[no-untyped-call]  # Dask's configuration
     if not (getattr(configured, "tls_ca_file", None)
             and getattr(configured, "tls_client_cert", None)):
@@ -60,4 +80,11 @@ def dask_security(address: str | None, ca_file: str | None = None,
                           "were given or configured",
                           expected="--dask-tls-ca/--dask-tls-cert/--dask-tls-key, or "
                                    "distributed.comm.tls in Dask's configuration")
-    return configured
+    return TlsFiles(configured=True)
+
+
+def dask_security(address: str | None, ca_file: str | None = None,
+                  cert: str | None = None, key: str | None = None) -> Security | None:
+    """:func:`tls_files` as Dask's ``Security`` (None where no TLS is asked for)."""
+    files = tls_files(address, ca_file, cert, key)
+    return files.security() if files is not None else None

@@ -16,8 +16,8 @@ processed (probe, decode, every extractor stage, checks, write, publish).
   video source unreachable, a model file missing or changed, a system tool
   missing, a setting bahfs refuses (:class:`~store.errors.ConfigError`), the
   device lost. Transient ones (``retry``: out of device or host
-  memory, an I/O error, a network file system hiccup, a lock held too long) are
-  retried by the caller.
+  memory, an I/O error, a network file system hiccup, a lock held too long, the
+  worker process that ran the video lost) are retried by the caller.
 * ``bug``: anything else. Not quarantined; the caller saves the traceback and
   goes on with the other videos.
 
@@ -26,7 +26,10 @@ machine first: a decode error that happened because ffmpeg could not be started
 for lack of memory is the machine's, not the video's. Device faults are
 recognised by the ``device`` callable the caller passes
 (:func:`extractors.runtime.device_fault_kind`: by exception type where the runtime
-has one); the store never imports a model runtime.
+has one); a lost worker process by the ``lost`` callable
+(:func:`flows.outcomes.worker_lost`: the Dask and Prefect types); the store never
+imports a model runtime or a scheduler. :func:`machine_error` is the same verdict on
+a fault met outside a video (ingesting a batch, writing a run's record).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ Owner = Literal["input", "machine", "bug"]
 #: A device recogniser: ``memory`` for out of device memory (transient), ``lost`` for
 #: a device lost or unusable (stops the run), None for anything else.
 DeviceRecogniser = Callable[[BaseException], str | None]
+#: A lost-worker recogniser: True when the exception says the process that ran the
+#: work is gone (killed, its connection closed), not that the work failed.
+WorkerLostRecogniser = Callable[[BaseException], bool]
 
 #: The input faults that quarantine a video: nothing else ever does.
 INPUT_KINDS = ("undecodable", "labels", "missing file", "withdrawn")
@@ -125,10 +131,15 @@ class Where:
 
 
 def classify(exc: BaseException, where: Where = Where(),
-             device: DeviceRecogniser | None = None) -> Fault:
+             device: DeviceRecogniser | None = None,
+             lost: WorkerLostRecogniser | None = None) -> Fault:
     """Whose fault ``exc`` is (see the module docstring)."""
     chain = list(causes(exc))
     for e in chain:
+        if lost is not None and lost(e):
+            return Fault("machine", "worker lost", _render(e, where, None),
+                         "check the workers (memory limit, logs); the next run takes "
+                         "the video again", retry=True)
         fault = _machine(e, where, device)
         if fault is not None:
             return fault
@@ -224,3 +235,13 @@ def _input(e: BaseException, where: Where) -> Fault | None:
             e, where, "the video file, restored" if missing else
             "a video file ffmpeg decodes completely, with the frames recorded at ingest"))
     return None
+
+
+def machine_error(exc: Exception, store: Path | str) -> Exception:
+    """A fault met outside a video (ingesting a batch, writing a run's record) as
+    :class:`~store.errors.MachineError` saying what to fix when :func:`classify`
+    finds it the machine's; else ``exc`` itself."""
+    if isinstance(exc, MachineError):
+        return exc
+    fault = classify(exc, Where(store=Path(store)))
+    return MachineError(fault.summary, path=store) if fault.owner == "machine" else exc

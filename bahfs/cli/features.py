@@ -32,12 +32,9 @@ def _runtime(device: str) -> Any:
 
 
 def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
-    from extractors.plan import plan_from_names, read_plan
+    from extractors.plan import choose_plan
 
-    if plan is not None and extractors:
-        raise typer.BadParameter("give --extractors or --plan, not both")
-    return read_plan(plan) if plan is not None else plan_from_names(
-        csv_names(extractors) or list(default))
+    return choose_plan(csv_names(extractors), plan, default)
 
 
 @app.command("extract-video", rich_help_panel=BRING_IN,
@@ -111,26 +108,22 @@ def extract(
     temporary local Prefect server; a local Dask cluster unless --dask-address.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    _runtime(device)  # a bad --device stops here; the flow resolves it (and the default)
-    chosen_device = device.strip().lower() or None
-    from flows.common import scheduler_address
-    from flows.security import dask_security
+    from flows.settings import run_settings
 
-    tls = [str(p) if p else None for p in (dask_tls_ca, dask_tls_cert, dask_tls_key)]
-    dask_security(scheduler_address(dask_address or None), *tls)  # refused before any work
+    settings = run_settings(  # every setting parsed here, once: refused before any work
+        extractors=csv_names(extractors) or None, plan=plan.resolve() if plan else None,
+        device=device.strip().lower() or None, dask_address=dask_address or None,
+        dask_workers=workers or None,
+        tls=(str(dask_tls_ca) if dask_tls_ca else None,
+             str(dask_tls_cert) if dask_tls_cert else None,
+             str(dask_tls_key) if dask_tls_key else None),
+        videos_per_worker_asked=videos_per_worker or None)
     from flows.extract import extract as extract_flow
 
-    if plan is not None and extractors:
-        raise typer.BadParameter("give --extractors or --plan, not both")
     t0 = time.perf_counter()
     report = extract_flow(source=str(source), store=str(store),
-                          extractors=csv_names(extractors),
-                          plan=str(plan.resolve()) if plan else None,
-                          consent=csv_names(require_consent),
-                          dask_address=dask_address or None, dask_workers=workers or None,
-                          progress=True, device=chosen_device, dask_tls_ca=tls[0],
-                          dask_tls_cert=tls[1], dask_tls_key=tls[2],
-                          videos_per_worker=videos_per_worker or None)
+                          consent=csv_names(require_consent), progress=True,
+                          settings=settings)
     dt = time.perf_counter() - t0
     typer.echo(f"extracted {len(report['extracted'])} videos ({report['frames']} frames, "
                f"{report['frames'] / max(dt, 1e-9):.0f} frames/s over {dt:.0f} s), skipped "

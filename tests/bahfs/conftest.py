@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.job import extract_release
+from flows.engine import extract_release
 from store.ingest import ingest
 from store.tables import read_table
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bahfs.sample.generate import SampleConfig, generate
-from flows.job import extract_release
+from flows.engine import extract_release
 from store.ingest import ingest
 from store.tables import read_table
 from store.verify import verify_store

@@ -13,7 +13,7 @@ import pytest
 
 from bahfs.sample.generate import SampleConfig
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
-from flows.job import extract_release
+from flows.engine import extract_release
 from store.consent import subject_hash, withdrawn
 from store.errors import DatasetLayoutError
 from store.layout import features_root

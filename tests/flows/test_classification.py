@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from extractors.audio import LogMelExtractor
-from flows.job import VideoJob, extract_release, run_video
+from flows.engine import extract_release
+from flows.job import VideoJob, run_video
 from store.errors import MachineError, VideoDecodeError
 from store.ingest import ingest
 from store.layout import is_published

@@ -127,14 +127,15 @@ def test_which_gpus_get_a_worker(no_gpu_env: pytest.MonkeyPatch) -> None:
 
 
 def test_placement_local_and_remote(no_gpu_env: pytest.MonkeyPatch) -> None:
-    assert placement(None, AUTO, gpu_count=0) == Placement(None, (), False, "auto")
-    assert placement(None, AUTO, 2) == Placement(None, ("0", "1"), True, "auto")
-    assert placement(None, CUDA, 2) == Placement(None, ("0", "1"), True, "cuda")
-    assert placement(None, CPU, gpu_count=2) == Placement(None, (), False, "cpu")
+    assert placement(None, AUTO, gpu_count=0) == Placement(None, (), False, AUTO)
+    assert placement(None, AUTO, 2) == Placement(None, ("0", "1"), True, AUTO)
+    assert placement(None, CUDA, 2) == Placement(None, ("0", "1"), True, CUDA)
+    assert placement(None, CPU, gpu_count=2) == Placement(None, (), False, CPU)
     # an existing scheduler: its workers' GPUs are theirs; tasks ask for one when told
-    assert placement("tcp://h:8786", CPU, 2) == Placement("tcp://h:8786", (), False, "cpu")
-    assert placement("tcp://h:8786", CUDA, 0) == Placement("tcp://h:8786", (), True,
-                                                           "cuda:0")
+    assert placement("tcp://h:8786", CPU, 2) == Placement("tcp://h:8786", (), False, CPU)
+    assert placement("tcp://h:8786", CUDA, 0) == Placement("tcp://h:8786", (), True, CUDA)
+    pinned = parse_device("cuda:1")
+    assert placement("tcp://h:8786", pinned, 0) == Placement("tcp://h:8786", (), True, pinned)
 
 
 def test_tasks_get_their_share_of_the_cores(no_gpu_env: pytest.MonkeyPatch) -> None:
@@ -164,7 +165,7 @@ def test_cluster_spec_one_worker_per_gpu(no_gpu_env: pytest.MonkeyPatch) -> None
         assert opts["resources"] == {"GPU": 1} and opts["nthreads"] == 1
         assert opts["env"]["CUDA_VISIBLE_DEVICES"] == str(i)
         assert "BAHFS_DEVICE" not in opts["env"] and "BAHFS_THREADS" not in opts["env"]
-    assert where.device == "cuda"  # what each task is told: its only GPU, 0 there
+    assert where.device == CUDA  # what each task is told: its only GPU, 0 there
 
 
 def test_annotation_only_for_gpu_tasks() -> None:
@@ -213,32 +214,35 @@ from prefect import task
 from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
+from extractors.runtime import Runtime
 from flows.common import dask_runner, placement
+from flows.job import VideoJob, VideoOutcome
 from store.devices import parse_device
 
 
 @task(name="where")
-def where(store, job, plan, device, threads, batch=0):
+def where(store, job, plan, runtime):
     from distributed import get_worker
     from distributed.worker import thread_state
 
     worker = get_worker()
     needs = worker.state.tasks[thread_state.key].resource_restrictions
     time.sleep(0.3)
-    return {"video_id": job["video_id"], "participant_id": "P", "status": "extracted",
-            "worker": json.dumps([worker.name, os.environ.get("CUDA_VISIBLE_DEVICES"),
-                                  device, os.environ.get("BAHFS_DEVICE"), needs])}
+    device = runtime.device.kind + (f":{runtime.device.index}" if runtime.device.pinned else "")
+    return VideoOutcome(job.video_id, "P", "extracted", worker=json.dumps(
+        [worker.name, os.environ.get("CUDA_VISIBLE_DEVICES"), device,
+         os.environ.get("BAHFS_DEVICE"), needs]))
 
 
 if __name__ == "__main__":  # the cluster's worker processes import this file
     fx.extract_video_task = where
     spot = placement(None, parse_device("cuda"), gpu_count=2)
-    jobs = [{"video_id": f"v{i}"} for i in range(4)]
+    jobs = [VideoJob(f"v{i}", "P", "/data", f"v{i}.mp4", 1) for i in range(4)]
     with prefect_test_harness():
         outcomes = fx.extract_videos.with_options(task_runner=dask_runner(
-            spot.address, None, spot.gpus))(sys.argv[1], jobs, [], False, spot.gpu_tasks,
-                                             spot.device, 1)
-    print("RESULT " + json.dumps([json.loads(o["worker"]) for o in outcomes]))
+            spot.address, None, spot.gpus))(sys.argv[1], jobs, (), Runtime(spot.device, 1),
+                                             False, spot.gpu_tasks)
+    print("RESULT " + json.dumps([json.loads(o.worker) for o in outcomes]))
 '''
 
 

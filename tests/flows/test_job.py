@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from extractors.audio import LogMelExtractor
-from flows.job import VideoJob, extract_release, run_video
+from flows.engine import extract_release
+from flows.job import VideoJob, run_video
 from store.ingest import ingest
 from store.layout import features_root
 from store.locks import video_lock

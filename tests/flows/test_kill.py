@@ -5,7 +5,7 @@
   ffmpeg decodes, run after run over one store; a last run without a fault must
   leave the store equal to a clean run's.
 * A video between its feature sets: the same with two feature sets, through
-  ``flows.job.extract_release`` in a child process.
+  ``flows.engine.extract_release`` in a child process.
 * ``bahfs purge`` while ``bahfs extract`` is stopped (``<point>:<n>:stop``) at the
   worst moments: the participant must end up nowhere, and stay out after a
   re-delivery of the batch.
@@ -210,7 +210,7 @@ import sys
 from pathlib import Path
 from extractors.audio import LogMelExtractor
 from extractors.base import register
-from flows.job import extract_release
+from flows.engine import extract_release
 
 @register
 class SecondLogMel(LogMelExtractor):

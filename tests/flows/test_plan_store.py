@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from extractors.plan import read_plan
-from flows.job import extract_release
+from flows.engine import extract_release
 from store.ingest import ingest
 from store.layout import read_attrs, video_dir
 from store.purge import purge_participant

@@ -48,7 +48,7 @@ CHILD = r'''
 import json, sys
 from pathlib import Path
 from extractors.plan import read_plan
-from flows.job import extract_release
+from flows.engine import extract_release
 store, plan = Path(sys.argv[1]), sys.argv[2]
 plan = read_plan(Path(plan)) if plan.endswith(".yml") else tuple(plan.split(","))
 try:

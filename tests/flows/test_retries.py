@@ -20,15 +20,19 @@ import pytest
 pytestmark = pytest.mark.slow  # a temporary Prefect server (~10 s)
 
 SCRIPT = r'''
-import json, sys
+import errno, json, sys
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
-from flows.job import VideoJob, VideoOutcome
+from extractors.plan import plan_from_names
+from flows.job import ExtractReport, VideoJob, VideoOutcome, record_run, summarise
+from store.schema import empty
+from store.tables import read_table, utc_now, write_table
 
 calls = Counter()
 
@@ -36,20 +40,27 @@ calls = Counter()
 def flaky(store, job, names, runtime=None):
     calls[job.video_id] += 1
     if job.video_id.endswith("Q1") and calls[job.video_id] == 1:
-        raise OSError("NFS hiccup")  # once: a retry fixes it
+        raise OSError(errno.ESTALE, "NFS hiccup")  # once: a retry fixes it
     if job.video_id.endswith("Q2"):
-        raise OSError("disk gone")  # every time
+        raise OSError(errno.EIO, "disk gone")  # every time
+    if job.video_id.endswith("Q3"):
+        return job.missing  # a bug in the task's code: an AttributeError
     return VideoOutcome(job.video_id, job.participant_id, "extracted", job.n_frames)
 
 
 fx.run_video = flaky
 fx.extract_video_task = fx.extract_video_task.with_options(retry_delay_seconds=0)
-jobs = [asdict(VideoJob(f"P001__Visite_1__Q{q}", "P001", "/data", f"q{q}.mp4", 10))
-        for q in (1, 2)]
+jobs = [VideoJob(f"P001__Visite_1__Q{q}", "P001", "/data", f"q{q}.mp4", 10) for q in (1, 2, 3)]
+store = Path(sys.argv[1]) / "store"
+store.mkdir()
+write_table(store, "videos", empty("videos"))  # a store without videos: just the bugs
+started = utc_now()
 with prefect_test_harness():
     outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
-        max_workers=2))(sys.argv[1], jobs, [{"name": "logmel", "extractor": "logmel"}])
-print("RESULT " + json.dumps({"outcomes": outcomes, "calls": calls}))
+        max_workers=2))(str(store), jobs, plan_from_names(["logmel"]))
+record_run(store, summarise(outcomes, ExtractReport(run_id="r")), started)
+print("RESULT " + json.dumps({"outcomes": [asdict(o) for o in outcomes], "calls": calls,
+                              "bugs": read_table(store, "bugs").to_dicts()}))
 '''
 
 
@@ -68,13 +79,22 @@ def _run(script_text: str, arg: Path, tmp_path: Path) -> dict[str, Any]:
 
 
 def test_transient_faults_are_retried_and_lasting_ones_reported(tmp_path: Path) -> None:
+    """A transient machine fault is retried; one that stays leaves the video failed
+    (pending); a bug in the task's code lands in the bugs table with its traceback."""
     data = _run(SCRIPT, tmp_path, tmp_path)
     by_video = {o["video_id"]: o for o in data["outcomes"]}
     assert by_video["P001__Visite_1__Q1"]["status"] == "extracted"
     assert data["calls"]["P001__Visite_1__Q1"] == 2
     assert by_video["P001__Visite_1__Q2"]["status"] == "failed"
     assert "disk gone" in by_video["P001__Visite_1__Q2"]["reason"]
+    assert by_video["P001__Visite_1__Q2"]["kind"] == "EIO"
     assert data["calls"]["P001__Visite_1__Q2"] == 3  # the first try and two retries
+    bug = by_video["P001__Visite_1__Q3"]
+    assert bug["status"] == "bug" and bug["kind"] == "AttributeError"
+    assert data["calls"]["P001__Visite_1__Q3"] == 1  # a bug is not retried
+    [row] = data["bugs"]
+    assert row["video_id"] == "P001__Visite_1__Q3" and "'missing'" in row["error"]
+    assert "Traceback" in row["traceback"] and "in flaky" in row["traceback"]
 
 
 DEVICE_SCRIPT = r'''
@@ -89,8 +109,9 @@ from prefect.testing.utilities import prefect_test_harness
 import flows.extract as fx
 from extractors.audio import LogMelExtractor
 from extractors.base import register
-from extractors.plan import plan_from_names, plan_to_json
-from flows.job import ExtractReport, VideoOutcome, pending_jobs, record_run, summarise
+from extractors.plan import plan_from_names
+from extractors.runtime import Runtime
+from flows.job import ExtractReport, pending_jobs, record_run, summarise
 from store.errors import DeviceError
 from store.tables import utc_now
 
@@ -119,8 +140,8 @@ fx.extract_video_task = fx.extract_video_task.with_options(retry_delay_seconds=0
 started = utc_now()
 with prefect_test_harness():
     outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
-        max_workers=2))(str(store), [asdict(j) for j in todo[:2]], plan_to_json(plan))
-report = summarise([VideoOutcome(**o) for o in outcomes], ExtractReport(feature_sets=fs_ids))
+        max_workers=2))(str(store), todo[:2], plan, Runtime())
+report = summarise(outcomes, ExtractReport(feature_sets=fs_ids))
 record_run(store, report, started)
 print("RESULT " + json.dumps({"first": first, "second": second, "calls": calls,
                               "report": report.as_dict(), "fs_id": fs_ids[0]}))

@@ -16,7 +16,8 @@ from extractors.batching import server_for
 from extractors.pipeline import extract_all, shared_extractors
 from extractors.plan import entry
 from extractors.runtime import Runtime
-from flows.job import VideoJob, extract_release, pending_jobs, run_video
+from flows.engine import extract_release
+from flows.job import VideoJob, pending_jobs, run_video
 from store.devices import parse_device
 from store.ingest import ingest
 from store.reader import FeatureReader

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from bahfs.cli import app
 from flows.batches import find_batches, ingest_batch, pending_batches
-from flows.job import extract_release
+from flows.engine import extract_release
 from store.consent import subject_hash
 from store.ingest import ingest
 from store.release import codebook as cb

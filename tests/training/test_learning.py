@@ -110,7 +110,7 @@ def test_extracted_words_teach_and_shuffled_labels_do_not(
 @pytest.fixture(scope="module")
 def face_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """FACE_CFG generated, ingested and its faces extracted (face only, this process)."""
-    from flows.job import extract_release
+    from flows.engine import extract_release
     from store.ingest import ingest
 
     root = tmp_path_factory.mktemp("faces")

@@ -132,7 +132,7 @@ def test_a_video_not_extracted_is_an_error_not_a_gap(run: Path, synth: Path,
 @pytest.mark.slow  # real videos: ingest, log-mel extraction, training, predictions
 def test_videos_with_withheld_labels_are_extracted_and_predicted(
         mutable_release: Path, tmp_path: Path) -> None:
-    from flows.job import extract_release
+    from flows.engine import extract_release
     from store.ingest import ingest
     from store.verify import verify_store
     from tests.store.release.test_variants import withhold_test_labels
