@@ -136,6 +136,7 @@ def test_gpu_values_are_close_to_cpu_values(media: Media) -> None:
     cpu_face = FaceExtractor(runtime=Runtime(parse_device("cpu")))
     cpu = extract_all(media["speech24"][0], [cpu_face])[0].arrays
     gpu_face = FaceExtractor(runtime=Runtime(parse_device("cuda")))
+    gpu_face.load()  # the device is known once the models are loaded
     assert gpu_face.device == "cuda:0"
     gpu = extract_all(media["speech24"][0], [gpu_face])[0].arrays
     np.testing.assert_array_equal(gpu["has_face"], cpu["has_face"])
