@@ -122,3 +122,27 @@ def test_the_context_cache_is_bounded_and_closes_what_it_evicts(tmp_path: Path) 
     with pytest.raises(RuntimeError, match="closed"):
         server.run(object(), None, {"x": np.zeros((1, 1))})
     cache.close()
+
+
+def test_whisper_width_is_read_from_model_bin(tmp_path: Path) -> None:
+    from extractors.models import whisper_folder, whisper_width
+
+    assert whisper_width(whisper_folder("")[0]) == 384  # tiny.en, without loading it
+    (tmp_path / "model.bin").write_bytes(b"\x06\x00\x00\x00\x0b\x00Whisper")  # cut short
+    with pytest.raises(ModelError, match=r"unreadable CTranslate2 model.*model\.bin"):
+        whisper_width(tmp_path)
+
+
+def test_model_digests_are_cached_by_file_identity(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"first")
+    assert runtime.sha256_cached(model) == hashlib.sha256(b"first").hexdigest()
+    model.write_bytes(b"second!")  # rewritten: another size and time, hashed again
+    assert runtime.sha256_cached(model) == hashlib.sha256(b"second!").hexdigest()
+    replaced = tmp_path / "new.onnx"
+    replaced.write_bytes(b"third!!")  # same size, renamed over it: another inode
+    os.replace(replaced, model)
+    assert runtime.sha256_cached(model) == hashlib.sha256(b"third!!").hexdigest()
