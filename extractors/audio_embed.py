@@ -93,7 +93,7 @@ class WhisperEncoderExtractor(Extractor):
         """(n_steps, d) encoder states at 50 Hz for the whole ``audio``."""
         import ctranslate2
 
-        self.load()
+        self.load()  # nothing when loaded, or when _load calls it to check the width
         fe = self.model.feature_extractor
         steps = []
         for start in range(0, max(len(audio), 1), _CHUNK_S * AUDIO_RATE):

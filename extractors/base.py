@@ -86,6 +86,7 @@ class Extractor(ABC):
         self._load_lock = threading.RLock()
         self._services: Services | None = None
         self._own_services = False
+        self._loading = False
 
     def load(self, services: Services | None = None) -> None:
         """Make it ready to run, once: sessions, Whisper, encoders, and the checks that
@@ -93,18 +94,21 @@ class Extractor(ABC):
         whisperX runner; without them (an extractor used on its own) it makes its own,
         ended by :meth:`close`."""
         with self._load_lock:
-            if self._services is not None:
-                return
+            if self._services is not None or self._loading:
+                return  # loaded, or loading in this thread (a check run by _load)
             from extractors.services import Services
 
             own = services is None
             given = services if services is not None else Services.for_runtime(self.runtime)
+            self._loading = True
             try:
                 self._load(given)
             except BaseException:
                 if own:
                     given.close()
                 raise
+            finally:
+                self._loading = False
             self._services, self._own_services = given, own
 
     @property
