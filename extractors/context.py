@@ -119,20 +119,20 @@ class ContextCache:
             if done:
                 ctx.close()
 
-    def _evict(self) -> None:
-        """Drop the oldest contexts past ``size`` (called with the lock held)."""
-        while len(self._contexts) > self.size:
+    def _evict(self, keep: int | None = None) -> None:
+        """Drop the oldest contexts past ``keep`` (default: ``size``), closing those no
+        video uses (the others close when released); called with the lock held."""
+        limit = self.size if keep is None else keep
+        while len(self._contexts) > limit:
             _, old = self._contexts.popitem(last=False)
             old._evicted = True
             if old._users == 0:
                 old.close()
 
     def close(self) -> None:
-        """Close every context not in use (those in use close when released)."""
+        """Drop every context: those not in use close now, the others when released."""
         with self._lock:
-            self.size, size = 0, self.size
-            self._evict()
-            self.size = size
+            self._evict(keep=0)
 
 
 #: The worker contexts of this process (see the module docstring).
