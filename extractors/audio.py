@@ -110,7 +110,7 @@ class LogMelExtractor(Extractor):
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("logmel", "float16", (self.config.n_mels,),
-                          "mean log-mel power around the frame"),
+                          "mean log-mel power around the frame", ("mel_band",)),
                 ArraySpec("energy_db", "float32", (), "RMS level over one frame, dBFS"),
                 ArraySpec("voiced", "bool", (), "voice activity (energy threshold)"),
                 ArraySpec("has_audio", "bool", (), "the frame's time lies within the soundtrack"))

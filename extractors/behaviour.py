@@ -166,10 +166,12 @@ class BehaviourExtractor(FaceConsumer):
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         names = [n for n in ARRAYS if self.config.body or n not in _BODY]
-        out = [ArraySpec(n, ARRAYS[n][0], ARRAYS[n][1], ARRAYS[n][2]) for n in names]
+        out = [ArraySpec(n, ARRAYS[n][0], ARRAYS[n][1], ARRAYS[n][2],
+                         labels=(tuple(COLUMNS[n]),) if n in COLUMNS else ()) for n in names]
         if self.config.mesh:
             out.append(ArraySpec("mesh", "float32", (468, 3),
-                                 "face mesh x, y, depth z, frame pixels"))
+                                 "face mesh x, y, depth z, frame pixels",
+                                 ("mesh_point", "xyz"), ((), ("x", "y", "z"))))
         return tuple(out)
 
     def consume_faces(self, state: dict[str, Any], frames: np.ndarray,

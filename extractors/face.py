@@ -40,7 +40,8 @@ EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_SPEC = FaceModelSpec(input="face", layout="nhwc", color="gray", mean=(0.5,), std=(0.5,),
                          outputs={"embedding": "embedding", "emotions": "emotions"},
                          docs={"embedding": "FER pooled feature block",
-                               "emotions": ", ".join(EMOTIONS)})
+                               "emotions": ", ".join(EMOTIONS)},
+                         axes={"emotions": "emotion"}, labels={"emotions": EMOTIONS})
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,9 @@ class FaceExtractor(FaceConsumer):
         return self.detector.run_provenance()
 
     def outputs(self) -> tuple[ArraySpec, ...]:
-        return (*(ArraySpec(o.name, "float16", (o.width,), o.doc) for o in self.model.outputs),
+        return (*(ArraySpec(o.name, "float16", (o.width,), o.doc,
+                            (o.axis,) if o.axis else (), (o.labels,) if o.labels else ())
+                  for o in self.model.outputs),
                 *self.detector.outputs())
 
     def consume_faces(self, state: dict[str, Any], frames: np.ndarray,

@@ -78,7 +78,8 @@ class FaceCropExtractor(FaceConsumer):
     def outputs(self) -> tuple[ArraySpec, ...]:
         s = self.config.size
         return (ArraySpec("crop", "uint8", (s, s, 3), "aligned face, RGB (carried forward "
-                                                       "where no face)"),
+                                                       "where no face)",
+                          ("crop_y", "crop_x", "channel"), ((), (), ("red", "green", "blue"))),
                 ArraySpec("has_face", "bool", (), "a face was found in this frame"))
 
     def consume_faces(self, state: dict[str, Any], frames: np.ndarray,

@@ -8,7 +8,8 @@ similarity transform that aligns the face to the ArcFace 112x112 template, or to
 the paper's 256x256 crop (:func:`align`).
 
 Outputs per decoded frame: ``box`` float32 (4,) x0 y0 x1 y1 in pixels,
-``landmarks`` float32 (10,) x, y of eyes, nose, mouth corners, ``score`` float32,
+``landmarks`` float32 (10,) x, y of the left eye, right eye, nose, left and right
+mouth corner (left and right as seen in the image), ``score`` float32,
 ``has_face`` bool. Frames without a face get zeros and ``has_face`` false.
 
 With ``keyframe_stride`` > 1 the whole frame is detected on keyframes only and the
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 DetectorKey = tuple[str, int, float, int, float]
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 # ArcFace's 5-point template for a 112x112 crop (eyes, nose, mouth corners)
+#: The order of ``landmarks``' columns (the template's points, each x then y).
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+LANDMARK_COORDS = tuple(f"{p}_{c}" for p in LANDMARKS for c in ("x", "y"))
 TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                          [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
@@ -226,8 +230,11 @@ class FaceDetector(FaceConsumer):
         return {"provider": self.sess.get_providers()[0]}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
-        return (ArraySpec("box", "float32", (4,), "x0 y0 x1 y1, pixels of the frame"),
-                ArraySpec("landmarks", "float32", (10,), "x,y of eyes, nose, mouth corners"),
+        return (ArraySpec("box", "float32", (4,), "x0 y0 x1 y1, pixels of the frame",
+                          ("box_coord",), (("x0", "y0", "x1", "y1"),)),
+                ArraySpec("landmarks", "float32", (10,), "x, y of eyes, nose, mouth corners, "
+                          "pixels of the frame; left and right as seen in the image",
+                          ("landmark_coord",), (LANDMARK_COORDS,)),
                 ArraySpec("score", "float32", (), "detector confidence of the top face"),
                 ArraySpec("has_face", "bool", (), "a face above the threshold"))
 

@@ -12,7 +12,8 @@ What the model needs is read from the model itself, and from an optional sidecar
 * outputs: every ``(batch, width)`` output (or ``outputs``: stored array name ->
   ONNX output name), its width read from the graph's declared output shape; where
   the graph leaves a width symbolic, ``widths`` (stored array name -> width) gives
-  it;
+  it; ``axes`` names an output's column axis (array name -> axis name, default
+  ``<array>_component``) and ``labels`` its columns (array name -> one name per column);
 * ``sha256``: when given, the model file must match it.
 
 All of this is read from the ONNX graph with the ``onnx`` package
@@ -65,6 +66,8 @@ class FaceModelSpec(BaseModel):
     outputs: dict[str, str] | None = None
     widths: dict[str, int] = {}
     docs: dict[str, str] = {}
+    axes: dict[str, str] = {}
+    labels: dict[str, tuple[str, ...]] = {}
     sha256: str | None = None
 
 
@@ -74,6 +77,8 @@ class FaceOutput:
     onnx_name: str
     width: int
     doc: str
+    axis: str = ""  # the column axis's name; empty: the store's default
+    labels: tuple[str, ...] = ()  # one name per column, or none
 
 
 def array_name(onnx_name: str) -> str:
@@ -192,8 +197,14 @@ class FaceModel:
             if array in reserved or array != array_name(array):
                 raise self._fail(f"output array name {array!r}",
                                  f"[a-z][a-z0-9_]*, not one of {reserved}")
-            out.append(FaceOutput(array, onnx_name, self._width(array, onnx_name, shape[1]),
-                                  self.spec.docs.get(array, f"{onnx_name} of {self.path.name}")))
+            width = self._width(array, onnx_name, shape[1])
+            labels = tuple(self.spec.labels.get(array, ()))
+            if labels and len(labels) != width:
+                raise self._fail(f"{len(labels)} labels for output {onnx_name!r} of width "
+                                 f"{width}", "one label per column")
+            out.append(FaceOutput(array, onnx_name, width,
+                                  self.spec.docs.get(array, f"{onnx_name} of {self.path.name}"),
+                                  self.spec.axes.get(array, ""), labels))
         if not out:
             raise self._fail(f"no (batch, width) output among {names}",
                              "at least one (batch, width) output")

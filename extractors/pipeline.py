@@ -104,9 +104,8 @@ def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> 
     root.create_array("timestamps", data=features[0].timestamps, dimension_names=("frame",))
     for f in features:
         g = root.create_group(f.spec.label, attributes=f.spec.to_attrs())
-        for name, arr in f.arrays.items():
-            dims = ("frame", *(f"{name}_{i}" for i in range(1, arr.ndim)))
-            g.create_array(name, data=arr, dimension_names=dims)
+        for a in f.spec.arrays:  # axes named as in the store (store.features.ArraySpec)
+            g.create_array(a.name, data=f.arrays[a.name], dimension_names=a.dimension_names)
     root.attrs.update({"source": str(source), "n_frames": n,
                        "extractors": [f.spec.id for f in features],
                        **{k: v for f in features for k, v in f.attrs.items()}})

@@ -140,7 +140,8 @@ class ProsodyExtractor(Extractor):
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("lld", "float32", (N_LLD,),
-                          "eGeMAPSv02 descriptors averaged over the frame's span"),
+                          "eGeMAPSv02 descriptors averaged over the frame's span",
+                          ("descriptor",), (tuple(self.columns),)),
                 ArraySpec("voicing", "float32", (), "fraction of the frame's 10 ms rows voiced"),
                 ArraySpec("pause_s", "float32", (), "length of the unvoiced run at the frame, s"),
                 ArraySpec("since_voiced_s", "float32", (),

@@ -244,7 +244,8 @@ class SpeechExtractor(Extractor):
         return (ArraySpec("word_embedding", "float16", (dim,),
                           "contextual vector of the word spoken at the frame"),
                 ArraySpec("has_word", "bool", (), "a word is spoken at this frame"),
-                ArraySpec("word_index", "int32", (), "index into the transcript words"))
+                ArraySpec("word_index", "int32", (), "index into the words of the "
+                          "`transcript` attribute; -1 where no word is spoken"))
 
     def transcribe(self, audio: np.ndarray) -> dict[str, Any]:
         services = self.services  # loads the models first

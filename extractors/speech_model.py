@@ -161,8 +161,14 @@ class SpeechModelExtractor(Extractor):
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("hidden", "float16", (len(self.layers), self.width),
-                          "chosen hidden states averaged over the frame's span"),
+                          "chosen hidden states averaged over the frame's span",
+                          ("layer", "hidden_unit"), self._layer_labels()),
                 ArraySpec("has_audio", "bool", (), "the frame's time lies within the soundtrack"))
+
+    def _layer_labels(self) -> tuple[tuple[str, ...], ...]:
+        """``layer_<index>`` per chosen hidden state (none when an index repeats)."""
+        names = tuple(f"layer_{i}" for i in self.layers)
+        return (names, ()) if len(set(names)) == len(names) else ()
 
     def attributes(self, video: DecodedVideo) -> dict[str, Any]:
         return audio_attributes(video)

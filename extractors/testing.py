@@ -103,4 +103,9 @@ class ExtractorContract:
         attrs = spec.to_attrs()
         json.dumps(attrs, default=str)  # provenance travels as JSON attributes
         assert all(a["name"] and a["doc"].strip() for a in attrs["arrays"])  # documented
-        assert type(spec).from_attrs(json.loads(json.dumps(attrs, default=str))).id == spec.id
+        back = type(spec).from_attrs(json.loads(json.dumps(attrs, default=str)))
+        assert back.id == spec.id
+        # every axis named (store.features.ArraySpec), the names kept in the attributes
+        assert back.coordinates() == spec.coordinates()
+        assert [a.dimension_names for a in back.arrays] == \
+            [a.dimension_names for a in spec.arrays]

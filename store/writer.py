@@ -24,7 +24,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -32,7 +32,7 @@ import zarr
 from store.access import load_policy
 from store.errors import CorruptError
 from store.faults import fault_point
-from store.features import FeatureSetSpec, VideoFeatures
+from store.features import FRAME, TIMESTAMPS, TIMESTAMPS_DOC, FeatureSetSpec, VideoFeatures
 from store.layout import (
     LAYOUT_VERSION,
     clean_stale_staging,
@@ -124,9 +124,22 @@ class FeatureWriter:
                  "feature_set": features.spec.id, "n_frames": features.n_frames,
                  "written_at": utc_now(), **features.attrs}
         group = zarr.create_group(str(path), zarr_format=3, attributes=attrs)
-        items = {"timestamps": features.timestamps.astype(np.float64), **features.arrays}
-        for name, arr in items.items():
-            dims = ("frame", *(f"{name}_{i}" for i in range(1, arr.ndim)))
-            group.create_array(name, data=arr, chunks=arr.shape, compressors=None,
-                               fill_value=0, dimension_names=dims,
-                               config={"write_empty_chunks": True})
+        _frame_array(group, TIMESTAMPS, features.timestamps.astype(np.float64), (FRAME,),
+                     {"description": TIMESTAMPS_DOC})
+        for a in features.spec.arrays:
+            # CF's `coordinates`: xarray shows `timestamps` as the frame coordinate
+            _frame_array(group, a.name, features.arrays[a.name], a.dimension_names,
+                         {"description": a.doc, "coordinates": TIMESTAMPS})
+        for dim, labels in features.spec.coordinates().items():
+            # xarray's convention: a 1-d array named after its only axis labels that axis
+            group.create_array(dim, data=np.array(labels, dtype=np.dtypes.StringDType()),
+                               chunks=(len(labels),), compressors=None,
+                               dimension_names=(dim,))
+
+
+def _frame_array(group: zarr.Group, name: str, data: np.ndarray, dims: tuple[str, ...],
+                 attrs: dict[str, Any]) -> None:
+    """One per-frame array: one uncompressed chunk, named axes, described."""
+    group.create_array(name, data=data, chunks=data.shape, compressors=None, fill_value=0,
+                       dimension_names=dims, attributes=attrs,
+                       config={"write_empty_chunks": True})

@@ -27,10 +27,10 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -40,6 +40,9 @@ from bahfs.sample.generate import SampleConfig, generate
 from bahfs.sample.render import Appearance, write_video
 from bahfs.sample.script import VideoPlan, plan_video
 from store.release import codebook as cb
+
+if TYPE_CHECKING:
+    from flows.local import LocalPrefect
 
 SAMPLE_CFG = SampleConfig(participants=4, seed=7, max_questions=2, max_seconds=14.0, workers=2)
 # the demo's batch, also the release the learning tests train on: 10 participants (one
@@ -178,6 +181,19 @@ def mutable_release(sample_release: Path, tmp_path: Path) -> Path:
         else:
             shutil.copy2(item, root / item.name)
     return root
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefect]:
+    """One real Prefect server (``prefect server start``) per worker, for the end-to-end
+    tests that only run flows against it and do not interfere with each other: each
+    ``bahfs extract`` they start reports its runs there instead of starting a server of
+    its own (a server's start costs 15-25 CPU-seconds on this project's machines). A
+    test that starts a Prefect worker on it stops that worker itself."""
+    from flows.local import LocalPrefect
+
+    with LocalPrefect(tmp_path_factory.mktemp("prefect")) as server:
+        yield server
 
 
 @dataclass(frozen=True)

@@ -239,30 +239,15 @@ def _validation(cfg: TrainConfig, sources: list[Source]) -> tuple[WindowDataset 
     return ds, ""
 
 
-def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
-    seed_everything(cfg.seed)
-    sources = resolve_sources(cfg.store, list(cfg.modalities))
-    keys = [s.modality for s in sources]
-    train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train",
-                             cache_bytes=cfg.cache_mb << 20)
-    val_ds, fallback = _validation(cfg, sources)
-    model = _build(cfg, sources).to(device)
-    opt = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
-                          weight_decay=cfg.weight_decay, momentum=cfg.momentum,
-                          nesterov=cfg.nesterov)
-    schedule = build_schedule(cfg.schedule, opt, epochs=cfg.epochs, step_size=cfg.step_size,
-                              gamma=cfg.gamma)
-    loader = make_loader(train_ds, cfg, train=True, device=device)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
-    access = load_policy(cfg.store)  # the run holds what the store holds: same modes
-    new_dir(run, access)
-    selector = EpochSelector("last" if val_ds is None else cfg.select, cfg.patience)
+def _epochs(cfg: TrainConfig, model: torch.nn.Module, loader: DataLoader[Any],
+            opt: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler | None,
+            val_ds: WindowDataset | None, selector: EpochSelector, keys: list[str],
+            device: torch.device, log: Any) -> list[dict[str, Any]]:
+    """The epochs of a run: train, step the schedule, score the validation windows,
+    offer the epoch to ``selector`` (stopping early when it says so); one history entry
+    per epoch."""
     history = []
     t0 = time.perf_counter()
-    log(f"device: {device}")
-    if fallback and cfg.select != "last":
-        log(f"selection: {fallback}")
     for epoch, loss in fit(model, loader, opt, keys, cfg.epochs, device):
         entry: dict[str, Any] = {"epoch": epoch, "loss": loss,
                                  "lr": opt.param_groups[0]["lr"]}
@@ -282,6 +267,32 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
         if selector.exhausted:
             log(f"early stop: no better {cfg.select} for {cfg.patience} epochs")
             break
+    return history
+
+
+def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
+    seed_everything(cfg.seed)
+    sources = resolve_sources(cfg.store, list(cfg.modalities))
+    keys = [s.modality for s in sources]
+    train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train",
+                             cache_bytes=cfg.cache_mb << 20)
+    val_ds, fallback = _validation(cfg, sources)
+    model = _build(cfg, sources).to(device)
+    opt = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
+                          weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                          nesterov=cfg.nesterov)
+    schedule = build_schedule(cfg.schedule, opt, epochs=cfg.epochs, step_size=cfg.step_size,
+                              gamma=cfg.gamma)
+    loader = make_loader(train_ds, cfg, train=True, device=device)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
+    access = load_policy(cfg.store)  # the run holds what the store holds: same modes
+    new_dir(run, access)
+    selector = EpochSelector("last" if val_ds is None else cfg.select, cfg.patience)
+    log(f"device: {device}")
+    if fallback and cfg.select != "last":
+        log(f"selection: {fallback}")
+    history = _epochs(cfg, model, loader, opt, schedule, val_ds, selector, keys, device, log)
     best = selector.best or history[-1]
     model.load_state_dict(selector.state)
     selection = {"rule": selector.rule, "asked": cfg.select, "patience": cfg.patience,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from bahfs.cli import app
+
+if TYPE_CHECKING:
+    from flows.local import LocalPrefect
 
 runner = CliRunner()
 COMMANDS = [c.name or c.callback.__name__.replace("_", "-")  # type: ignore[union-attr]
@@ -85,9 +88,11 @@ def test_purge_verify_export_commands(sample_release: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> None:
+def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path,
+                                      prefect_server: LocalPrefect) -> None:
     """`bahfs extract` in a fresh process: Prefect's temporary server, a local Dask
-    cluster whose workers report to that same server (no server per worker)."""
+    cluster whose workers report to that same server (no server per worker); the rerun
+    reports to a running server (``PREFECT_API_URL``)."""
     import os
     import subprocess
     import sys
@@ -110,9 +115,10 @@ def test_extract_command_runs_the_flow(sample_release: Path, tmp_path: Path) -> 
 
     assert read_table(store, "extracted").height == read_table(store, "videos").height
     again = subprocess.run([bahfs, "extract", str(sample_release), str(store),
-                            "--extractors", "logmel"], env=env, capture_output=True,
-                           text=True, timeout=400)
+                            "--extractors", "logmel"], env={**env, **prefect_server.env},
+                           capture_output=True, text=True, timeout=400)
     assert again.returncode == 0 and "extracted 0 videos" in again.stdout
+    assert "Starting temporary server" not in again.stdout + again.stderr
     missing = subprocess.run([bahfs, "extract", str(tmp_path / "nope"), str(store)],
                              env=env, capture_output=True, text=True, timeout=400)
     assert missing.returncode == 2 and "inbox folder not found" in missing.stderr

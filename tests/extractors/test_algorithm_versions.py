@@ -21,7 +21,7 @@ from extractors.base import REGISTRY, Extractor
 
 #: extractor name -> (algorithm_version, SHA-256 of its computing source)
 PINNED: dict[str, tuple[int, str]] = {
-    "logmel": (1, "ebc0853b45a091bad2ee9ebdd2b11cd0c20e3903826f9d3aa33c3dd17edffea4"),
+    "logmel": (1, "3b2d66b84f923935e7b93fdfec58344f23c2cb690661e42c110dc04939fbbda1"),
 }
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ import pytest
 from extractors.base import LEFT_OUT, REGISTRY, get_extractor
 from extractors.plugins import _load
 from store.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flows.local import LocalPrefect
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "tests" / "plugin" / "bahfs-peak"
@@ -79,8 +83,8 @@ def test_a_broken_plugin_is_left_out_saying_why(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_bahfs_extract_stores_the_plugin_by_name_and_by_plan(
-        sample_release: Path, plugin_env: dict[str, str], tmp_path: Path) -> None:
-    from flows.local import LocalPrefect
+        sample_release: Path, plugin_env: dict[str, str], tmp_path: Path,
+        prefect_server: LocalPrefect) -> None:
     from store.reader import FeatureReader
     from store.tables import read_table
 
@@ -88,14 +92,13 @@ def test_bahfs_extract_stores_the_plugin_by_name_and_by_plan(
     plan = tmp_path / "plan.yaml"
     plan.write_text("peak_wide:\n  extractor: peak\n  window_s: 0.5\n")
     bahfs = [sys.executable, "-c", "from bahfs.cli import app; app()"]
-    with LocalPrefect(tmp_path / "prefect") as prefect:
-        env = {**prefect.env, "PYTHONPATH": plugin_env["PYTHONPATH"]}
-        for how in (["--extractors", "peak"], ["--plan", str(plan)]):
-            res = subprocess.run([*bahfs, "extract", str(sample_release), str(store),
-                                  *how, "--workers", "1"], env=env, capture_output=True,
-                                 text=True, timeout=600)
-            assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-            assert "quarantined 0" in res.stdout, res.stdout[-3000:]
+    env = {**prefect_server.env, "PYTHONPATH": plugin_env["PYTHONPATH"]}
+    for how in (["--extractors", "peak"], ["--plan", str(plan)]):
+        res = subprocess.run([*bahfs, "extract", str(sample_release), str(store),
+                              *how, "--workers", "1"], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert "quarantined 0" in res.stdout, res.stdout[-3000:]
     videos = read_table(store, "videos")
     reader = FeatureReader(store)
     narrow, wide = reader.resolve("peak"), reader.resolve("peak_wide")

@@ -6,6 +6,7 @@ tests/bahfs/test_demo.py.)"""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,14 +69,16 @@ def test_zeroshot_help() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ingest_deployment_plan_parameter_and_bahfs_extract_with_a_plan(
-        sample_release: Path, plan_file: Path, tmp_path: Path) -> None:
-    """One Prefect server for three runs: the `ingest` deployment (tables, no features),
-    the `extract` deployment with `-p plan=...`, and `bahfs extract --plan` reporting
-    to the same server."""
+        sample_release: Path, plan_file: Path, tmp_path: Path,
+        prefect_server: LocalPrefect) -> None:
+    """One Prefect server (the test worker's shared one) for three runs: the `ingest`
+    deployment (tables, no features), the `extract` deployment with `-p plan=...`, and
+    `bahfs extract --plan` reporting to the same server."""
     tables_only, by_deployment, by_cli = (tmp_path / n for n in ("a", "b", "c"))
-    with LocalPrefect(tmp_path / "prefect") as prefect:
-        prefect.deploy("extract", "ingest")
-        prefect.start_worker()
+    prefect = prefect_server
+    prefect.deploy("extract", "ingest")
+    worker = prefect.start_worker()
+    try:
         prefect.run("ingest/ingest", {"source": str(sample_release),
                                       "store": str(tables_only)}, timeout_s=600)
         videos = read_table(tables_only, "videos")
@@ -103,3 +106,6 @@ def test_ingest_deployment_plan_parameter_and_bahfs_extract_with_a_plan(
         assert res.returncode == 0, res.stdout + res.stderr
         assert "quarantined 0" in res.stdout
         assert sorted(set(read_table(by_cli, "extracted")["feature_set"].to_list())) == fsets
+    finally:  # the server stays for the other tests; its worker goes with this one
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)

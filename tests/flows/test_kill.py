@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,9 @@ def release(generated: Callable[[SampleConfig], Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefect]:
-    with LocalPrefect(tmp_path_factory.mktemp("prefect")) as p:
-        yield p
+def prefect(prefect_server: LocalPrefect) -> LocalPrefect:
+    """The worker's shared Prefect server (every run here is a ``bahfs extract``)."""
+    return prefect_server
 
 
 def _session(sid: int) -> list[tuple[int, str, str, str]]:

@@ -174,30 +174,30 @@ def _all_extracted(store: Path) -> None:
     assert [p for p in verify_store(store) if p.severity == "error"] == []
 
 
-def test_a_full_disk_stops_bahfs_extract_within_seconds(release: Path, tmpfs: Path,
-                                                        tmp_path: Path) -> None:
+def test_a_full_disk_stops_bahfs_extract_within_seconds(
+        release: Path, tmpfs: Path, tmp_path: Path, prefect_server: LocalPrefect) -> None:
     store = tmpfs / "store"
-    with LocalPrefect(tmp_path / "prefect") as prefect:
-        argv = [BAHFS, "extract", str(release), str(store), "--extractors",
-                "logmel", "--workers", "1"]
-        run = Child(argv, tmp_path / "full.log", fault="video:2:stop", env=prefect.env)
-        worker = run.stopped()  # the Dask worker, after one video, before the next
-        n_videos = read_table(store, "videos").height
-        _fill(tmpfs)
-        t0 = time.monotonic()
-        os.kill(worker, signal.SIGCONT)
-        rc = run.finish()
-        took = time.monotonic() - t0
-        out = run.text()
-        assert rc != 0, out[-3000:]
-        assert took < 60, f"{took:.0f} s to stop"
-        assert "disk full" in out and "free space" in out
-        assert f"{n_videos - 1} of {n_videos} videos remain pending" in out
-        assert read_table_or_empty(store, "quarantine").height == 0
-        for name in ("filler", "filler2"):
-            (tmpfs / name).unlink(missing_ok=True)
-        again = Child([a for a in argv], tmp_path / "again.log", env=prefect.env)
-        assert again.finish() == 0, again.text()[-3000:]
+    prefect = prefect_server
+    argv = [BAHFS, "extract", str(release), str(store), "--extractors",
+            "logmel", "--workers", "1"]
+    run = Child(argv, tmp_path / "full.log", fault="video:2:stop", env=prefect.env)
+    worker = run.stopped()  # the Dask worker, after one video, before the next
+    n_videos = read_table(store, "videos").height
+    _fill(tmpfs)
+    t0 = time.monotonic()
+    os.kill(worker, signal.SIGCONT)
+    rc = run.finish()
+    took = time.monotonic() - t0
+    out = run.text()
+    assert rc != 0, out[-3000:]
+    assert took < 60, f"{took:.0f} s to stop"
+    assert "disk full" in out and "free space" in out
+    assert f"{n_videos - 1} of {n_videos} videos remain pending" in out
+    assert read_table_or_empty(store, "quarantine").height == 0
+    for name in ("filler", "filler2"):
+        (tmpfs / name).unlink(missing_ok=True)
+    again = Child([a for a in argv], tmp_path / "again.log", env=prefect.env)
+    assert again.finish() == 0, again.text()[-3000:]
     _all_extracted(store)
     assert read_table_or_empty(store, "quarantine").height == 0
 
