@@ -53,6 +53,17 @@ def check_tools(path: str | None = None) -> list[Check]:
     return out
 
 
+def _loaded_spec(entry: Any) -> Any:
+    """The feature set of a plan entry, its extractor built and loaded (sessions,
+    Whisper and encoders made and checked), then closed."""
+    extractor = entry.build()
+    try:
+        extractor.load()
+        return extractor.spec()
+    finally:
+        extractor.close()
+
+
 def check_plan(plan_file: Path | None) -> tuple[list[Check], list[Any]]:
     """Every feature set of the plan (default: the default extractors) built as a run
     builds it, models loaded and their hashes checked; with the specs built."""
@@ -67,7 +78,7 @@ def check_plan(plan_file: Path | None) -> tuple[list[Check], list[Any]]:
     checks, specs = [], []
     for entry in plan:
         try:
-            spec = entry.build().spec()
+            spec = _loaded_spec(entry)
         except BahfsError as exc:
             checks.append(Check(f"model {entry.name}", False, str(exc),
                                 "bash .ci/setup.sh prepares the shipped models "

@@ -240,10 +240,12 @@ def run_deployment(prefect: LocalPrefect, params: dict[str, Any], store: Path,
 def baseline(release: Path, rels: list[str]) -> float:
     """Seconds ``extract_all`` (decode + logmel, no orchestration, no store) takes per
     video, over ``rels``."""
-    from extractors.pipeline import extract_all, shared_extractors
+    from extractors.context import build_extractors
+    from extractors.pipeline import extract_all
     from extractors.plan import plan_from_names
+    from extractors.runtime import DEFAULT_RUNTIME
 
-    extractors = list(shared_extractors(plan_from_names(["logmel"])))
+    extractors = list(build_extractors(plan_from_names(["logmel"]), DEFAULT_RUNTIME))
     extract_all(release / rels[0], extractors)  # warm
     times = []
     for rel in rels:

@@ -65,7 +65,9 @@ def make_videos(folder: Path, n: int) -> list[Path]:
 
 
 def soak_extract(tmp: Path, n: int, names: tuple[str, ...]) -> None:
-    from extractors.pipeline import extract_all, shared_extractors
+    from extractors.context import CONTEXTS
+    from extractors.pipeline import extract_all
+    from extractors.plan import plan_from_names
     from extractors.runtime import Runtime, threads_per_process
     from store.writer import FeatureWriter
 
@@ -78,10 +80,11 @@ def soak_extract(tmp: Path, n: int, names: tuple[str, ...]) -> None:
     warm = start
     t0 = time.perf_counter()
     for i, path in enumerate(videos, 1):
-        extractors = shared_extractors(names, Runtime(threads=threads_per_process() or 1))
-        for f in extract_all(path, list(extractors), video_id=path.stem,
-                             participant_id="p1"):
-            FeatureWriter(store).write(f)
+        runtime = Runtime(threads=threads_per_process() or 1)
+        with CONTEXTS.use(plan_from_names(names), runtime) as context:
+            for f in extract_all(path, list(context.extractors), video_id=path.stem,
+                                 participant_id="p1"):
+                FeatureWriter(store).write(f)
         if i == min(20, n):
             warm = (rss_mb(), fds())
             print(f"  after {i:3d} (warm): RSS {warm[0]:7.1f} MB  fds {warm[1]}")

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from extractors.batching import server_for
-from extractors.pipeline import extract_all, shared_extractors
+from extractors.context import WorkerContext
+from extractors.pipeline import extract_all
 from extractors.plan import plan_from_names
 from extractors.runtime import Runtime
 from store.devices import parse_device
@@ -51,14 +51,21 @@ def sample_videos(root: Path, participants: int) -> list[Path]:
 
 def run(videos: list[Path], runtime: Runtime, plan: Any, in_flight: int
         ) -> tuple[dict[str, float], list[list[VideoFeatures]]]:
-    """Every video once, ``in_flight`` at a time; figures and features per video."""
-    extractors = list(shared_extractors(plan, runtime))
-    server = server_for(runtime, runtime.batch_rows) if runtime.batch_rows else None
+    """Every video once, ``in_flight`` at a time, in one worker context; figures and
+    features per video."""
+    context = WorkerContext.open(plan, runtime)
+    try:
+        return _run(videos, context, in_flight)
+    finally:
+        context.close()
+
+
+def _run(videos: list[Path], context: WorkerContext, in_flight: int
+         ) -> tuple[dict[str, float], list[list[VideoFeatures]]]:
+    extractors, server = list(context.extractors), context.services.server
 
     def one(path: Path) -> list[VideoFeatures]:
-        if server is None:
-            return extract_all(path, extractors)
-        with server.video():
+        with context.video():
             return extract_all(path, extractors)
 
     if server is not None:
@@ -112,8 +119,11 @@ def main() -> None:
         batched = Runtime(device, args.threads, args.max_rows)
         run(videos[:1], today, plan, 1)  # warm-up: models loaded, first calls made
         run(videos[:1], batched, plan, 1)
-        print(f"{len(videos)} videos, extractors {args.extractors}, device "
-              f"{shared_extractors(plan, batched)[0].device}, {os.cpu_count()} cores, "
+        probe = WorkerContext.open(plan, batched)
+        where = probe.extractors[0].device
+        probe.close()
+        print(f"{len(videos)} videos, extractors {args.extractors}, device {where}, "
+              f"{os.cpu_count()} cores, "
               f"max {args.max_rows} rows a model call")
         base, ref = run(videos, today, plan, 1)
         rows: list[tuple[str, dict[str, float], float]] = [("today, 1", base, 0.0)]

@@ -5,8 +5,10 @@ cannot share bahfs's environment (torch 2.13, no torchaudio build for it). So
 ``bash .ci/whisperx.sh`` makes a second environment, ``.venv-whisperx`` (whisperx
 3.8.6, torch 2.8 from PyPI; about 7.6 GB), and bahfs runs whisperX there as a
 subprocess, ``extractors/whisperx_runner.py``, which speaks JSON lines (described
-there). One runner is started per bahfs process, on first use, and kept: models
-load once and serve every video after. ``BAHFS_WHISPERX_PYTHON`` names the
+there). A :class:`WhisperxClient` (one per worker context,
+:class:`extractors.context.WorkerContext`) starts its runner on first use and keeps it
+until the context closes: models load once and serve every video of the context;
+two contexts have two runners and never wait on each other. ``BAHFS_WHISPERX_PYTHON`` names the
 interpreter (default ``.venv-whisperx/bin/python`` of this checkout) and
 ``BAHFS_WHISPERX_TIMEOUT`` the seconds one video may take (default 3600).
 
@@ -20,7 +22,6 @@ caller, as for the default backend (faster-whisper, Whisper's own word times).
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import select
@@ -28,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -140,32 +142,49 @@ def _error(reply: dict[str, Any]) -> ModelError | ConfigError | DeviceError:
                path=reply.get("path") or str(RUNNER), expected=reply.get("expected"))
 
 
-_lock = threading.Lock()
-_runners: dict[Path, _Runner] = {}
+def _stop(box: list[_Runner]) -> None:
+    for runner in box:
+        if runner.pid == os.getpid():
+            runner.close()
+    box.clear()
 
 
-def _runner() -> _Runner:
-    python = whisperx_python()
-    current = _runners.get(python)
-    if current is None or not current.alive():
-        _runners[python] = current = _Runner(python)
-    return current
+class WhisperxClient:
+    """The whisperX runner of one worker context: started on first :meth:`ask` (and
+    again when it died or the process forked), its calls one at a time, stopped by
+    :meth:`close` (or when the client is collected, or at exit)."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._box: list[_Runner] = []  # the runner, once started
+        self._finalizer = weakref.finalize(self, _stop, self._box)
 
-@atexit.register
-def shutdown() -> None:
-    """Stop the runners this process started (they also stop when it exits)."""
-    with _lock:
-        for runner in _runners.values():
-            if runner.pid == os.getpid():
-                runner.close()
-        _runners.clear()
+    def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One request to the runner of :func:`whisperx_python`, its reply."""
+        with self._lock:
+            python = whisperx_python()
+            current = self._box[0] if self._box else None
+            if current is None or not current.alive() or current.python != python:
+                _stop(self._box)
+                current = _Runner(python)
+                self._box.append(current)
+            return current.ask(request, timeout)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._box) and self._box[0].alive()
+
+    def close(self) -> None:
+        """Stop the runner this client started (if any)."""
+        with self._lock:
+            _stop(self._box)
 
 
 def transcribe_whisperx(audio: np.ndarray, model_dir: str, compute_type: str,
                         language: str, align_dir: str,
-                        device: DeviceSetting = AUTO) -> dict[str, Any]:
-    """Transcript in the ``words`` extractor's format: ``language``, its
+                        device: DeviceSetting = AUTO, *, client: WhisperxClient
+                        ) -> dict[str, Any]:
+    """Transcript in the ``words`` extractor's format, from ``client``'s runner: ``language``, its
     ``language_probability`` (1.0 when given or for an English-only model, else
     Whisper's detection probability) and timed ``words`` (``start``/``end`` None
     where the aligner had none)."""
@@ -184,8 +203,7 @@ def transcribe_whisperx(audio: np.ndarray, model_dir: str, compute_type: str,
                    "compute_type": compute_type, "language": language,
                    "align_model_dir": str(Path(align_dir).resolve()),
                    "batch_size": BATCH_SIZE, "device": str(device)}
-        with _lock:
-            reply = _runner().ask(request, timeout)
+        reply = client.ask(request, timeout)
     if not reply.get("ok"):
         raise _error(reply)
     return {"language": reply["language"],

@@ -18,7 +18,8 @@ PANNs, CLAP and wav2vec2 all download at run time); CTranslate2 runs it instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,8 +27,13 @@ from extractors.audio import audio_attributes, audio_coverage
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.decode import AUDIO_RATE
 from extractors.identity import identity
+from extractors.models import load_whisper, whisper_folder, whisper_width
 from extractors.runtime import Runtime
+from store.errors import ModelError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 _CHUNK_S, _ENC_HZ = 30, 50
 
@@ -50,13 +56,21 @@ class WhisperEncoderExtractor(Extractor):
     def __init__(self, config: AudioEmbedConfig | None = None,
                  runtime: Runtime | None = None) -> None:
         super().__init__(config, runtime)
-        from extractors.models import load_whisper
+        self.folder, self._sha = whisper_folder(self.config.model_dir)
+        self.dim = whisper_width(self.folder)
+        self.model: Any = None  # the faster-whisper model, once loaded
 
-        self.model, self._sha, self.device = load_whisper(self.config.model_dir,
-                                                          self.config.compute_type,
-                                                          self.runtime)
+    def _load(self, services: Services) -> None:
+        self.model, _, self.device = load_whisper(self.config.model_dir,
+                                                  self.config.compute_type, self.runtime)
         probe = self._encode(np.zeros(AUDIO_RATE, np.float32))
-        self.dim = int(probe.shape[1])
+        if probe.shape[1] != self.dim:
+            raise ModelError(f"the encoder gives states of width {probe.shape[1]}, its "
+                             f"model.bin declares {self.dim}", path=self.folder,
+                             expected="a CTranslate2 Whisper model folder")
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (self.folder / "model.bin",)
 
     def model_sha256(self) -> str:
         return self._sha
@@ -79,6 +93,7 @@ class WhisperEncoderExtractor(Extractor):
         """(n_steps, d) encoder states at 50 Hz for the whole ``audio``."""
         import ctranslate2
 
+        self.load()  # nothing when loaded, or when _load calls it to check the width
         fe = self.model.feature_extractor
         steps = []
         for start in range(0, max(len(audio), 1), _CHUNK_S * AUDIO_RATE):

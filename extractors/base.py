@@ -4,15 +4,27 @@ outputs, and a method that turns one decoded video into typed per-frame arrays.
 An extractor sees a :class:`DecodedVideo` (frame timestamps, the soundtrack, and a
 way to stream the frames) and returns :class:`store.features.VideoFeatures`, whose
 arrays all have exactly ``len(timestamps)`` rows; the store checks it again.
+
+Building an extractor is cheap: it resolves and hashes its model files, reads their
+sidecar metadata and declares its arrays, so its feature set (:meth:`Extractor.spec`,
+the id) is known without an inference session or a loaded model. :meth:`Extractor.load`
+creates what running needs (ONNX Runtime sessions, Whisper, encoders) and checks the
+models against what was declared; a worker context calls it before its first video
+(:mod:`extractors.context`), and an extractor used on its own loads on first use.
+
+An extractor without a model file declares :attr:`Extractor.algorithm_version`, which
+enters its id (:meth:`Extractor.model_sha256`); ``tests/extractors/test_algorithm_versions.py``
+holds each version to a hash of the code that computes the numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -21,6 +33,9 @@ from extractors.runtime import Runtime, device_error, device_fault
 from store.errors import BahfsError, ConfigError, ExtractionError
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.media import VideoInfo
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,10 @@ class Extractor(ABC):
     needs_model: ClassVar[bool] = False
     #: Optional packages it needs (an extra of bahfs): without them building it fails.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: For an extractor without a model file: the version of how it computes its
+    #: numbers, part of its id; raise it whenever the numbers change (a test holds it
+    #: to the code). Version 1 keeps the ids such extractors had before versions.
+    algorithm_version: ClassVar[int] = 1
 
     def __init__(self, config: Any = None, runtime: Runtime | None = None) -> None:
         config = config if config is not None else self.Config()
@@ -64,14 +83,71 @@ class Extractor(ABC):
         split_config(config)  # every field declared identity or run option, or raises
         self.config = config
         self.runtime = runtime if runtime is not None else Runtime()
+        self._load_lock = threading.RLock()
+        self._services: Services | None = None
+        self._own_services = False
+        self._loading = False
+
+    def load(self, services: Services | None = None) -> None:
+        """Make it ready to run, once: sessions, Whisper, encoders, and the checks that
+        need them (:meth:`_load`). ``services``: the worker context's model thread and
+        whisperX runner; without them (an extractor used on its own) it makes its own,
+        ended by :meth:`close`."""
+        with self._load_lock:
+            if self._services is not None or self._loading:
+                return  # loaded, or loading in this thread (a check run by _load)
+            from extractors.services import Services
+
+            own = services is None
+            given = services if services is not None else Services.for_runtime(self.runtime)
+            self._loading = True
+            try:
+                self._load(given)
+            except BaseException:
+                if own:
+                    given.close()
+                raise
+            finally:
+                self._loading = False
+            self._services, self._own_services = given, own
+
+    @property
+    def loaded(self) -> bool:
+        return self._services is not None
+
+    @property
+    def services(self) -> Services:
+        """The services it was loaded with (loading it first if need be)."""
+        self.load()
+        services = self._services
+        if services is None:  # pragma: no cover - load() sets it or raises
+            raise ConfigError(f"{self.name}: not loaded", expected="load() to succeed")
+        return services
+
+    def _load(self, services: Services) -> None:  # noqa: B027 - optional, not abstract
+        """Create what running needs (subclasses with models); nothing by default."""
+
+    def close(self) -> None:
+        """End the services it made for itself (none when a worker context lent them)."""
+        with self._load_lock:
+            if self._services is not None and self._own_services:
+                self._services.close()
+            self._services = None
+
+    def model_files(self) -> tuple[Path, ...]:
+        """The files its models are loaded from (checked while a run goes on)."""
+        return ()
 
     @abstractmethod
     def outputs(self) -> tuple[ArraySpec, ...]:
         """The arrays this extractor produces, each ``(n_frames, *shape)``."""
 
     def model_sha256(self) -> str:
-        """SHA-256 of the model file(s); extractors without a model hash their code."""
-        return hashlib.sha256(f"{type(self).__module__}.{type(self).__qualname__}".encode()
+        """SHA-256 of the model file(s); an extractor without a model hashes its class
+        and :attr:`algorithm_version` (version 1: the class alone, as before versions)."""
+        name = f"{type(self).__module__}.{type(self).__qualname__}"
+        version = type(self).algorithm_version
+        return hashlib.sha256((name if version == 1 else f"{name}@{version}").encode()
                               ).hexdigest()
 
     def spec(self) -> FeatureSetSpec:
@@ -84,7 +160,13 @@ class Extractor(ABC):
                               name=self.label if self.label != self.name else "")
 
     def provenance(self) -> dict[str, Any]:
-        """What is not identity but worth recording (runtime provider, versions)."""
+        """What is not identity but worth recording (versions, model metadata); known
+        without loading the models."""
+        return {}
+
+    def run_provenance(self) -> dict[str, Any]:
+        """What only the loaded models can say (e.g. the ONNX Runtime provider),
+        recorded with each video beside ``device``."""
         return {}
 
     @abstractmethod
@@ -99,9 +181,11 @@ class Extractor(ABC):
         """The validated output for ``video`` from computed ``arrays``."""
         return VideoFeatures(self.spec(), video.video_id, video.participant_id,
                              video.timestamps.astype(np.float64), arrays,
-                             {**self.attributes(video), "device": self.device})
+                             {**self.attributes(video), "device": self.device,
+                              **self.run_provenance()})
 
     def extract(self, video: DecodedVideo) -> VideoFeatures:
+        self.load()
         try:
             arrays = self.compute(video)
         except BahfsError:  # already says whose fault it is: kept as raised
@@ -134,6 +218,7 @@ class FrameExtractor(Extractor):
     def compute(self, video: DecodedVideo) -> dict[str, np.ndarray]:
         from extractors.decode import open_video
 
+        self.load()
         state: dict[str, Any] = {}
         stream = open_video(video.path)
         for frames in stream:

@@ -1,16 +1,18 @@
-"""Model calls of several videos in one: a model thread per runtime that gathers the
-ONNX Runtime calls of the videos in flight in a worker process.
+"""Model calls of several videos in one: a model thread per worker context that gathers
+the ONNX Runtime calls of the videos in flight in a worker process.
 
 With several videos in flight in one process (Dask worker threads, ``videos_per_worker``
 in the ``extract`` flow), each video's thread decodes, crops and aligns on its own
 (CPU work, beside the model calls) and submits its model inputs here instead of
-calling the session itself. One model thread per :class:`~extractors.runtime.Runtime`
-(one device) takes the oldest request, gathers the other waiting requests for the
-same session with the same outputs and the same input shapes past the first axis, up
-to ``max_rows`` rows, concatenates them on axis 0, runs the session once and gives each
-request its rows of every output back. It waits for more requests at most
-``max_wait_s`` and only while some registered video (:meth:`ModelServer.video`) is not
-itself waiting on the model thread: a lone video never waits.
+calling the session itself. One model thread per worker context
+(:class:`extractors.context.WorkerContext`, made when its runtime sets ``batch_rows``;
+it ends when the context closes, :meth:`ModelServer.close`) takes the oldest request,
+gathers the other waiting requests for the same session with the same outputs and the
+same input shapes past the first axis, up to ``max_rows`` rows, concatenates them on
+axis 0, runs the session once and gives each request its rows of every output back.
+It waits for more requests at most ``max_wait_s`` and only while some registered
+video (:meth:`ModelServer.video`) is not itself waiting on the model thread: a lone
+video never waits.
 
 Rows of a batch do not interact in the models this wraps (CenterFace, the face
 expression model, MediaPipe's): each row's outputs are those of the same call made
@@ -105,7 +107,23 @@ class ModelServer:
         self._alone: set[int] = set()  # sessions whose outputs could not be split
         self._dynamic: dict[int, bool] = {}  # session -> inputs take any number of rows
         self._thread: threading.Thread | None = None
+        self._closed = False
         self.stats = BatchStats(max_rows)
+
+    def close(self) -> None:
+        """End the model thread once the requests already queued are served; a later
+        :meth:`run` raises."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    @property
+    def running(self) -> bool:
+        """Whether the model thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
 
     def reset_stats(self) -> BatchStats:
         """Start counting afresh; returns the counts so far."""
@@ -140,6 +158,8 @@ class ModelServer:
         key = (id(sess), names, shapes, object() if single else None)
         req = _Request(sess, names, arrays, key, next(iter(rows)) if len(rows) == 1 else 1)
         with self._cond:
+            if self._closed:
+                raise RuntimeError("the model thread of this worker context was closed")
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="bahfs-model",
                                                 daemon=True)
@@ -177,8 +197,10 @@ class ModelServer:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._queue:
+                while not self._queue and not self._closed:
                     self._cond.wait()
+                if not self._queue:
+                    return  # closed, nothing left to serve
                 batch = self._take()
             self._serve(batch)
 
@@ -239,26 +261,3 @@ class BatchedSession:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.session, name)
-
-
-_SERVERS: dict[Any, ModelServer] = {}
-_SERVERS_LOCK = threading.Lock()
-
-
-def server_for(key: Any, max_rows: int) -> ModelServer:
-    """The model thread of ``key`` (a runtime) in this process, made once."""
-    with _SERVERS_LOCK:
-        if key not in _SERVERS:
-            _SERVERS[key] = ModelServer(max_rows)
-        return _SERVERS[key]
-
-
-@contextmanager
-def video_in_flight(key: Any) -> Iterator[None]:
-    """:meth:`ModelServer.video` of ``key``'s model thread, when it has one."""
-    server = _SERVERS.get(key)
-    if server is None:
-        yield
-        return
-    with server.video():
-        yield

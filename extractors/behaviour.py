@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from extractors.identity import IDENTITY_FIELD, identity, run_option
 from extractors.runtime import Runtime
 from store.errors import ConfigError, ModelError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 #: name -> (dtype, shape, unit and meaning; the cues it serves)
 ARRAYS: dict[str, tuple[str, tuple[int, ...], str]] = {
@@ -113,8 +117,28 @@ class BehaviourExtractor(FaceConsumer):
                               expected="BehaviourConfig(batch>=1, face_scale>0, body_scale>0)")
         self.detector = FaceDetector(self.config.detector, self.runtime)
         self.models = MediaPipeModels(body=self.config.body, runtime=self.runtime)
+        self._reference: np.ndarray | None = None
+
+    def _load(self, services: Services) -> None:
+        self.detector.load(services)
+        self.models.open(services.server)
         self.device = self.detector.device
-        self.reference = self.reference_face()
+        self._reference = self.reference_face()
+
+    @property
+    def reference(self) -> np.ndarray:
+        """(468, 3) the head pose's reference face (:meth:`reference_face`), made when
+        the models are loaded."""
+        self.load()
+        if self._reference is None:  # pragma: no cover - load() sets it or raises
+            raise ModelError("the behaviour models are not loaded", expected="load()")
+        return self._reference
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (*self.detector.model_files(), *(m.path for m in self.models.loaded))
+
+    def run_provenance(self) -> dict[str, Any]:
+        return self.detector.run_provenance()
 
     def reference_face(self) -> np.ndarray:
         """(468, 3) the reference face of the head pose: the mesh model's own output on

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from extractors.runtime import (
 )
 from store.errors import ModelError
 
+if TYPE_CHECKING:
+    from extractors.batching import ModelServer
+
 #: name -> SHA-256 of the TFLite file it was converted from
 SOURCES = {
     "mp_face_landmark": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
@@ -45,12 +48,19 @@ _NOT_CONVERTED = ("run `bash .ci/setup.sh` (it converts MediaPipe's face mesh, i
                   "models from the mediapipe==0.10.14 wheel to ONNX: .ci/mediapipe.sh)")
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoadedModel:
+    """A converted model, checked; ``sess`` once :meth:`open` created its session."""
+
     path: Path
     sha256: str
     meta: dict[str, Any]
-    sess: Any
+    sess: Any = None
+
+    def open(self, runtime: Runtime, server: ModelServer | None = None) -> None:
+        """Its session on ``runtime`` (through ``server`` when given), once."""
+        if self.sess is None:
+            self.sess = session(self.path.read_bytes(), runtime, server)
 
     def run(self, outputs: list[str], x: np.ndarray) -> list[np.ndarray]:
         """``outputs`` for the rows of ``x``; when the device runs out of memory, in
@@ -63,10 +73,9 @@ class LoadedModel:
         return in_halves(rows, len(x), concat_outputs, self.path.stem)
 
 
-def load(name: str, folder: Path | None = None, runtime: Runtime = DEFAULT_RUNTIME
-         ) -> LoadedModel:
-    """One converted model, checked against its sidecar and pinned source, in a session
-    on ``runtime``."""
+def load(name: str, folder: Path | None = None) -> LoadedModel:
+    """One converted model, checked against its sidecar and pinned source (its session
+    is made by :meth:`LoadedModel.open`)."""
     path = (folder or models_dir()) / f"{name}.onnx"
     side = path.with_suffix(".json")
     if not path.is_file() or not side.is_file():
@@ -81,17 +90,24 @@ def load(name: str, folder: Path | None = None, runtime: Runtime = DEFAULT_RUNTI
         raise ModelError("the ONNX model was converted from unexpected weights", path=side,
                          expected=f"source_sha256 {SOURCES[name]}")
     sha = check_model(path, meta.get("onnx_sha256"))
-    return LoadedModel(path, sha, meta, session(path.read_bytes(), runtime))
+    return LoadedModel(path, sha, meta)
 
 
 class MediaPipeModels:
-    """The three models, loaded once, on ``runtime``."""
+    """The three models, checked when made; :meth:`open` creates their sessions on
+    ``runtime``."""
 
     def __init__(self, folder: Path | None = None, body: bool = True,
                  runtime: Runtime = DEFAULT_RUNTIME) -> None:
-        self.mesh_model = load("mp_face_landmark", folder, runtime)
-        self.iris_model = load("mp_iris_landmark", folder, runtime)
-        self.pose_model = load("mp_pose_landmark_full", folder, runtime) if body else None
+        self.runtime = runtime
+        self.mesh_model = load("mp_face_landmark", folder)
+        self.iris_model = load("mp_iris_landmark", folder)
+        self.pose_model = load("mp_pose_landmark_full", folder) if body else None
+
+    def open(self, server: ModelServer | None = None) -> None:
+        """Every model's session (through ``server``, a model thread, when given)."""
+        for model in self.loaded:
+            model.open(self.runtime, server)
 
     @property
     def loaded(self) -> list[LoadedModel]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from extractors.models import models_dir
 from extractors.runtime import Runtime, concat_outputs, in_halves
 from store.errors import ModelError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 FER_SOURCE_SHA256 = "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -80,7 +83,14 @@ class FaceExtractor(FaceConsumer):
                              expected="an ONNX image model (see docs/models.md)")
         self.model = FaceModel(path, spec, tuple(a.name for a in self.detector.outputs()),
                                self.runtime)
+
+    def _load(self, services: Services) -> None:
+        self.detector.load(services)
+        self.model.load(services.server)
         self.device = self.detector.device
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (*self.detector.model_files(), self.model.path)
 
     def model_sha256(self) -> str:
         return f"{self.detector.model_sha256()}+{self.model.sha256}"
@@ -88,6 +98,9 @@ class FaceExtractor(FaceConsumer):
     def provenance(self) -> dict[str, Any]:
         return {**self.detector.provenance(), "face_model": self.model.provenance(),
                 **({"expression_model": self.meta} if self.meta else {})}
+
+    def run_provenance(self) -> dict[str, Any]:
+        return self.detector.run_provenance()
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (*(ArraySpec(o.name, "float16", (o.width,), o.doc,

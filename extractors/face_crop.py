@@ -13,7 +13,8 @@ The store keeps crops uncompressed (measured: ``benchmarks/RESULTS.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from extractors.identity import IDENTITY_FIELD, identity
 from extractors.runtime import Runtime
 from store.errors import ConfigError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,22 @@ class FaceCropExtractor(FaceConsumer):
             raise ConfigError(f"face_crop: size {self.config.size}",
                               expected="a crop side from 32 to 256 pixels")
         self.detector = FaceDetector(self.config.detector, self.runtime)
+
+    def _load(self, services: Services) -> None:
+        self.detector.load(services)
         self.device = self.detector.device
+
+    def model_files(self) -> tuple[Path, ...]:
+        return self.detector.model_files()
 
     def model_sha256(self) -> str:
         return self.detector.model_sha256()
 
     def provenance(self) -> dict[str, Any]:
         return self.detector.provenance()
+
+    def run_provenance(self) -> dict[str, Any]:
+        return self.detector.run_provenance()
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         s = self.config.size

@@ -28,7 +28,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -41,12 +41,14 @@ from extractors.runtime import (
     Runtime,
     check_model,
     in_halves,
-    providers,
     session,
     session_device,
 )
 from store.errors import ConfigError, ModelError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 #: what decides a detector's detections: model SHA-256, input width, threshold,
 #: keyframe stride, track motion
@@ -197,12 +199,24 @@ class FaceDetector(FaceConsumer):
     def __init__(self, config: FaceDetectConfig | None = None,
                  runtime: Runtime | None = None) -> None:
         super().__init__(config, runtime)
-        path = Path(self.config.model_path) if self.config.model_path else default_model()
-        self._sha = check_model(path, self.config.model_sha256)
-        self._sess: Any = session(_dynamic_model(path), self.runtime)
-        self.device = session_device(self._sess, self.runtime.device)
+        self.path = Path(self.config.model_path) if self.config.model_path else default_model()
+        self._sha = check_model(self.path, self.config.model_sha256)
+        self._sess: Any = None  # the session, once loaded
         self.runs = 0  # detector calls
         self.detector = self  # as a feature set, it consumes its own detections
+
+    def _load(self, services: Services) -> None:
+        self._sess = session(_dynamic_model(self.path), self.runtime, services.server)
+        self.device = session_device(self._sess, self.runtime.device)
+
+    @property
+    def sess(self) -> Any:
+        """The detector's ONNX Runtime session (loaded on first use)."""
+        self.load()
+        return self._sess
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (self.path,)
 
     def model_sha256(self) -> str:
         return self._sha
@@ -210,8 +224,10 @@ class FaceDetector(FaceConsumer):
     def provenance(self) -> dict[str, Any]:
         import onnxruntime as ort
 
-        return {"onnxruntime": ort.__version__, "provider": self._sess.get_providers()[0],
-                "available_providers": providers(self.runtime.device)}
+        return {"onnxruntime": ort.__version__}
+
+    def run_provenance(self) -> dict[str, Any]:
+        return {"provider": self.sess.get_providers()[0]}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         return (ArraySpec("box", "float32", (4,), "x0 y0 x1 y1, pixels of the frame",
@@ -256,7 +272,7 @@ class FaceDetector(FaceConsumer):
         sx, sy = in_w / w, in_h / h
         blob = np.stack([cv2.resize(f, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
                          for f in frames]).astype(np.float32).transpose(0, 3, 1, 2)
-        heat, scale, offset, lms = self._sess.run(["537", "538", "539", "540"],
+        heat, scale, offset, lms = self.sess.run(["537", "538", "539", "540"],
                                                   {"input.1": np.ascontiguousarray(blob)})
         boxes, marks, score, found = decode_top_face(heat, scale, offset, lms,
                                                      self.config.threshold)

@@ -9,15 +9,24 @@ What the model needs is read from the model itself, and from an optional sidecar
 * pixels: RGB for 3 channels, grey for 1 (or ``color``: ``rgb``, ``bgr``,
   ``gray``), scaled to [0, 1], then ``(x - mean) / std`` per channel (default mean
   0, std 1: give the values the model was trained with);
-* outputs: every ``(batch, width)`` output, its width read by running the model
-  once at start-up (or ``outputs``: stored array name -> ONNX output name); ``axes``
-  names an output's column axis (array name -> axis name, default
+* outputs: every ``(batch, width)`` output (or ``outputs``: stored array name ->
+  ONNX output name), its width read from the graph's declared output shape; where
+  the graph leaves a width symbolic, ``widths`` (stored array name -> width) gives
+  it; ``axes`` names an output's column axis (array name -> axis name, default
   ``<array>_component``) and ``labels`` its columns (array name -> one name per column);
 * ``sha256``: when given, the model file must match it.
 
+All of this is read from the ONNX graph with the ``onnx`` package
+(:mod:`extractors.onnx_graph`), without an inference session, so the feature set
+and its id are known on a host that never runs the model. :meth:`FaceModel.load`
+creates the session and runs the model once on a batch of two blank crops: every
+output must come back ``(2, width)`` with the width declared.
+
 A model that cannot be used (no rank-4 input, no channel axis, a dynamic size and
-no ``size``, a missing or non-``(batch, width)`` output) raises
-:class:`store.errors.ModelError` at start-up naming the file and what was expected.
+no ``size``, a missing or non-``(batch, width)`` output, a symbolic width and no
+``widths``) raises :class:`store.errors.ModelError` naming the file and what was
+expected, when the extractor is built; one whose outputs differ from what it
+declares, when it is loaded.
 """
 
 from __future__ import annotations
@@ -26,15 +35,19 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from extractors.face_detect import align
+from extractors.onnx_graph import Dim, Tensor, graph_io
 from extractors.runtime import Runtime, check_model, session
 from store.errors import BahfsError, ModelError
+
+if TYPE_CHECKING:
+    from extractors.batching import ModelServer
 
 _ARRAY_NAME = re.compile(r"[^a-z0-9_]+")
 
@@ -51,6 +64,7 @@ class FaceModelSpec(BaseModel):
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     outputs: dict[str, str] | None = None
+    widths: dict[str, int] = {}
     docs: dict[str, str] = {}
     axes: dict[str, str] = {}
     labels: dict[str, tuple[str, ...]] = {}
@@ -87,32 +101,55 @@ def read_spec(path: Path) -> FaceModelSpec:
 
 
 class FaceModel:
-    """An ONNX face model ready to embed aligned crops."""
+    """An ONNX face model: what it reads and produces from its graph and sidecar
+    (no session); :meth:`load` makes it ready to embed aligned crops."""
 
     def __init__(self, path: Path, spec: FaceModelSpec, reserved: tuple[str, ...] = (),
                  runtime: Runtime | None = None) -> None:
         self.path, self.spec = Path(path), spec
+        self.runtime = runtime or Runtime()
         self.sha256 = check_model(self.path, spec.sha256)
+        inputs, outputs = graph_io(self.path)
+        self._input(inputs)
+        self.outputs = self._outputs(outputs, reserved)
+        self._sess: Any = None
+
+    def load(self, server: ModelServer | None = None) -> None:
+        """The session on the runtime's device (through ``server`` when given), checked
+        once on two blank crops against the declared outputs."""
+        if self._sess is not None:
+            return
         try:
-            self._sess: Any = session(self.path.read_bytes(), runtime or Runtime())
+            sess: Any = session(self.path.read_bytes(), self.runtime, server)
         except BahfsError:  # a DeviceError stays one: the device's fault, not the model's
             raise
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"ONNX Runtime cannot load it: {exc}".splitlines()[0],
                              path=self.path, expected="an ONNX model file") from exc
-        self._input()
-        self.outputs = self._outputs(reserved)
+        crops = np.zeros((2, self.height, self.width, 3), np.uint8)
+        got = sess.run([o.onnx_name for o in self.outputs], {self.input: self.prepare(crops)})
+        for o, res in zip(self.outputs, got, strict=True):
+            if np.shape(res) != (2, o.width):
+                raise self._fail(f"output {o.onnx_name!r} has shape {list(np.shape(res))} "
+                                 f"for a batch of 2", f"(2, {o.width}) as the model declares")
+        self._sess = sess
+
+    @property
+    def sess(self) -> Any:
+        """The model's session (loaded on first use)."""
+        self.load()
+        return self._sess
 
     def _fail(self, what: str, expected: str) -> ModelError:
         return ModelError(what, path=self.path, expected=expected)
 
-    def _input(self) -> None:
-        inputs = {i.name: i for i in self._sess.get_inputs()}
+    def _input(self, graph_inputs: tuple[Tensor, ...]) -> None:
+        inputs = {i.name: i for i in graph_inputs}
         name = self.spec.input or (next(iter(inputs)) if len(inputs) == 1 else None)
         if name is None or name not in inputs:
             raise self._fail(f"inputs {sorted(inputs)}",
                              "one image input, or `input` in the sidecar naming it")
-        shape = list(inputs[name].shape)
+        shape = list(inputs[name].shape or ())
         if len(shape) != 4:
             raise self._fail(f"input {name!r} has rank {len(shape)} ({shape})",
                              "an image batch of rank 4: (batch, C, H, W) or (batch, H, W, C)")
@@ -129,46 +166,64 @@ class FaceModel:
                              "`size` in the sidecar")
         self.input, self.layout = name, layout
         side = int(self.spec.size or 0)
-        self.height, self.width = (int(h), int(w)) if fixed else (side, side)
+        self.height, self.width = (int(h), int(w)) if fixed else (side, side)  # type: ignore[arg-type]
         color = self.spec.color or ("gray" if c == 1 else "rgb")
         if (c == 1) != (color == "gray"):
             raise self._fail(f"{c} input channels but color {color!r}",
                              "gray for 1 channel, rgb or bgr for 3")
         self.color = color
 
-    def _outputs(self, reserved: tuple[str, ...]) -> tuple[FaceOutput, ...]:
-        names = [o.name for o in self._sess.get_outputs()]
+    def _outputs(self, graph_outputs: tuple[Tensor, ...], reserved: tuple[str, ...]
+                 ) -> tuple[FaceOutput, ...]:
+        shapes = {o.name: o.shape for o in graph_outputs}
+        names = list(shapes)
         wanted = self.spec.outputs or {array_name(n): n for n in names}
         missing = [o for o in wanted.values() if o not in names]
         if missing:
             raise self._fail(f"no output {missing[0]!r} (outputs: {names})",
                              "the outputs the sidecar names")
-        crops = np.zeros((2, self.height, self.width, 3), np.uint8)
-        results = dict(zip(wanted.values(), self._sess.run(list(wanted.values()),
-                                                           {self.input: self.prepare(crops)}),
-                           strict=True))
         out = []
         for array, onnx_name in wanted.items():
-            shape = results[onnx_name].shape
-            if len(shape) != 2 or shape[0] != 2:
-                if self.spec.outputs is None and len(shape) != 2:
+            shape = shapes[onnx_name]
+            if shape is None and self.spec.outputs is not None:
+                shape = (None, None)  # named but undeclared: its width must be given
+            if shape is None:
+                raise self._fail(f"output {onnx_name!r} has no declared shape",
+                                 "`outputs` (and `widths`) in the sidecar naming the "
+                                 "(batch, width) outputs to store")
+            if shape is None or len(shape) != 2 or isinstance(shape[0], int):
+                if self.spec.outputs is None and shape is not None and len(shape) != 2:
                     continue  # feature maps etc.: only (batch, width) outputs are stored
-                raise self._fail(f"output {onnx_name!r} has shape {list(shape)} for a "
-                                 "batch of 2", "(batch, width)")
+                raise self._fail(f"output {onnx_name!r} has shape {_shown(shape)}",
+                                 "(batch, width) with a dynamic batch")
             if array in reserved or array != array_name(array):
                 raise self._fail(f"output array name {array!r}",
                                  f"[a-z][a-z0-9_]*, not one of {reserved}")
+            width = self._width(array, onnx_name, shape[1])
             labels = tuple(self.spec.labels.get(array, ()))
-            if labels and len(labels) != shape[1]:
+            if labels and len(labels) != width:
                 raise self._fail(f"{len(labels)} labels for output {onnx_name!r} of width "
-                                 f"{shape[1]}", "one label per column")
-            out.append(FaceOutput(array, onnx_name, int(shape[1]),
+                                 f"{width}", "one label per column")
+            out.append(FaceOutput(array, onnx_name, width,
                                   self.spec.docs.get(array, f"{onnx_name} of {self.path.name}"),
                                   self.spec.axes.get(array, ""), labels))
         if not out:
             raise self._fail(f"no (batch, width) output among {names}",
                              "at least one (batch, width) output")
         return tuple(out)
+
+    def _width(self, array: str, onnx_name: str, declared: Dim) -> int:
+        """The width the graph declares, else the sidecar's ``widths``."""
+        if isinstance(declared, int) and declared > 0:
+            given = self.spec.widths.get(array)
+            if given is not None and given != declared:
+                raise self._fail(f"sidecar width {given} for {array!r}, the graph declares "
+                                 f"{declared}", "the width the model declares")
+            return declared
+        if array in self.spec.widths and self.spec.widths[array] > 0:
+            return int(self.spec.widths[array])
+        raise self._fail(f"output {onnx_name!r} has a symbolic width ({declared!r})",
+                         f"its width in the sidecar: \"widths\": {{\"{array}\": N}}")
 
     def prepare(self, crops: np.ndarray) -> np.ndarray:
         """RGB uint8 crops ``(B, H, W, 3)`` as the model's input tensor."""
@@ -195,7 +250,7 @@ class FaceModel:
     def run(self, frames: np.ndarray, landmarks: np.ndarray) -> list[np.ndarray]:
         """Each output, ``(B, width)`` float32, for the faces of ``frames``."""
         crops = np.stack([self.crop(f, m) for f, m in zip(frames, landmarks, strict=True)])
-        res = self._sess.run([o.onnx_name for o in self.outputs],
+        res = self.sess.run([o.onnx_name for o in self.outputs],
                              {self.input: self.prepare(crops)})
         return [np.asarray(r, np.float32) for r in res]
 
@@ -204,3 +259,7 @@ class FaceModel:
                 "layout": self.layout, "size": [self.height, self.width], "color": self.color,
                 "mean": list(self.spec.mean), "std": list(self.spec.std),
                 "outputs": {o.name: [o.onnx_name, o.width] for o in self.outputs}}
+
+
+def _shown(shape: tuple[Dim, ...] | None) -> str:
+    return "undeclared" if shape is None else str(list(shape))

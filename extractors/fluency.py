@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,9 +45,12 @@ from extractors.fluency_text import word_events
 from extractors.identity import identity, run_option
 from extractors.pauses import HOP_S, flat_voiced_runs, pitch_track
 from extractors.runtime import Runtime
-from extractors.speech import asr_description, load_asr, place_on_frames, transcribe
+from extractors.speech import asr_description, asr_model, load_asr, place_on_frames, transcribe
 from store.errors import ConfigError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 MAX_WORD_OVERLAP = 0.5
 EVENTS = ("filler_sound", "filler_word", "repetition", "correction", "filled_pause")
@@ -123,8 +127,15 @@ class FluencyExtractor(Extractor):
         if self.config.window_s <= 0:
             raise ConfigError(f"window_s {self.config.window_s} is not positive",
                               expected="a window in seconds, e.g. 3.0")
-        self.asr, self._sha, self.device = load_asr(self.config, self.runtime)
+        self.asr_dir, self._sha = asr_model(self.config)
+        self.asr: Any = None  # the faster-whisper model, once loaded
         self._events: dict[str, str] = {}
+
+    def _load(self, services: Services) -> None:
+        self.asr, _, self.device = load_asr(self.config, self.runtime)
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (self.asr_dir / "model.bin",)
 
     def model_sha256(self) -> str:
         return self._sha
@@ -159,7 +170,9 @@ class FluencyExtractor(Extractor):
             self._events[video.video_id] = json.dumps({"words": [], "filled_pauses": []})
             return arrays
         duration = video.audio.size / AUDIO_RATE
-        words = transcribe(self.asr, self.config, video.audio, self.runtime)["words"]
+        services = self.services  # loads the model first
+        words = transcribe(self.asr, self.config, video.audio, self.runtime,
+                           services.whisperx)["words"]
         ev = word_events(words)
         pauses = filled_pauses(video.audio, words, self.config)
         self._events[video.video_id] = json.dumps({

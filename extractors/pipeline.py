@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +42,19 @@ import zarr
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
 from extractors.face_detect import DetectorKey, FaceConsumer, FaceDetections, FaceStage
-from extractors.plan import Plan
-from extractors.runtime import DEFAULT_RUNTIME, Runtime, device_error, device_fault
+from extractors.runtime import device_error, device_fault
 from store.errors import BahfsError
 from store.features import VideoFeatures
 
 
-@lru_cache(maxsize=8)
-def shared_extractors(plan: Plan, runtime: Runtime = DEFAULT_RUNTIME) -> tuple[Extractor, ...]:
-    """The plan's extractors on ``runtime``, built (models loaded and checked) once per
-    process: a Dask worker reuses them for every video it runs.
-    ``shared_extractors.cache_info().misses`` counts the loads."""
-    return tuple(e.build(runtime) for e in plan)
-
-
 def extract_all(path: Path, extractors: list[Extractor], *, video_id: str = "",
                 participant_id: str = "", batch: int = 32) -> list[VideoFeatures]:
-    """Decode ``path`` once; return each extractor's validated output. A device
-    failure (CUDA out of memory, a lost device) raises :class:`DeviceError`."""
+    """Decode ``path`` once; return each extractor's validated output (extractors
+    not loaded yet are loaded first, :meth:`Extractor.load`). A device failure (CUDA
+    out of memory, a lost device) raises :class:`DeviceError`."""
     try:
+        for e in extractors:
+            e.load()
         return _extract_all(Path(path), extractors, video_id, participant_id, batch)
     except BahfsError:
         raise

@@ -16,7 +16,7 @@ of that extractor's config dataclass (nested configs as mappings, e.g.
 of the wrong type is an error naming the plan file, the feature set and the field.
 
 A :data:`Plan` is a tuple of frozen, hashable :class:`PlanEntry`, so it travels to
-Dask workers and keys the per-process cache of built extractors.
+Dask workers and keys their worker contexts (:mod:`extractors.context`).
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class PlanEntry:
                               expected=f"options of {cls.Config.__name__}") from exc
 
     def build(self, runtime: Runtime | None = None) -> Extractor:
-        """The extractor, its models loaded and checked, on ``runtime`` (device setting
-        and threads; default: auto)."""
+        """The extractor on ``runtime`` (device setting and threads; default: auto),
+        its model files checked and hashed and its arrays declared; its models are
+        loaded by :meth:`Extractor.load` (a worker context, or first use)."""
         extractor = get_extractor(self.extractor)(self.config(), runtime)
         extractor.label = self.name
         return extractor

@@ -23,25 +23,33 @@ environment for it:
   never a device fault (the classification, :mod:`store.failures`, calls it the
   host's).
 
-Model files are checked against their expected SHA-256 before use, and every file
-a model was loaded from is remembered with its size, time and inode, so that a run
-can tell when one vanished or changed under it (:func:`check_loaded_models`)."""
+Model files are checked against their expected SHA-256 before use
+(:func:`check_model`; the digest comes from :func:`sha256_cached`, a performance
+cache keyed by the file's resolved path, inode, size and modification time). The
+files a worker context loaded its models from are stamped with their inode, size
+and time when it loads them (:func:`model_stamps`), so that a run can tell when one
+vanished or changed under it (:func:`check_loaded_models`, given that context's
+stamps: another plan's files never stop this one's videos)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from store.devices import DeviceSetting
 from store.errors import BahfsError, ConfigError, DeviceError, ModelError
+
+if TYPE_CHECKING:
+    from extractors.batching import ModelServer
 
 log = logging.getLogger("bahfs.extractors")
 T = TypeVar("T")
@@ -93,17 +101,41 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+#: A performance cache of model files' digests: (resolved path, inode, size,
+#: mtime_ns) -> SHA-256. A file replaced or rewritten gets another key and is hashed
+#: again, so it only saves re-reading unchanged files (planning a run hashes every
+#: model file of the plan; a rerun finds them here).
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def sha256_cached(path: Path) -> str:
+    """:func:`sha256_file` of ``path``, remembered while the file keeps its inode, size
+    and modification time (:data:`_DIGESTS`)."""
+    path = Path(path).resolve()
+    before = path.stat()
+    key = (str(path), before.st_ino, before.st_size, before.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(key)
+    if known is not None:
+        return known
+    digest = sha256_file(path)
+    if _stamp(path) == key[1:]:  # unchanged while it was read: safe to remember
+        with _DIGESTS_LOCK:
+            _DIGESTS[key] = digest
+    return digest
+
+
 def check_model(path: Path, expected_sha256: str | None) -> str:
-    """The file's SHA-256; raises when it differs from ``expected_sha256``."""
+    """The file's SHA-256; raises when it differs from ``expected_sha256``. Reads the
+    file (or finds its digest in :data:`_DIGESTS`); loads nothing."""
     if not Path(path).is_file():
         raise ModelError("model file not found", path=path,
                          expected="the file shipped by the model's package, or a path you set")
-    stamp = _stamp(Path(path))
-    digest = sha256_file(Path(path))
+    digest = sha256_cached(Path(path))
     if expected_sha256 and digest != expected_sha256:
         raise ModelError("model file does not match its expected SHA-256", path=path,
                          expected=expected_sha256)
-    _LOADED[str(Path(path).resolve())] = stamp
     return digest
 
 
@@ -222,19 +254,25 @@ def concat_outputs(parts: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.concatenate(rows) for rows in zip(*parts, strict=True)]
 
 
-_LOADED: dict[str, tuple[int, int, int]] = {}
+#: A model file as a run found it: inode, size, modification time (ns).
+Stamp = tuple[int, int, int]
 
 
-def _stamp(path: Path) -> tuple[int, int, int]:
+def _stamp(path: Path) -> Stamp:
     st = path.stat()
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def check_loaded_models() -> None:
-    """Raise :class:`ModelError` when a file this process loaded a model from is gone
-    or changed since (the models in memory no longer match what is on disk: a run
-    must stop rather than mix them with a reloaded one)."""
-    for name, stamp in list(_LOADED.items()):
+def model_stamps(paths: Iterable[Path]) -> dict[str, Stamp]:
+    """The stamp of each model file (by resolved path), as the models are loaded."""
+    return {str(Path(p).resolve()): _stamp(Path(p).resolve()) for p in paths}
+
+
+def check_loaded_models(stamps: Mapping[str, Stamp]) -> None:
+    """Raise :class:`ModelError` when a file of ``stamps`` (the models a worker context
+    loaded) is gone or changed since (the models in memory no longer match what is on
+    disk: a run must stop rather than mix them with a reloaded one)."""
+    for name, stamp in stamps.items():
         path = Path(name)
         try:
             now = _stamp(path)
@@ -346,15 +384,18 @@ def _session(model: bytes | str, threads: int, device: DeviceSetting) -> Any:
     return sess
 
 
-def session(model: bytes | str, runtime: Runtime = DEFAULT_RUNTIME) -> Any:
+def session(model: bytes | str, runtime: Runtime = DEFAULT_RUNTIME,
+            server: ModelServer | None = None) -> Any:
     """An InferenceSession on ``runtime``'s device (default: auto; checked: CUDA asked
-    for and not had raises), quiet unless something is wrong. Cached per model and
-    runtime. With ``runtime.batch_rows``, its calls go through the runtime's model
-    thread (:class:`extractors.batching.BatchedSession`)."""
+    for and not had raises), quiet unless something is wrong. Sessions are a
+    performance cache keyed by (model, threads, device): extractors of one model
+    share one. With ``server`` (a worker context's model thread,
+    :mod:`extractors.batching`), its calls go through that thread
+    (:class:`extractors.batching.BatchedSession`)."""
     sess = _session(model, runtime.threads, runtime.device)
     session_device(sess, runtime.device)
-    if runtime.batch_rows > 0:
-        from extractors.batching import BatchedSession, server_for
+    if server is not None:
+        from extractors.batching import BatchedSession
 
-        return BatchedSession(sess, server_for(runtime, runtime.batch_rows))
+        return BatchedSession(sess, server)
     return sess

@@ -30,19 +30,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import polars as pl
 
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.identity import identity, run_option
-from extractors.models import default_asr_dir, load_whisper
+from extractors.models import default_asr_dir, load_whisper, whisper_folder
 from extractors.runtime import Runtime
 from extractors.word_model import WordEncoder
 from store.asr_words import transcript_rows, words_frame
 from store.errors import ConfigError
 from store.features import ArraySpec, VideoFeatures
+
+if TYPE_CHECKING:
+    from extractors.asr_whisperx import WhisperxClient
+    from extractors.services import Services
 
 ASR_BACKENDS = ("faster-whisper", "whisperx")
 
@@ -90,12 +95,19 @@ class AsrOptions(Protocol):
     def language(self) -> str: ...
 
 
-def load_asr(cfg: AsrOptions, runtime: Runtime) -> tuple[Any, str, str]:
-    """The Whisper model ``cfg`` names: (model, its SHA-256, the device it runs on);
-    an unknown ``asr_backend`` is a ConfigError."""
+def asr_model(cfg: AsrOptions) -> tuple[Path, str]:
+    """The Whisper folder ``cfg`` names and its model's SHA-256, checked without
+    loading it; an unknown ``asr_backend`` is a ConfigError."""
     if cfg.asr_backend not in ASR_BACKENDS:
         raise ConfigError(f"unknown asr_backend {cfg.asr_backend!r}",
                           expected=f"one of {ASR_BACKENDS}")
+    return whisper_folder(cfg.asr_model_dir)
+
+
+def load_asr(cfg: AsrOptions, runtime: Runtime) -> tuple[Any, str, str]:
+    """The Whisper model ``cfg`` names, loaded: (model, its SHA-256, the device it
+    runs on); an unknown ``asr_backend`` is a ConfigError."""
+    asr_model(cfg)
     model, sha, device = load_whisper(cfg.asr_model_dir, cfg.compute_type, runtime)
     return model, sha, device
 
@@ -107,17 +119,18 @@ def asr_description(cfg: AsrOptions) -> str:
             else "faster-whisper (CTranslate2), Whisper word timestamps")
 
 
-def transcribe(asr: Any, cfg: AsrOptions, audio: np.ndarray, runtime: Runtime
-               ) -> dict[str, Any]:
+def transcribe(asr: Any, cfg: AsrOptions, audio: np.ndarray, runtime: Runtime,
+               whisperx: WhisperxClient) -> dict[str, Any]:
     """The transcript of ``audio`` (16 kHz): language, its probability, the words with
     start, end, probability and whether the time was interpolated, and the text.
-    ``asr``: the faster-whisper model (:func:`extractors.models.load_whisper`)."""
+    ``asr``: the faster-whisper model (:func:`extractors.models.load_whisper`);
+    ``whisperx``: the worker context's whisperX runner (the ``whisperx`` backend)."""
     if cfg.asr_backend == "whisperx":
         from extractors.asr_whisperx import transcribe_whisperx
 
         out = transcribe_whisperx(audio, str(cfg.asr_model_dir or default_asr_dir()),
                                   cfg.compute_type, cfg.language, cfg.align_model_dir,
-                                  runtime.device)
+                                  runtime.device, client=whisperx)
         words = interpolate_times(out["words"], len(audio) / 16_000)
         return {**out, "words": words, "text": " ".join(w["word"] for w in words)}
     if cfg.asr_batch_size > 0:  # VAD segments decoded together (GPU)
@@ -200,13 +213,21 @@ class SpeechExtractor(Extractor):
     def __init__(self, config: SpeechConfig | None = None, runtime: Runtime | None = None
                  ) -> None:
         super().__init__(config, runtime)
-        self.asr, self._asr_sha, asr_device = load_asr(self.config, self.runtime)
+        self.asr_dir, self._asr_sha = asr_model(self.config)
         self.encoder = WordEncoder(self.config.embedding_model, self.config.max_tokens,
                                    self.runtime)
+        self.meta = self.encoder.meta
+        self.asr: Any = None  # the faster-whisper model, once loaded
+        self._transcripts: dict[str, dict[str, Any]] = {}
+
+    def _load(self, services: Services) -> None:
+        self.asr, _, asr_device = load_asr(self.config, self.runtime)
+        self.encoder.load()
         self.device = asr_device if asr_device == self.encoder.device else \
             f"{asr_device}+{self.encoder.device}"
-        self.meta = self.encoder.meta
-        self._transcripts: dict[str, dict[str, Any]] = {}
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (self.asr_dir / "model.bin", self.encoder.onnx_path)
 
     def model_sha256(self) -> str:
         return f"{self._asr_sha}+{self.encoder.onnx_sha256}"
@@ -214,6 +235,9 @@ class SpeechExtractor(Extractor):
     def provenance(self) -> dict[str, Any]:
         return {"asr": asr_description(self.config), "asr_model_sha256": self._asr_sha,
                 "word_model": self.meta}
+
+    def run_provenance(self) -> dict[str, Any]:
+        return {"word_model_run": self.encoder.loaded_meta}
 
     def outputs(self) -> tuple[ArraySpec, ...]:
         dim = self.encoder.dim
@@ -224,7 +248,8 @@ class SpeechExtractor(Extractor):
                           "`transcript` attribute; -1 where no word is spoken"))
 
     def transcribe(self, audio: np.ndarray) -> dict[str, Any]:
-        return transcribe(self.asr, self.config, audio, self.runtime)
+        services = self.services  # loads the models first
+        return transcribe(self.asr, self.config, audio, self.runtime, services.whisperx)
 
     def embed_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Contextual vectors of the transcript's words, and which words have one."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from extractors.identity import identity, run_option
 from extractors.runtime import Runtime, session, session_device
 from store.errors import ConfigError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 
 @dataclass(frozen=True)
@@ -129,11 +132,23 @@ class SpeechModelExtractor(Extractor):
         self.layers = parse_layers(cfg.layers, n_states)
         self.width = int(self.model_config["hidden_size"])
         self.stride, self.field = frame_geometry(self.model_config)
-        onnx_path, self._sha = onnx_model(Path(cfg.model_dir))
-        record, self.conv0 = export_record(onnx_path)
+        self.onnx_path, self._sha = onnx_model(Path(cfg.model_dir))
+        record, self.conv0 = export_record(self.onnx_path)
         self.group_norm, self.conv0_stride = bool(record["group_norm"]), record["conv0_stride"]
-        self.session = session(str(onnx_path), self.runtime)
-        self.device = session_device(self.session, self.runtime.device)
+        self._session: Any = None
+
+    def _load(self, services: Services) -> None:
+        self._session = session(str(self.onnx_path), self.runtime, services.server)
+        self.device = session_device(self._session, self.runtime.device)
+
+    @property
+    def session(self) -> Any:
+        """The model's ONNX Runtime session (loaded on first use)."""
+        self.load()
+        return self._session
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (self.onnx_path,)
 
     def model_sha256(self) -> str:
         return self._sha

@@ -18,7 +18,8 @@ sound; :func:`decoded` makes one from any file ffmpeg reads)::
 
 Every test runs on a real decoded video: one row per decoded frame in every array,
 dtypes and shapes as declared, a frozen config with every field declared identity or
-run option, the same output twice, and a complete provenance.
+run option, the same output twice, the feature set (id and provenance) known before
+the models load and unchanged once they ran, and a complete provenance.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ class ExtractorContract:
         assert first.spec.id == second.spec.id
         for name, arr in first.arrays.items():
             np.testing.assert_array_equal(arr, second.arrays[name], err_msg=name)
+
+    def test_the_feature_set_is_known_before_the_models_load(
+            self, extractor: Extractor, video: DecodedVideo) -> None:
+        fresh = type(extractor)(extractor.config, extractor.runtime)
+        fresh.label = extractor.label
+        before = fresh.spec()
+        assert not fresh.loaded  # building and spec() load no model
+        extractor.extract(video)  # loaded, run
+        after = extractor.spec()
+        assert (after.id, after.extra) == (before.id, before.extra)
 
     def test_provenance_is_complete(self, extractor: Extractor) -> None:
         spec = extractor.spec()

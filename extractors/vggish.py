@@ -22,16 +22,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from extractors.audio import audio_attributes, audio_coverage
 from extractors.base import DecodedVideo, Extractor, register
 from extractors.identity import identity, run_option
+from extractors.onnx_graph import graph_io
 from extractors.runtime import Runtime, check_model, session, session_device
 from store.errors import ConfigError, ModelError
 from store.features import ArraySpec
+
+if TYPE_CHECKING:
+    from extractors.services import Services
 
 RATE, WIN, HOP, FFT = 16_000, 400, 160, 512
 N_BANDS, PATCH = 64, 96
@@ -99,16 +103,30 @@ class VGGishExtractor(Extractor):
             raise ConfigError("vggish needs an ONNX VGGish (model_path)", expected=EXPECTED)
         if self.config.batch < 1:
             raise ConfigError(f"batch {self.config.batch}", expected="1 or more")
-        path = Path(self.config.model_path)
-        self._sha = check_model(path, None)
-        self.session = session(str(path), self.runtime)
-        self.device = session_device(self.session, self.runtime.device)
-        inp, outs = self.session.get_inputs()[0], self.session.get_outputs()
-        if len(inp.shape) != 4 or list(inp.shape[1:]) != [1, PATCH, N_BANDS] or \
-                len(outs[0].shape) != 2 or not isinstance(outs[0].shape[1], int):
-            raise ModelError(f"input {inp.shape}, output {outs[0].shape}", path=path,
-                             expected=EXPECTED)
-        self.input_name, self.dim = inp.name, int(outs[0].shape[1])
+        self.path = Path(self.config.model_path)
+        self._sha = check_model(self.path, None)
+        inputs, outputs = graph_io(self.path)  # the graph's declared shapes: no session
+        inp, out = inputs[0] if inputs else None, outputs[0]
+        if inp is None or inp.shape is None or len(inp.shape) != 4 or \
+                list(inp.shape[1:]) != [1, PATCH, N_BANDS] or out.shape is None or \
+                len(out.shape) != 2 or not isinstance(out.shape[1], int):
+            raise ModelError(f"input {list(inp.shape or ()) if inp else None}, output "
+                             f"{list(out.shape or ())}", path=self.path, expected=EXPECTED)
+        self.input_name, self.dim = inp.name, int(out.shape[1])
+        self._session: Any = None
+
+    def _load(self, services: Services) -> None:
+        self._session = session(str(self.path), self.runtime, services.server)
+        self.device = session_device(self._session, self.runtime.device)
+
+    @property
+    def session(self) -> Any:
+        """The model's ONNX Runtime session (loaded on first use)."""
+        self.load()
+        return self._session
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (self.path,)
 
     def model_sha256(self) -> str:
         return self._sha

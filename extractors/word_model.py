@@ -36,6 +36,7 @@ from extractors.runtime import (
     device_fault,
     provider_list,
     session_device,
+    sha256_cached,
     sha256_file,
 )
 from store.errors import BahfsError, ModelError
@@ -70,7 +71,7 @@ def onnx_folder(folder: Path, pinned_source_sha256: str | None = None) -> Path:
         if (folder / "onnx" / "model.onnx").is_file() and pinned_source_sha256 is None:
             return folder
         raise ModelError("no model weights in the folder", path=folder, expected=_EXPECTED)
-    source_sha = sha256_file(weights)
+    source_sha = sha256_cached(weights)
     if pinned_source_sha256 and source_sha != pinned_source_sha256:
         raise ModelError("the word model's weights differ from the pinned ones", path=weights,
                          expected=f"SHA-256 {pinned_source_sha256}")
@@ -110,63 +111,128 @@ def _export(folder: Path, dest: Path, weights_name: str, source_sha: str) -> Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _declared_dim(folder: Path) -> int:
+    """The transformer's width as its ``config.json`` declares it (``hidden_size``,
+    or ``dim`` / ``d_model`` for architectures that name it so)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"unreadable config.json: {exc}", path=folder / "config.json",
+                         expected=_EXPECTED) from exc
+    for key in ("hidden_size", "dim", "d_model"):
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return int(config[key])
+    raise ModelError("config.json declares no width (hidden_size, dim or d_model)",
+                     path=folder / "config.json", expected=_EXPECTED)
+
+
 class WordEncoder:
-    """A sentence-transformers model on ONNX Runtime giving one vector per word."""
+    """A sentence-transformers model on ONNX Runtime giving one vector per word: its
+    files checked and its width read from its ``config.json`` when made; the model
+    itself loaded by :meth:`load` (or on first use)."""
 
     def __init__(self, folder: str = "", max_tokens: int = 0, runtime: Runtime | None = None
                  ) -> None:
+        self.source = Path(folder) if folder else default_word_model_dir()
+        self.folder = onnx_folder(self.source, None if folder else MINILM_SOURCE_SHA256)
+        manifest_path = self.folder / _MANIFEST
+        self.meta: dict[str, Any] = (json.loads(manifest_path.read_text())
+                                     if manifest_path.is_file() else {"source": str(self.source)})
+        self.onnx_path = self.folder / "onnx" / "model.onnx"
+        self.onnx_sha256 = check_model(self.onnx_path, self.meta.get("onnx_sha256"))
+        self.meta["onnx_sha256"] = self.onnx_sha256
+        self.dim = _declared_dim(self.folder)
+        self.meta["dim"] = self.dim
+        self.runtime = runtime or Runtime()
+        self.requested_tokens = max_tokens
+        self.device = "cpu"
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._max_tokens = self._specials = 0
+        self.loaded_meta: dict[str, Any] = {}
+
+    def load(self) -> None:
+        """The model on the runtime's device, checked: its width is the declared one,
+        a window holds a word, token vectors come back (batch, tokens, width)."""
+        if self._model is not None:
+            return
+        model, provider = self._open()
+        self.device = session_device(model[0].auto_model.session, self.runtime.device)
+        width = int(model[0].get_embedding_dimension())
+        if width != self.dim:
+            raise ModelError(f"the model gives vectors of width {width}, its config.json "
+                             f"declares {self.dim}", path=self.folder, expected=_EXPECTED)
+        tokenizer = model.tokenizer
+        limit = int(model.max_seq_length or tokenizer.model_max_length)
+        max_tokens = min(self.requested_tokens, limit) if self.requested_tokens else limit
+        specials = int(tokenizer.num_special_tokens_to_add(pair=False))
+        if max_tokens - specials < 2:
+            raise ModelError(f"a window of {max_tokens} tokens is too short",
+                             path=self.source,
+                             expected="max_tokens of at least the special tokens + 2")
+        self._tokenizer, self._max_tokens, self._specials = tokenizer, max_tokens, specials
+        self._model = model
+        probe = self._run([[tokenizer.unk_token_id or 0]])
+        if probe.ndim != 3 or probe.shape[-1] != self.dim:
+            self._model = None
+            raise ModelError(f"token embeddings of shape {probe.shape}", path=self.folder,
+                             expected=f"(batch, tokens, {self.dim})")
+        self.loaded_meta = {"max_tokens": max_tokens, "provider": provider}
+
+    def _open(self) -> tuple[Any, str]:
+        """The sentence-transformers model on ONNX Runtime, and its provider."""
         import onnxruntime as ort
         from sentence_transformers import SentenceTransformer
 
-        src = Path(folder) if folder else default_word_model_dir()
-        ready = onnx_folder(src, None if folder else MINILM_SOURCE_SHA256)
-        manifest_path = ready / _MANIFEST
-        self.meta: dict[str, Any] = (json.loads(manifest_path.read_text())
-                                     if manifest_path.is_file() else {"source": str(src)})
-        self.onnx_sha256 = check_model(ready / "onnx" / "model.onnx",
-                                       self.meta.get("onnx_sha256"))
-        self.meta["onnx_sha256"] = self.onnx_sha256
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        runtime = runtime or Runtime()
-        if runtime.threads:
-            opts.intra_op_num_threads = runtime.threads
-        first = provider_list(runtime.device)[0]
+        if self.runtime.threads:
+            opts.intra_op_num_threads = self.runtime.threads
+        first = provider_list(self.runtime.device)[0]
         provider, options = (first, {}) if isinstance(first, str) else first
         try:
-            self.model: Any = SentenceTransformer(
-                str(ready), backend="onnx", device="cpu",
+            model = SentenceTransformer(
+                str(self.folder), backend="onnx", device="cpu",
                 model_kwargs={"provider": provider, "provider_options": options,
                               "session_options": opts})
         except BahfsError:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
             if device_fault(exc):  # the device's fault, by type (not the model's)
-                raise device_error(exc, path=ready) from exc
-            raise ModelError(f"sentence-transformers cannot load it: {exc}", path=ready,
+                raise device_error(exc, path=self.folder) from exc
+            raise ModelError(f"sentence-transformers cannot load it: {exc}", path=self.folder,
                              expected=_EXPECTED) from exc
-        self.device = session_device(self.model[0].auto_model.session, runtime.device)
-        self.tokenizer = self.model.tokenizer
-        self.dim = int(self.model[0].get_embedding_dimension())
-        limit = int(self.model.max_seq_length or self.tokenizer.model_max_length)
-        self.max_tokens = min(max_tokens, limit) if max_tokens else limit
-        self.specials = int(self.tokenizer.num_special_tokens_to_add(pair=False))
-        if self.max_tokens - self.specials < 2:
-            raise ModelError(f"a window of {self.max_tokens} tokens is too short", path=src,
-                             expected="max_tokens of at least the special tokens + 2")
-        self.meta.update({"dim": self.dim, "max_tokens": self.max_tokens,
-                          "provider": provider})
-        probe = self._run([[self.tokenizer.unk_token_id or 0]])
-        if probe.ndim != 3 or probe.shape[-1] != self.dim:
-            raise ModelError(f"token embeddings of shape {probe.shape}", path=ready,
-                             expected=f"(batch, tokens, {self.dim})")
+        return model, provider
+
+    @property
+    def model(self) -> Any:
+        """The loaded sentence-transformers model (loaded on first use)."""
+        self.load()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return self._tokenizer
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens per window: ``max_tokens`` asked for, at most the model's maximum."""
+        self.load()
+        return int(self._max_tokens)
+
+    @property
+    def specials(self) -> int:
+        """Special tokens the tokenizer adds to each window."""
+        self.load()
+        return int(self._specials)
 
     def _run(self, bodies: list[list[int]]) -> np.ndarray:
         """Token vectors ``(windows, tokens, dim)`` of ``bodies`` (special tokens added
         and dropped again, padding after the body)."""
         import torch
 
-        tok = self.tokenizer
+        tok = self._tokenizer
         built = [tok.build_inputs_with_special_tokens(b) for b in bodies]
         width = max(len(b) for b in built)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -174,7 +240,7 @@ class WordEncoder:
         mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in built],
                             dtype=torch.long)
         with torch.no_grad():
-            out = self.model[0]({"input_ids": ids, "attention_mask": mask})
+            out = self._model[0]({"input_ids": ids, "attention_mask": mask})
         tokens = out["token_embeddings"].float().numpy()
         body = np.zeros((len(bodies), max(len(b) for b in bodies), tokens.shape[-1]),
                         np.float32)
@@ -202,6 +268,7 @@ class WordEncoder:
         out = np.zeros((len(words), self.dim), np.float32)
         if not words:
             return out, np.zeros(0, bool)
+        self.load()
         enc = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False,
                              truncation=False, verbose=False)
         ids: list[int] = enc["input_ids"]

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
@@ -38,8 +37,8 @@ from typing import Any, Literal
 import polars as pl
 
 from extractors.base import Extractor
-from extractors.batching import video_in_flight
-from extractors.pipeline import extract_all, shared_extractors
+from extractors.context import CONTEXTS, WorkerContext, build_extractors
+from extractors.pipeline import extract_all
 from extractors.plan import Plan, as_plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime, check_loaded_models, device_fault_kind
 from store.backend import Store, VideoRef
@@ -58,8 +57,6 @@ from store.writer import FeatureWriter
 
 Status = Literal["extracted", "skipped", "busy", "quarantined", "failed", "bug", "halted"]
 log = logging.getLogger("bahfs.flows")
-#: videos in flight in one process load the models once, not once each
-_LOADING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ class VideoOutcome:
     reason: str = ""
     seconds: float = 0.0
     worker: str = ""  # host:pid that ran it
-    model_loads: int = 0  # times that worker process has loaded the models so far
+    model_loads: int = 0  # worker contexts that worker process has built so far
     kind: str = ""  # the fault's kind (store.failures) when it was not extracted
     traceback: str = ""  # a bug's traceback
 
@@ -106,7 +103,7 @@ class ExtractReport:
     frames: int = 0
     batches: int = 0
     bad_batches: dict[str, str] = field(default_factory=dict)  # batch -> why it was skipped
-    model_loads: dict[str, int] = field(default_factory=dict)  # worker -> loads
+    model_loads: dict[str, int] = field(default_factory=dict)  # worker -> contexts built
     quarantine_kinds: dict[str, str] = field(default_factory=dict)  # video -> input kind
     tracebacks: dict[str, str] = field(default_factory=dict)  # video -> bug traceback
     #: the one message of a run stopped early (what to fix, how many videos remain,
@@ -120,9 +117,10 @@ class ExtractReport:
 def feature_set_ids(plan: Plan | tuple[str, ...], runtime: Runtime = DEFAULT_RUNTIME
                     ) -> list[str]:
     """The ids of the plan's feature sets (extractor names: their default options),
-    its extractors built on ``runtime`` (the ids do not depend on it)."""
-    with _LOADING:
-        return [e.spec().id for e in shared_extractors(as_plan(plan), runtime)]
+    from its extractors built on ``runtime`` but not loaded: the config's identity
+    fields, the model files' SHA-256 and the declared arrays; no inference session is
+    created and no model loaded (the ids do not depend on ``runtime``)."""
+    return [e.spec().id for e in build_extractors(as_plan(plan), runtime)]
 
 
 def _done(store: Store | Path, fs_ids: list[str], job: VideoJob) -> bool:
@@ -227,33 +225,23 @@ def escaped(exc: BaseException, store: str | Path, job: VideoJob,
 def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
               runtime: Runtime = DEFAULT_RUNTIME) -> VideoOutcome:
     """Extract one video into ``store`` unless done, claimed elsewhere or broken, the
-    models on ``runtime`` (device setting, threads).
+    models on ``runtime`` (device setting, threads), in this process's worker context
+    of (plan, runtime) (:data:`extractors.context.CONTEXTS`: made at its first video).
     Every exception (but interrupts) is classified here, the one place: see the
     module docstring. A transient machine fault raises :class:`MachineError` (the
     video lock released, nothing published) for the caller to retry."""
     store = Path(store)
     t0 = time.perf_counter()
     who = f"{socket.gethostname()}:{os.getpid()}"
-    loads = shared_extractors.cache_info().misses
 
     def outcome(status: Status, frames: int = 0, reason: str = "") -> VideoOutcome:
         return VideoOutcome(job.video_id, job.participant_id, status, frames, reason,
-                            round(time.perf_counter() - t0, 3), who,
-                            shared_extractors.cache_info().misses or loads)
+                            round(time.perf_counter() - t0, 3), who, CONTEXTS.built)
 
     try:
         fault_point("video")  # crash and fault tests (store.faults): off unless asked for
-        plan = as_plan(plan)
-        with _LOADING:
-            extractors = shared_extractors(plan, runtime)  # models loaded once per process
-        check_loaded_models()  # a model file gone or changed under a running run
-        with video_lock(store, job.video_id) as mine, video_in_flight(runtime):
-            if not mine:
-                return outcome("busy", reason="another run is extracting it")
-            if _done(store, feature_set_ids(plan, runtime), job):
-                return outcome("skipped")
-            return outcome("extracted", extract_one(store, FeatureWriter(store), extractors,
-                                                    job))
+        with CONTEXTS.use(as_plan(plan), runtime) as context:
+            return outcome(*_in_context(store, job, context))
     except Exception as exc:
         fault = classify_video(exc, store, job)
         if fault.owner == "machine" and not fault.stop:  # transient: the caller retries
@@ -261,6 +249,19 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
             raise kind(fault.summary, path=job.file, participant=job.participant_id,
                        video=job.video_id, expected=fault.fix) from exc
         return fault_outcome(fault, exc, job, outcome("failed"))
+
+
+def _in_context(store: Path, job: VideoJob, context: WorkerContext
+                ) -> tuple[Status, int, str]:
+    """(status, frames, reason) of ``job`` run with ``context``'s extractors."""
+    check_loaded_models(context.stamps)  # a model file gone or changed under a running run
+    with video_lock(store, job.video_id) as mine, context.video():
+        if not mine:
+            return "busy", 0, "another run is extracting it"
+        if _done(store, context.ids, job):
+            return "skipped", 0, ""
+        frames = extract_one(store, FeatureWriter(store), context.extractors, job)
+        return "extracted", frames, ""
 
 
 def summarise(outcomes: list[VideoOutcome], report: ExtractReport) -> ExtractReport:

@@ -87,7 +87,8 @@ LONGEST_FIRST = (
 
 #: test files that run on the same worker as another: the demo, and the tests that
 #: train on the demo's store (built once per run: the other worker would wait for it)
-SAME_WORKER = {"tests/bahfs/test_demo.py": "demo", "tests/training/test_learning.py": "demo"}
+SAME_WORKER = {"tests/bahfs/test_demo.py": "demo", "tests/training/test_learning.py": "demo",
+               "tests/flows/test_plan_without_models.py": "demo"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

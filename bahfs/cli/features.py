@@ -62,7 +62,11 @@ def extract_video(
     names = [e.name for e in entries]
     chosen = [e.build(runtime) for e in entries]
     t0 = time.perf_counter()
-    feats = extract_all(video, chosen)
+    try:
+        feats = extract_all(video, chosen)  # loads the models first
+    finally:
+        for e in chosen:
+            e.close()
     write_standalone(out, feats, video)
     n = feats[0].n_frames
     dt = time.perf_counter() - t0
@@ -151,7 +155,12 @@ def show_plan(
 
     runtime = _runtime("")
     for entry in _plan(extractors, plan, registry.DEFAULT_EXTRACTORS):
-        spec = entry.build(runtime).spec()
+        built = entry.build(runtime)
+        try:
+            built.load()  # the models loaded and checked, as a worker does
+            spec = built.spec()
+        finally:
+            built.close()
         typer.echo(f"{spec.id}  (extractor {spec.extractor})")
         typer.echo(f"  model sha256: {spec.model_sha256}")
         for a in spec.arrays:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from extractors.models import EXPORT_MANIFEST, models_dir, publish_export
-from extractors.runtime import check_model, sha256_file
+from extractors.runtime import check_model, sha256_cached, sha256_file
 from store.errors import ModelError
 
 #: What the exported graph gives (its name is part of the cache folder's).
@@ -70,7 +70,7 @@ def folder_sha256(folder: Path) -> str:
     h = hashlib.sha256()
     for f in (Path(folder) / "config.json", Path(folder) / "preprocessor_config.json", weights):
         h.update(f.name.encode())
-        h.update(bytes.fromhex(sha256_file(f)))
+        h.update(bytes.fromhex(sha256_cached(f)))
     return h.hexdigest()
 
 

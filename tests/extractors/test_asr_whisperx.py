@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from extractors.speech import interpolate_times
 from store.errors import ConfigError, ExtractionError, ModelError
 
 SENTENCE = "I am not sure I want to stop smoking"
+Client = asr_whisperx.WhisperxClient
 
 # Run by the whisperX environment's python: a random-weight aligner in HF format.
 BUILD_ALIGNER = r"""
@@ -54,6 +56,14 @@ config = Wav2Vec2Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers
 Wav2Vec2ForCTC(config).save_pretrained(out)
 Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(out)
 """
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    """A worker context's whisperX runner, stopped after the test."""
+    runner = asr_whisperx.WhisperxClient()
+    yield runner
+    runner.close()
 
 
 def _need_env() -> Path:
@@ -103,10 +113,12 @@ def _fake_models(tmp_path: Path) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_real_whisperx_transcribes_and_times_words(aligner: Path, speech: np.ndarray) -> None:
+def test_real_whisperx_transcribes_and_times_words(aligner: Path, speech: np.ndarray,
+                                                   client: Client) -> None:
     duration = len(speech) / 16_000
     t0 = time.monotonic()
-    out = asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "", str(aligner))
+    out = asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "", str(aligner),
+                                           client=client)
     first = time.monotonic() - t0
     assert out["language"] == "en"
     assert out["language_probability"] == 1.0  # tiny.en: English-only, as faster-whisper says
@@ -120,7 +132,8 @@ def test_real_whisperx_transcribes_and_times_words(aligner: Path, speech: np.nda
     assert all(0.0 <= w["start"] <= w["end"] <= duration + 1e-3 for w in words)
     # the runner stays up: a second video does not load the models again
     t0 = time.monotonic()
-    again = asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(aligner))
+    again = asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en",
+                                             str(aligner), client=client)
     assert [w["word"] for w in again["words"]] == [w["word"] for w in out["words"]]
     assert time.monotonic() - t0 < first
     assert out["device"] == "cpu"  # auto on a machine without a GPU
@@ -128,53 +141,57 @@ def test_real_whisperx_transcribes_and_times_words(aligner: Path, speech: np.nda
 
 @pytest.mark.slow
 def test_cuda_asked_for_where_the_runner_has_none_is_a_device_error(
-        aligner: Path, speech: np.ndarray) -> None:
+        aligner: Path, speech: np.ndarray, client: Client) -> None:
     from store.devices import parse_device
     from store.errors import DeviceError
 
     with pytest.raises(DeviceError, match=r"cuda:0 asked for.*0 CUDA devices"):
         asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(aligner),
-                                         parse_device("cuda:0"))
+                                         parse_device("cuda:0"), client=client)
 
 
 @pytest.mark.slow
 def test_an_unloadable_aligner_is_a_model_error_from_the_runner(tmp_path: Path,
-                                                                speech: np.ndarray) -> None:
+                                                                speech: np.ndarray,
+                                                                client: Client) -> None:
     _need_env()
     (tmp_path / "config.json").write_text("{}")  # a folder, but no wav2vec2 model in it
     with pytest.raises(ModelError, match="alignment model") as exc:
-        asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(tmp_path))
+        asr_whisperx.transcribe_whisperx(speech, _whisper_dir(), "int8", "en", str(tmp_path),
+                                         client=client)
     assert exc.value.path == str(tmp_path) and "Wav2Vec2ForCTC" in str(exc.value.expected)
 
 
 def test_a_missing_environment_says_how_to_install_it(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      client: Client) -> None:
     missing = tmp_path / "nowhere" / "bin" / "python"
     monkeypatch.setenv("BAHFS_WHISPERX_PYTHON", str(missing))
     model, align = _fake_models(tmp_path)
     with pytest.raises(ConfigError, match="not installed") as exc:
-        asr_whisperx.transcribe_whisperx(np.zeros(160, np.float32), model, "int8", "", align)
+        asr_whisperx.transcribe_whisperx(np.zeros(160, np.float32), model, "int8", "", align,
+                                         client=client)
     assert exc.value.path == str(missing)
     assert "bash .ci/whisperx.sh" in str(exc.value)
 
 
-def test_a_missing_align_folder_is_a_model_error(tmp_path: Path) -> None:
+def test_a_missing_align_folder_is_a_model_error(tmp_path: Path, client: Client) -> None:
     model, _ = _fake_models(tmp_path)
     for align in (str(tmp_path / "none"), ""):
         with pytest.raises(ModelError, match="wav2vec2") as exc:
             asr_whisperx.transcribe_whisperx(np.zeros(160, np.float32), model, "int8", "",
-                                             align)
+                                             align, client=client)
         assert exc.value.path == (align or "(align_model_dir not set)")
 
 
 def test_an_environment_without_whisperx_or_a_dead_runner(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          client: Client) -> None:
     model, align = _fake_models(tmp_path)
     audio = np.zeros(160, np.float32)
     monkeypatch.setenv("BAHFS_WHISPERX_PYTHON", sys.executable)  # bahfs's: no whisperX
     with pytest.raises(ConfigError, match="cannot be imported"):
-        asr_whisperx.transcribe_whisperx(audio, model, "int8", "", align)
+        asr_whisperx.transcribe_whisperx(audio, model, "int8", "", align, client=client)
     monkeypatch.setenv("BAHFS_WHISPERX_PYTHON", shutil.which("false") or "/bin/false")
     with pytest.raises(ExtractionError, match="runner exited"):
-        asr_whisperx.transcribe_whisperx(audio, model, "int8", "", align)
+        asr_whisperx.transcribe_whisperx(audio, model, "int8", "", align, client=client)

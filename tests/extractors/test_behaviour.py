@@ -60,7 +60,9 @@ def clips(pyfeat_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 @pytest.fixture(scope="module")
 def face_only() -> BehaviourExtractor:
-    return BehaviourExtractor(BehaviourConfig(body=False, mesh=True))
+    extractor = BehaviourExtractor(BehaviourConfig(body=False, mesh=True))
+    extractor.load()  # models loaded (and the reference face measured) before any test
+    return extractor
 
 
 Runs = dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]

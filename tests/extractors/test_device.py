@@ -40,11 +40,11 @@ def test_cuda_that_cannot_be_had_is_an_error_everywhere(monkeypatch: pytest.Monk
     cuda = Runtime(parse_device("cuda"))
     monkeypatch.setenv("BAHFS_DEVICE", "cpu")  # not read below the entry points
     with pytest.raises(DeviceError, match=r"cuda:0 asked for.*no CUDA provider"):
-        FaceDetector(runtime=cuda)
+        FaceDetector(runtime=cuda).load()
     with pytest.raises(DeviceError, match=r"cuda:0 asked for.*CTranslate2 sees 0"):
         load_whisper("", "int8", cuda)
     with pytest.raises(DeviceError, match=r"cuda:0 asked for"):
-        WordEncoder(runtime=cuda)
+        WordEncoder(runtime=cuda).load()
     with pytest.raises(ConfigError, match=r"auto, cpu, cuda or cuda:N"):
         parse_device("gpu")
 
@@ -56,6 +56,8 @@ def test_auto_falls_back_with_one_warning_and_records_the_device(
     monkeypatch.setenv("BAHFS_DEVICE", "cuda")  # not read below the entry points
     with caplog.at_level(logging.WARNING, logger="bahfs.extractors"):
         a, b = FaceDetector(), FaceDetector(runtime=Runtime(parse_device("auto")))
+        a.load()
+        b.load()
     warned = [r for r in caplog.records if "no GPU" in r.getMessage()]
     assert len(warned) == 1 and a.device == b.device == "cpu"
     out = extract_all(media["fps30"][0], [a, LogMelExtractor()])
@@ -134,6 +136,7 @@ def test_gpu_values_are_close_to_cpu_values(media: Media) -> None:
     cpu_face = FaceExtractor(runtime=Runtime(parse_device("cpu")))
     cpu = extract_all(media["speech24"][0], [cpu_face])[0].arrays
     gpu_face = FaceExtractor(runtime=Runtime(parse_device("cuda")))
+    gpu_face.load()  # the device is known once the models are loaded
     assert gpu_face.device == "cuda:0"
     gpu = extract_all(media["speech24"][0], [gpu_face])[0].arrays
     np.testing.assert_array_equal(gpu["has_face"], cpu["has_face"])

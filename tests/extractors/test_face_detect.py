@@ -75,7 +75,8 @@ def test_alignment_puts_the_eyes_on_the_template(media: Media, detector: FaceDet
 def test_provenance_and_checks(detector: FaceDetector, tmp_path: Path) -> None:
     spec = detector.spec()
     assert spec.model_sha256 == FaceDetectConfig().model_sha256
-    assert spec.extra["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert detector.run_provenance()["provider"] in ("CPUExecutionProvider",
+                                                     "CUDAExecutionProvider")
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="expected SHA-256"):

@@ -100,7 +100,7 @@ def test_model_input_is_prepared_as_the_sidecar_says(resnet: Path) -> None:
     ref = ResNetFace().eval()
     with torch.no_grad():
         want = ref(torch.from_numpy(x))[0].numpy()
-    got = model._sess.run(["features"], {"pixel_values": x})[0]
+    got = model.sess.run(["features"], {"pixel_values": x})[0]
     np.testing.assert_allclose(got, want, atol=1e-4)  # the ONNX export equals torch
 
 

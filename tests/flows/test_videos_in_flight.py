@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors.batching import server_for
-from extractors.pipeline import extract_all, shared_extractors
+from extractors.context import CONTEXTS, WorkerContext
+from extractors.pipeline import extract_all
 from extractors.plan import entry
 from extractors.runtime import Runtime
 from flows.engine import extract_release
@@ -35,12 +35,14 @@ def test_videos_in_flight_share_model_calls_and_keep_their_own_faults(
     ingest(mutable_release, store)
     plan = (entry("face", "face", {"detector": {"input_width": 160}}),)  # quicker
     batched = Runtime(parse_device("cpu"), 1, 48)
-    fs_id = shared_extractors(plan, batched)[0].spec().id
+    with CONTEXTS.use(plan, batched) as context:  # the worker context run_video uses
+        fs_id = context.ids[0]
+        server = context.services.server
+    assert server is not None
     jobs = pending_jobs(store, [fs_id])[0][:3]
     broken = jobs[1]
     data = broken.file.read_bytes()  # cut short: the decode ends early, an input fault
     broken.file.write_bytes(data[: len(data) // 3])
-    server = server_for(batched, 48)
     server.reset_stats()
     # a wider gather window than the default 2 ms: on loaded cores (the suite runs on
     # every core) three videos' requests can miss a 2 ms window; sharing, not its
@@ -67,13 +69,15 @@ def test_videos_in_flight_share_model_calls_and_keep_their_own_faults(
     assert (cut[3], cut[4], cut[5]) == (str(broken.file), broken.participant_id,
                                         broken.video_id)
     reader = FeatureReader(store)
-    alone = shared_extractors(plan, Runtime(parse_device("cpu"), 1))  # no model thread
+    alone = WorkerContext.open(plan, Runtime(parse_device("cpu"), 1))  # no model thread
+    assert alone.services.server is None
     for job in jobs[:1]:
-        (ref,) = extract_all(job.file, list(alone), video_id=job.video_id,
+        (ref,) = extract_all(job.file, list(alone.extractors), video_id=job.video_id,
                              participant_id=job.participant_id)
         stored = reader.video(fs_id, job.video_id)
         for name, arr in ref.arrays.items():
             np.testing.assert_array_equal(stored[name], arr, err_msg=name)
+    alone.close()
     # the run's own entry point, two at a time (logmel: quick): the broken video is
     # quarantined, every other one lands
     report = extract_release(store, ("logmel",), runtime=batched, videos=2)
