@@ -7,14 +7,13 @@ model's outputs are read from its ONNX graph, without a session."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from extractors import runtime
 from extractors.context import ContextCache, WorkerContext
@@ -28,38 +27,24 @@ CPU = Runtime(parse_device("cpu"), 1)
 BATCHED = Runtime(parse_device("cpu"), 1, 8)
 
 
-def _face_model(path: Path, width: int | str = 4) -> Path:
-    """A tiny ONNX face model: (N, 1, 32, 32) grey crops -> (N, width), ``width``
-    fixed or symbolic."""
-    graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["f"], axis=1),
-         helper.make_node("MatMul", ["f", "w"], ["y"])], "tiny_face",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])],
-        [numpy_helper.from_array(np.ones((1024, 4), np.float32), "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def _plan(model: Path) -> Any:
     return (entry("face", "face", {"model_path": str(model),
                                    "detector": {"input_width": 160}}),)
 
 
 def test_face_outputs_come_from_the_graph_without_a_session(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tiny_face_model: Callable[..., Path]) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a session was created")
 
     runtime._session.cache_clear()
     monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
-    fixed = _face_model(tmp_path / "fixed.onnx")
+    fixed = tiny_face_model(tmp_path / "fixed.onnx")
     face = FaceExtractor(FaceConfig(model_path=str(fixed)))
     assert (face.outputs()[0].name, face.outputs()[0].shape) == ("y", (4,))
     assert face.spec().id.startswith("face-") and not face.loaded
-    symbolic = _face_model(tmp_path / "symbolic.onnx", "W")
+    symbolic = tiny_face_model(tmp_path / "symbolic.onnx", "W")
     with pytest.raises(ModelError, match=r"symbolic width.*symbolic\.onnx.*widths"):
         FaceExtractor(FaceConfig(model_path=str(symbolic)))
     (tmp_path / "symbolic.json").write_text(json.dumps({"widths": {"y": 4}}))
@@ -67,16 +52,18 @@ def test_face_outputs_come_from_the_graph_without_a_session(
     assert given.model.outputs[0].width == 4
 
 
-def test_a_declared_width_the_model_does_not_give_fails_when_loaded(tmp_path: Path) -> None:
-    symbolic = _face_model(tmp_path / "symbolic.onnx", "W")
+def test_a_declared_width_the_model_does_not_give_fails_when_loaded(tmp_path: Path,
+        tiny_face_model: Callable[..., Path]) -> None:
+    symbolic = tiny_face_model(tmp_path / "symbolic.onnx", "W")
     (tmp_path / "symbolic.json").write_text(json.dumps({"widths": {"y": 5}}))  # it gives 4
     face = FaceExtractor(FaceConfig(model_path=str(symbolic)))
     with pytest.raises(ModelError, match=r"shape \[2, 4\].*\(2, 5\)"):
         face.load()
 
 
-def test_the_model_check_covers_the_contexts_own_plan(tmp_path: Path) -> None:
-    model = _face_model(tmp_path / "face.onnx")
+def test_the_model_check_covers_the_contexts_own_plan(tmp_path: Path,
+        tiny_face_model: Callable[..., Path]) -> None:
+    model = tiny_face_model(tmp_path / "face.onnx")
     face = WorkerContext.open(_plan(model), CPU)
     logmel = WorkerContext.open(plan_from_names(["logmel"]), CPU)
     try:
@@ -90,8 +77,9 @@ def test_the_model_check_covers_the_contexts_own_plan(tmp_path: Path) -> None:
         logmel.close()
 
 
-def test_model_threads_end_with_their_context(tmp_path: Path) -> None:
-    ctx = WorkerContext.open(_plan(_face_model(tmp_path / "face.onnx")), BATCHED)
+def test_model_threads_end_with_their_context(tmp_path: Path,
+        tiny_face_model: Callable[..., Path]) -> None:
+    ctx = WorkerContext.open(_plan(tiny_face_model(tmp_path / "face.onnx")), BATCHED)
     server = ctx.services.server
     assert server is not None
     face = ctx.extractors[0]
@@ -105,9 +93,10 @@ def test_model_threads_end_with_their_context(tmp_path: Path) -> None:
         face.detector.detect(np.zeros((1, 64, 64, 3), np.uint8))
 
 
-def test_the_context_cache_is_bounded_and_closes_what_it_evicts(tmp_path: Path) -> None:
+def test_the_context_cache_is_bounded_and_closes_what_it_evicts(tmp_path: Path,
+        tiny_face_model: Callable[..., Path]) -> None:
     cache = ContextCache(size=1)
-    face_plan = _plan(_face_model(tmp_path / "face.onnx"))
+    face_plan = _plan(tiny_face_model(tmp_path / "face.onnx"))
     with cache.use(face_plan, BATCHED) as first:
         with cache.use(face_plan, BATCHED) as again:
             assert again is first  # one context per (plan, runtime)

@@ -5,6 +5,7 @@ video stays the model's, and ffmpeg missing is a missing tool, not a broken vide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,9 +25,9 @@ from store.failures import classify
 
 
 def test_a_device_fault_while_loading_a_face_model_stays_the_devices(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tmp_path / "face.onnx"
-    model.write_bytes(b"an onnx model")
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tiny_face_model: Callable[..., Path]) -> None:
+    model = tiny_face_model(tmp_path / "face.onnx")  # read at construction, loaded by load()
     lost = DeviceError("device cuda:0 asked for, but ONNX Runtime has no CUDA provider",
                        expected="onnxruntime-gpu and a GPU")
 
@@ -34,8 +35,9 @@ def test_a_device_fault_while_loading_a_face_model_stays_the_devices(
         raise lost
 
     monkeypatch.setattr(face_model, "session", no_device)
+    face = FaceModel(model, FaceModelSpec())
     with pytest.raises(DeviceError) as info:
-        FaceModel(model, FaceModelSpec())
+        face.load()
     assert info.value is lost
     fault = classify(info.value, device=device_fault_kind)
     assert (fault.owner, fault.kind, fault.stop) == ("machine", "device", True)
