@@ -76,8 +76,7 @@ class Runtime:
     batch_rows: int = 0
 
 
-#: Auto device, the runtimes' own thread counts: what an extractor built without a
-#: runtime gets.
+#: Auto device, the runtimes' own thread counts: an extractor built without a runtime.
 DEFAULT_RUNTIME = Runtime()
 
 

@@ -16,7 +16,8 @@ import pytest
 from extractors import DEFAULT_EXTRACTORS, models, runtime
 from extractors.context import CONTEXTS
 from extractors.plan import plan_from_names
-from flows.job import extract_release, feature_set_ids, pending_jobs
+from flows.engine import extract_release
+from flows.job import feature_set_ids, pending_jobs
 from store.tables import read_table, read_table_or_empty
 
 
