@@ -150,7 +150,7 @@ def check_prefect(timeout_s: float = 5.0) -> Check:
 
 def check_dask(address: str | None, timeout_s: float = 5.0) -> Check:
     """The Dask scheduler a run would use: reachable, over TLS when it says tls://."""
-    from flows.common import scheduler_address
+    from flows.placement import scheduler_address
     from flows.security import dask_security
 
     try:

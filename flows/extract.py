@@ -25,19 +25,13 @@ from pydantic import Field
 from extractors.plan import Plan
 from extractors.runtime import DEFAULT_RUNTIME, Runtime
 from flows.batches import Batch, find_batches, ingest_batch, pending_batches
-from flows.common import (
-    Progress,
-    consent_policy,
-    dask_runner,
-    gpu_annotation,
-    require_gpu_workers,
-    source_and_store,
-    summary_markdown,
-)
+from flows.cluster import dask_runner, require_gpu_workers
 from flows.engine import Dispatch, run_extraction
 from flows.job import ExtractReport, VideoJob, VideoOutcome, run_video
 from flows.outcomes import stop_unfinished, task_outcome, worth_retrying
-from flows.settings import RunSettings, run_settings
+from flows.placement import gpu_annotation
+from flows.report import Progress, summary_markdown
+from flows.settings import RunSettings, consent_policy, run_settings, source_and_store
 from store.access import make_store_dir
 from store.errors import ConfigError, DatasetLayoutError, ExtractionError, MachineError
 from store.failures import machine_error

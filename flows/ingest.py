@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from flows.common import source_and_store
 from flows.extract import ingest_new_batches
+from flows.settings import source_and_store
 
 
 @flow(name="ingest", description="Ingest new or changed consented batches into the tables.")

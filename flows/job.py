@@ -46,7 +46,7 @@ from store.catalog import refresh_catalog
 from store.consent import subject_hash, withdrawn
 from store.errors import ConsentError, DeviceError, MachineError, VideoDecodeError
 from store.failures import Fault, Where, WorkerLostRecogniser, classify
-from store.faults import fault_point
+from store.fault_points import fault_point
 from store.ingest import quarantine_rows
 from store.local import as_store
 from store.locks import video_lock
@@ -239,7 +239,7 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
                             round(time.perf_counter() - t0, 3), who, CONTEXTS.built)
 
     try:
-        fault_point("video")  # crash and fault tests (store.faults): off unless asked for
+        fault_point("video")  # crash and fault tests (store.fault_points): off unless asked for
         with CONTEXTS.use(as_plan(plan), runtime) as context:
             return outcome(*_in_context(store, job, context))
     except Exception as exc:

@@ -1,6 +1,6 @@
 """A run's settings, parsed once where the run starts (``bahfs extract``, or the
 ``extract`` flow's parameters in a deployment) and passed down as one typed value:
-the plan, the device setting, where the tasks run (:func:`flows.common.placement`),
+the plan, the device setting, where the tasks run (:func:`flows.placement.placement`),
 the Dask TLS files (:func:`flows.security.tls_files`), the threads each task's models
 use and the videos in flight per worker. Nothing below parses them again: the host
 gets :meth:`RunSettings.host_runtime` (feature-set ids), each task
@@ -8,6 +8,7 @@ gets :meth:`RunSettings.host_runtime` (feature-set ids), each task
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from distributed import Security
 from extractors import DEFAULT_EXTRACTORS
 from extractors.plan import Plan, choose_plan
 from extractors.runtime import Runtime
-from flows.common import Placement, batch_rows, placement, task_threads, videos_per_worker
+from flows.placement import Placement, batch_rows, placement, task_threads, videos_per_worker
 from flows.security import TlsFiles, tls_files
+from store.consent import ConsentPolicy
 from store.devices import DeviceSetting, parse_device
 
 
@@ -69,3 +71,20 @@ def run_settings(*, extractors: Sequence[str] | None = None, plan: str | Path | 
         tls=files, threads=task_threads(where, dask_workers),
         videos=videos_per_worker(videos_per_worker_asked, bool(where.gpus or where.gpu_tasks)),
         workers=dask_workers)
+
+
+#: Where the flows look when a run names no source or store (set them in the
+#: worker's environment; relative paths are taken from the project directory).
+INBOX_ENV, STORE_ENV = "BAHFS_INBOX", "BAHFS_STORE"
+
+
+def source_and_store(source: str | None, store: str | None) -> tuple[str, str]:
+    """The run's parameters, else ``$BAHFS_INBOX``/``$BAHFS_STORE``, else
+    ``data/inbox`` and ``data/store``."""
+    return (source or os.environ.get(INBOX_ENV) or "data/inbox",
+            store or os.environ.get(STORE_ENV) or "data/store")
+
+
+def consent_policy(consent: list[str] | None) -> ConsentPolicy:
+    """The consents asked for, else the policy's default (challenges and publications)."""
+    return ConsentPolicy(require=tuple(consent)) if consent else ConsentPolicy()

@@ -20,7 +20,7 @@ from store import __version__
 from store.backend import Store
 from store.consent import WITHDREW, ConsentPolicy, consent_exclusions, subject_hash, withdrawn
 from store.failures import Where, classify
-from store.faults import fault_point
+from store.fault_points import fault_point
 from store.local import as_store
 from store.media import VideoInfo, probe_video
 from store.release.ids import safe_relative
@@ -132,7 +132,7 @@ def build_tables(dataset: Path, store: Store | Path, policy: ConsentPolicy | Non
             kinds[vid] = "labels"
             del infos[vid]
     quarantine = quarantine_rows(videos, failed, "ingest", kinds)
-    fault_point("ingest")  # crash tests (store.faults): read and probed, nothing written
+    fault_point("ingest")  # crash tests (store.fault_points): read and probed, nothing written
     ok = pl.col("video_id").is_in(list(infos))
     probe = pl.DataFrame([{"video_id": v, "duration_s": i.duration_s, "fps": i.fps,
                            "n_frames": i.n_frames, "has_audio": i.has_audio}

@@ -35,7 +35,7 @@ from typing import Any
 
 from store.access import AccessPolicy, load_policy
 from store.errors import CorruptError, NotFoundError, StoreError
-from store.faults import fault_point
+from store.fault_points import fault_point
 
 FEATURES = "features.zarr"
 STAGING = ".staging"

@@ -27,7 +27,7 @@ from store.access import AccessPolicy, drifting, load_policy
 from store.arrays import ArrayMeta, array_meta, open_array
 from store.backend import Outcome, Store, VideoRef
 from store.errors import CorruptError, NotFoundError, StoreError
-from store.faults import fault_point
+from store.fault_points import fault_point
 from store.features import FeatureSetSpec
 from store.layout import (
     LAYOUT_VERSION,
@@ -216,7 +216,7 @@ class LocalStore(Store):
             return "skipped"
         access = self.access
         ensure_group(final.parent, {"participant_id": ref.participant_id}, access=access)
-        fault_point("staged")  # crash tests (store.faults): off unless asked for
+        fault_point("staged")  # crash tests (store.fault_points): off unless asked for
         access.apply_tree(staged)  # zarr wrote with the umask's modes
         sync_tree(staged)  # the data is on disk before the rename publishes it
         outcome: Outcome = "written"

@@ -117,7 +117,7 @@ def test_doctor_names_a_prefect_server_that_does_not_answer(plan: Path) -> None:
 def test_doctor_names_a_dask_scheduler_out_of_reach_and_tls_without_certificates(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from bahfs.doctor import check_dask
-    from flows.common import DASK_ADDRESS_ENV
+    from flows.placement import DASK_ADDRESS_ENV
 
     monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
     with socket.socket() as s:

@@ -14,10 +14,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from extractors import face_model, runtime
+from extractors import face_onnx, runtime
 from extractors.audio import LogMelExtractor
 from extractors.decode import ffmpeg_output
-from extractors.face_model import FaceModel, FaceModelSpec
+from extractors.face_onnx import FaceModel, FaceModelSpec
 from extractors.runtime import device_fault_kind
 from store.devices import parse_device
 from store.errors import DeviceError, ModelError, ToolMissingError
@@ -34,7 +34,7 @@ def test_a_device_fault_while_loading_a_face_model_stays_the_devices(
     def no_device(*args: object) -> None:
         raise lost
 
-    monkeypatch.setattr(face_model, "session", no_device)
+    monkeypatch.setattr(face_onnx, "session", no_device)
     face = FaceModel(model, FaceModelSpec())
     with pytest.raises(DeviceError) as info:
         face.load()

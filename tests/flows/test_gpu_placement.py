@@ -21,18 +21,17 @@ from extractors.audio import LogMelExtractor
 from extractors.base import DecodedVideo, register
 from extractors.plan import plan_from_names
 from extractors.runtime import device_fault_kind
-from flows.common import (
+from flows.cluster import dask_runner, gpu_cluster
+from flows.job import VideoJob, run_video
+from flows.placement import (
     Placement,
     batch_rows,
-    dask_runner,
     gpu_annotation,
-    gpu_cluster,
     local_gpus,
     placement,
     task_threads,
     videos_per_worker,
 )
-from flows.job import VideoJob, run_video
 from store.devices import parse_device
 from store.errors import ConfigError, DeviceError, ExtractionError
 from store.ingest import ingest
@@ -215,7 +214,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
 from extractors.runtime import Runtime
-from flows.common import dask_runner, placement
+from flows.cluster import dask_runner
+from flows.placement import placement
 from flows.job import VideoJob, VideoOutcome
 from store.devices import parse_device
 

@@ -1,7 +1,7 @@
 """Crash safety and races, caused for real rather than mocked.
 
 * ``bahfs extract`` is SIGKILLed (its whole process group: main process, Dask
-  worker) at named points (``store.faults``: ``BAHFS_FAULT=<point>:<n>``) and while
+  worker) at named points (``store.fault_points``: ``BAHFS_FAULT=<point>:<n>``) and while
   ffmpeg decodes, run after run over one store; a last run without a fault must
   leave the store equal to a clean run's.
 * A video between its feature sets: the same with two feature sets, through

@@ -28,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from distributed import Client, Security
 
 from bahfs.sample.generate import SampleConfig
-from flows.common import LOCAL_TLS, dask_runner
+from flows.cluster import LOCAL_TLS, dask_runner
 from flows.local import AUTH_CLIENT_ENV, PROJECT_DIR, LocalPrefect
 from flows.security import dask_security
 from store.errors import ConfigError, NotFoundError

@@ -3,7 +3,7 @@ random order against a simple model and checks the invariants after every step.
 
 Steps: ingest a batch, publish a video, purge a participant, quarantine a video and
 release it, migrate the face feature set to a new id, crash mid-publish at a fault
-point (a forked writer killed there, as ``store.faults`` kills a real one), reopen
+point (a forked writer killed there, as ``store.fault_points`` kills a real one), reopen
 (a new store object, the next writer's start, the catalog refreshed). Invariants: a
 withdrawn participant has no file anywhere in the store; every published video reads
 back with ``n_frames`` rows, its numbers and its provenance; ``verify`` reports no
@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from store import faults
+from store import fault_points
 from store.backend import Store
 from store.catalog import refresh_catalog
-from store.faults import FAULT_ENV
+from store.fault_points import FAULT_ENV
 from store.features import ArraySpec, FeatureSetSpec, VideoFeatures
 from store.ingest import quarantine_rows
 from store.local import LocalStore

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from flows.common import dask_runner, local_workers, summary_markdown
+from flows.cluster import dask_runner
 from flows.job import ExtractReport
+from flows.placement import local_workers
+from flows.report import summary_markdown
 from store.errors import ConfigError
 
 
@@ -22,7 +24,7 @@ def test_local_cluster_by_default_and_address_when_given(monkeypatch: pytest.Mon
     assert local.cluster_kwargs["n_workers"] == 3  # type: ignore[attr-defined]
     assert local.cluster_kwargs["threads_per_worker"] == 1  # type: ignore[attr-defined]
     assert local.cluster_kwargs["security"] is True  # type: ignore[attr-defined]
-    # each task is given its threads (flows.common.task_threads), not the environment
+    # each task is given its threads (flows.placement.task_threads), not the environment
     assert "BAHFS_THREADS" not in local.cluster_kwargs["env"]  # type: ignore[attr-defined]
     monkeypatch.setenv("BAHFS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
     assert dask_runner(None, 3).address == "tcp://10.0.0.5:8786"  # type: ignore[attr-defined]

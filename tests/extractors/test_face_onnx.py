@@ -13,7 +13,7 @@ import torch
 
 from bahfs.sample.script import VideoPlan
 from extractors.face import FaceConfig, FaceExtractor
-from extractors.face_model import FaceModel, FaceModelSpec, array_name
+from extractors.face_onnx import FaceModel, FaceModelSpec, array_name
 from extractors.pipeline import extract_all
 from store.errors import ModelError
 
