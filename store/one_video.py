@@ -193,14 +193,15 @@ def _write_tables(st: Store, video: VideoOutsideRelease, info: VideoInfo, n: int
 def publish_video(st: Store, video: VideoOutsideRelease, features: list[VideoFeatures]
                   ) -> list[WriteResult]:
     """Add ``video`` with its ``features`` (one decode of it) to ``st``: the tables
-    first (a crash before the features leaves it pending, never an orphan), then each
-    feature set through :class:`FeatureWriter` (a feature set already published is
-    kept), then the catalog."""
+    first, under the store's lock (a crash before the features leaves the video
+    pending, never an orphan), then each feature set through :class:`FeatureWriter`
+    (a feature set already published is kept), then the catalog."""
     n = _check_frames(st, video, features)
     info = probe_video(video.file)
-    writer = FeatureWriter(st)
     with st.lock():
+        _same_video(st, video)  # again: another run may have added the id meanwhile
         _write_tables(st, video, info, n)
+    writer = FeatureWriter(st)
     results = [writer.write(f) for f in features]
     with st.lock():
         refresh_catalog(st)

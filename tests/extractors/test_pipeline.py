@@ -57,3 +57,19 @@ def test_extract_video_cli_names_a_broken_file(media: Media, tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["extract-video", str(path), "--out",
                                       str(tmp_path / "x.zarr")])
     assert result.exit_code == 2 and str(path) in result.output
+
+
+def test_extract_video_cli_refuses_a_folder_that_is_not_a_store(media: Media,
+                                                                 tmp_path: Path) -> None:
+    path = media["silent"][0]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["extract-video", str(path), "--out", str(mine)])
+    assert refused.exit_code == 2 and "not a bahfs store" in refused.output
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    bad = runner.invoke(app, ["extract-video", str(path), "--out", str(tmp_path / "o"),
+                              "--participant", "../up"])
+    assert bad.exit_code == 2 and "--participant" in bad.output
+    assert not (tmp_path / "o").exists()
