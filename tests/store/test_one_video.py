@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -28,6 +30,7 @@ from store.status import store_status
 from store.verify import verify_store
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
+DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
 EMOTIONS = ("angry", "happy", "sad")
 
 
@@ -91,6 +94,20 @@ def test_a_one_video_store_reads_like_any_store_and_a_rerun_adds_nothing(
     ds = xr.open_zarr(out / "features.zarr", group=f"{wide}/p1/speech24",
                       consolidated=False)
     assert list(ds["emotion"].values) == list(EMOTIONS) and ds.sizes["frame"] == n
+    _docs_recipe_reads(out, n)
+
+
+def _docs_recipe_reads(out: Path, n: int) -> None:
+    """The docs' plain polars/xarray block for a one-video store, run as written."""
+    text = DOC.read_text(encoding="utf-8")
+    marker = "<!-- the block below runs in tests/store/test_one_video.py"
+    block = re.search(r"```python\n(.*?)```", text[text.index(marker):], re.S)
+    assert block is not None
+    code = block.group(1).replace('"OUT/', f'"{out}/').replace('"face-"', '"narrow-"')
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    assert (scope["pid"], scope["vid"]) == ("p1", "speech24")
+    assert scope["ds"]["vector"].shape == (n, 2)
 
 
 def test_what_a_one_video_store_refuses(media: Media, tmp_path: Path) -> None:
