@@ -1,5 +1,4 @@
-"""Run several extractors on one video with a single decode, and the standalone
-``bahfs extract-video`` output.
+"""Run several extractors on one video with a single decode.
 
 Per decoded batch of frames ``(B, H, W, 3)``, in order:
 
@@ -31,13 +30,11 @@ the same detector key, so its outputs are the same either way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from extractors.base import DecodedVideo, Extractor, FrameExtractor
 from extractors.decode import decode_audio, open_video
@@ -92,27 +89,4 @@ def _extract_all(path: Path, extractors: list[Extractor], video_id: str,
             out.append(e.features(video, finished[id(e)]))
         else:
             out.append(e.extract(video))
-    return out
-
-
-def write_standalone(out: Path, features: list[VideoFeatures], source: Path) -> Path:
-    """One Zarr group for one video: ``<extractor>/<array>``, every array with the
-    decoded frame count as first dimension; provenance and the transcript in the
-    attributes, and the same beside it in ``OUT.json``."""
-    root = zarr.open_group(str(out), mode="w", zarr_format=3)
-    n = features[0].n_frames
-    root.create_array("timestamps", data=features[0].timestamps, dimension_names=("frame",))
-    for f in features:
-        g = root.create_group(f.spec.label, attributes=f.spec.to_attrs())
-        for a in f.spec.arrays:  # axes named as in the store (store.features.ArraySpec)
-            g.create_array(a.name, data=f.arrays[a.name], dimension_names=a.dimension_names)
-    root.attrs.update({"source": str(source), "n_frames": n,
-                       "extractors": [f.spec.id for f in features],
-                       **{k: v for f in features for k, v in f.attrs.items()}})
-    extras = {k: json.loads(v) if k == "transcript" else v
-              for f in features for k, v in f.attrs.items()}
-    (Path(out).with_suffix(".json")).write_text(json.dumps(
-        {"source": str(source), "n_frames": n,
-         "feature_sets": {f.spec.label: f.spec.to_attrs() for f in features}, **extras},
-        indent=2, default=str))
     return out

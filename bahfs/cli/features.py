@@ -1,4 +1,4 @@
-"""``bahfs extract-video`` (one video, standalone), ``bahfs extract`` (the Prefect
+"""``bahfs extract-video`` (one video into a store of its own), ``bahfs extract`` (the Prefect
 ``extract`` flow into the store, for people who do not know Prefect) and ``bahfs
 plan`` (what a plan would extract: every model loaded and checked, nothing written)."""
 
@@ -38,40 +38,56 @@ def _plan(extractors: str, plan: Path | None, default: tuple[str, ...]) -> Any:
 
 
 @app.command("extract-video", rich_help_panel=BRING_IN,
-             epilog="Example: bahfs extract-video clip.mp4 --out clip.zarr "
+             epilog="Example: bahfs extract-video clip.mp4 --out clip.store "
                     "--extractors face,logmel")
 @friendly
 def extract_video(
     video: Annotated[Path, typer.Argument(show_default=False, metavar="VIDEO",
                                           help="Any video file ffmpeg reads.")],
-    out: Annotated[Path, typer.Option("--out", help="Output Zarr group (OUT.zarr).")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="The store to write: a new or empty folder, or a store "
+                      "extract-video wrote (the video joins it).")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
     plan: PlanOption = None,
     device: DeviceOption = "",
+    video_id: Annotated[str, typer.Option(
+        "--video-id", help="The video's id in the store (default: the file name "
+                           "without its extension, made a safe name).")] = "",
+    participant: Annotated[str, typer.Option(
+        "--participant", help="The participant's id in the store (default: the "
+                              "video id).")] = "",
 ) -> None:
-    """Run the extractors on one video; write a standalone Zarr group (frames first).
+    """Run the extractors on one video; write it into a store of its own.
 
-    No store is involved: every array has the decoded frame count first.
+    OUT is a store like any other (docs/store.md): every array has the decoded frame
+    count first; FeatureReader, bahfs verify and bahfs status read it.
     """
     runtime = _runtime(device)
     import extractors as registry
-    from extractors.pipeline import extract_all, write_standalone
+    from extractors.pipeline import extract_all
+    from store.one_video import describe_video, one_video_store, publish_video
 
+    one = describe_video(video, participant_id=participant or None,
+                         video_id=video_id or None)
+    store = one_video_store(out, one)  # refused before any model loads
     entries = _plan(extractors, plan, registry.DEFAULT_EXTRACTORS)
     names = [e.name for e in entries]
     chosen = [e.build(runtime) for e in entries]
     t0 = time.perf_counter()
-    try:
-        feats = extract_all(video, chosen)  # loads the models first
+    try:  # loads the models first
+        feats = extract_all(video, chosen, video_id=one.video_id,
+                            participant_id=one.participant_id)
     finally:
         for e in chosen:
             e.close()
-    write_standalone(out, feats, video)
+    written = [r for r in publish_video(store, one, feats) if r.outcome != "skipped"]
     n = feats[0].n_frames
     dt = time.perf_counter() - t0
     typer.echo(f"{video}: {n} frames, {len(feats)} extractors ({', '.join(names)}) in "
-               f"{dt:.1f} s ({n / dt:.0f} frames/s) -> {out}")
+               f"{dt:.1f} s ({n / dt:.0f} frames/s) -> {out} (participant "
+               f"{one.participant_id}, video {one.video_id}; {len(written)} feature sets "
+               f"written, {len(feats) - len(written)} there already)")
 
 
 @app.command(rich_help_panel=BRING_IN,

@@ -1,4 +1,4 @@
-"""One decode feeding every extractor; the standalone `bahfs extract-video` output."""
+"""One decode feeding every extractor; `bahfs extract-video` writing a one-video store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import zarr
 from typer.testing import CliRunner
 
 from bahfs.cli import app
@@ -14,6 +13,8 @@ from bahfs.sample.script import VideoPlan
 from extractors.audio import LogMelExtractor
 from extractors.face_detect import FaceDetector
 from extractors.pipeline import extract_all
+from store.backend import VideoRef
+from store.reader import FeatureReader
 
 Media = dict[str, tuple[Path, VideoPlan | None]]
 
@@ -32,19 +33,23 @@ def test_extract_video_cli_writes_frames_first_arrays(media: Media, tmp_path: Pa
     path, plan = media["silent"]
     assert plan is not None
     out = tmp_path / "one.zarr"
-    result = CliRunner().invoke(app, ["extract-video", str(path), "--out", str(out)])
+    runner = CliRunner()
+    result = runner.invoke(app, ["extract-video", str(path), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    root = zarr.open_group(str(out), mode="r")
-    assert root.attrs["n_frames"] == plan.n_frames
-    arrays = [a for _, a in root.arrays()] + [a for _, g in root.groups()
-                                               for _, a in g.arrays()]
+    reader = FeatureReader(out)  # a store like any other
+    assert reader.n_frames("noaudio") == plan.n_frames
+    sets = {spec.label: fs for fs, spec in reader.featuresets().items()}
+    assert set(sets) == {"face", "logmel", "audio", "words"}
+    arrays = [a for fs in sets.values() for a in reader.video(fs, "noaudio").values()]
     assert len(arrays) >= 8
     assert all(a.shape[0] == plan.n_frames for a in arrays)
-    assert set(dict(root.groups())) == {"face", "logmel", "audio", "words"}
-    assert root["face"].attrs["model_sha256"]
-    assert "words" in json.loads(root.attrs["transcript"])  # no audio: an empty transcript
-    side = json.loads(out.with_suffix(".json").read_text())
-    assert side["n_frames"] == plan.n_frames and side["transcript"]["words"] == []
+    assert reader.featuresets()[sets["face"]].model_sha256
+    words = reader.store.video_attrs(VideoRef(sets["words"], "noaudio", "noaudio"))
+    assert json.loads(words["transcript"])["words"] == []  # no audio: an empty transcript
+    assert runner.invoke(app, ["verify", str(out)]).exit_code == 0
+    status = runner.invoke(app, ["status", str(out), "--json"])
+    assert status.exit_code == 0, status.output
+    assert {f["extracted"] for f in json.loads(status.output)["feature_sets"]} == {1}
 
 
 def test_extract_video_cli_names_a_broken_file(media: Media, tmp_path: Path) -> None:
@@ -52,3 +57,19 @@ def test_extract_video_cli_names_a_broken_file(media: Media, tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["extract-video", str(path), "--out",
                                       str(tmp_path / "x.zarr")])
     assert result.exit_code == 2 and str(path) in result.output
+
+
+def test_extract_video_cli_refuses_a_folder_that_is_not_a_store(media: Media,
+                                                                 tmp_path: Path) -> None:
+    path = media["silent"][0]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["extract-video", str(path), "--out", str(mine)])
+    assert refused.exit_code == 2 and "not a bahfs store" in refused.output
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    bad = runner.invoke(app, ["extract-video", str(path), "--out", str(tmp_path / "o"),
+                              "--participant", "../up"])
+    assert bad.exit_code == 2 and "--participant" in bad.output
+    assert not (tmp_path / "o").exists()

@@ -1,18 +1,19 @@
 """Extraction plans: names or a YAML file of feature sets with their options, checked
-before anything runs; a feature set's own name reaches its id and the standalone file."""
+before anything runs; a feature set's own name reaches its id and the store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import zarr
 
 from extractors.audio import LogMelConfig
 from extractors.face import FaceConfig
-from extractors.pipeline import extract_all, write_standalone
+from extractors.pipeline import extract_all
 from extractors.plan import as_plan, plan_from_names, plan_to_json, read_plan
 from store.errors import ConfigError
+from store.one_video import describe_video, one_video_store, publish_video
+from store.reader import FeatureReader
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -58,10 +59,15 @@ def test_the_feature_set_name_reaches_ids_and_files(media: dict[str, tuple[Path,
                                                     tmp_path: Path) -> None:
     plan = read_plan(_write(tmp_path, "logmel: {}\nlogmel_fine: {extractor: logmel, "
                                       "n_mels: 96}\n"))
-    a, b = extract_all(media["speech24"][0], [e.build() for e in plan])
+    video = describe_video(media["speech24"][0])
+    a, b = extract_all(video.file, [e.build() for e in plan], video_id=video.video_id,
+                       participant_id=video.participant_id)
     assert a.spec.id.startswith("logmel-") and b.spec.id.startswith("logmel_fine-")
     assert b.spec.extractor == "logmel" and b.arrays["logmel"].shape[1] == 96
-    out = write_standalone(tmp_path / "v.zarr", [a, b], media["speech24"][0])
-    root = zarr.open_group(str(out), mode="r")
-    assert root["logmel_fine"].attrs["name"] == "logmel_fine"
-    assert root["logmel_fine/logmel"].shape[1] == 96 and root["logmel/logmel"].shape[1] == 64
+    out = tmp_path / "v.zarr"
+    publish_video(one_video_store(out, video), video, [a, b])
+    reader = FeatureReader(out)
+    fine, plain = reader.resolve("logmel_fine"), reader.resolve("logmel")
+    assert reader.featuresets()[fine].label == "logmel_fine"
+    assert reader.video(fine, video.video_id)["logmel"].shape[1] == 96
+    assert reader.video(plain, video.video_id)["logmel"].shape[1] == 64

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import zarr
 from typer.testing import CliRunner
 
 from bahfs.cli import app
 from flows.local import LocalPrefect
+from store.reader import FeatureReader
 from store.tables import read_table, read_table_or_empty
 from training.data import resolve_sources
 
@@ -52,10 +52,10 @@ def test_extract_video_with_a_plan(media: dict[str, tuple[Path, object]], plan_f
     result = CliRunner().invoke(app, ["extract-video", str(media["speech24"][0]),
                                       "--out", str(out), "--plan", str(plan_file)])
     assert result.exit_code == 0, result.output
-    root = zarr.open_group(str(out), mode="r")
-    n = int(root.attrs["n_frames"])
-    assert root["logmel/logmel"].shape == (n, 64)  # type: ignore[union-attr]
-    assert root["logmel_fine/logmel"].shape == (n, 96)  # type: ignore[union-attr]
+    reader = FeatureReader(out)
+    n = reader.n_frames("speech24")
+    assert reader.video(reader.resolve("logmel"), "speech24")["logmel"].shape == (n, 64)
+    assert reader.video(reader.resolve("logmel_fine"), "speech24")["logmel"].shape == (n, 96)
 
 
 def test_zeroshot_help() -> None:
