@@ -174,7 +174,7 @@ class StoreMachine(RuleBasedStateMachine):
         if child == 0:  # the writer, in a process group of its own, killed at `point`
             os.setsid()
             os.environ[FAULT_ENV] = f"{point}:1"
-            faults._hits.clear()
+            fault_points._hits.clear()
             try:
                 FeatureWriter(self.store).write(features(self.specs[label], vid, pid, n))
             finally:
