@@ -183,6 +183,14 @@ def mutable_release(sample_release: Path, tmp_path: Path) -> Path:
     return root
 
 
+#: The shared server lives for the whole run: its periodic services that these tests
+#: never need (schedules, late runs, pauses, cancellations, work-pool health) are off,
+#: so it idles at about half the CPU (measured: 0.85 against 1.37 CPU-seconds a minute).
+QUIET_SERVER = {f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in (
+    "SCHEDULER", "LATE_RUNS", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "FOREMAN",
+    "REPOSSESSOR")}
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefect]:
     """One real Prefect server (``prefect server start``) per worker, for the end-to-end
@@ -192,7 +200,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPr
     test that starts a Prefect worker on it stops that worker itself."""
     from flows.local import LocalPrefect
 
-    with LocalPrefect(tmp_path_factory.mktemp("prefect")) as server:
+    with LocalPrefect(tmp_path_factory.mktemp("prefect"), env=QUIET_SERVER) as server:
         yield server
 
 
