@@ -24,7 +24,7 @@ user can find and fix the problem without reading a traceback.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePath
 
 
 class BahfsError(Exception):
@@ -34,7 +34,7 @@ class BahfsError(Exception):
         self,
         message: str,
         *,
-        path: str | Path | None = None,
+        path: str | PurePath | None = None,
         participant: str | None = None,
         video: str | None = None,
         expected: str | None = None,
