@@ -136,16 +136,44 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: the commands that take a store in a bucket (``s3://BUCKET/PREFIX``)
+S3_COMMANDS = "verify, purge, quarantine list, quarantine release, copy"
+
+
+def _refuse_s3(path: Path) -> None:
+    from store.errors import StoreError
+    from store.s3_objects import is_s3
+
+    if is_s3(path):
+        raise StoreError("this command works on a store in a local folder",
+                         expected=f"a folder (s3:// stores: {S3_COMMANDS}; "
+                                  "`bahfs copy s3://... DIR` makes a local copy)")
+
+
 def _existing_store(path: Path) -> Path:
     from store.location import existing_store
 
+    _refuse_s3(path)
     return existing_store(path)
 
 
 def _new_or_existing_store(path: Path) -> Path:
     from store.location import store_to_write
 
+    _refuse_s3(path)  # never a local folder named `s3:`
     return store_to_write(path)
+
+
+def _any_store(text: str) -> Any:
+    """A local store's folder (a Path), or the :class:`store.s3.S3Store` at
+    ``s3://...`` (opened here, where the AWS settings are read)."""
+    from store.s3_objects import is_s3
+
+    if is_s3(text):
+        from store.local import open_store
+
+        return open_store(text)
+    return _existing_store(Path(text))
 
 
 #: the STORE argument of every command that reads or changes a store
@@ -153,6 +181,12 @@ StoreArg = Annotated[Path, typer.Argument(
     metavar="STORE",
     callback=_existing_store, show_default=False,
     help="A store: the folder `bahfs ingest` or `bahfs extract` wrote.")]
+#: the STORE argument of the commands that also work on a bucket: a Path, or a Store
+AnyStoreArg = Annotated[Any, typer.Argument(
+    metavar="STORE", parser=str, callback=_any_store, show_default=False,
+    help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
+         "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
+         "credentials).")]
 #: the STORE argument of ``ingest`` and ``extract``: made when missing
 NewStoreArg = Annotated[Path, typer.Argument(
     metavar="STORE", callback=_new_or_existing_store, show_default=False,

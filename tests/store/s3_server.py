@@ -8,6 +8,7 @@ where none are set, so that a store unpickled here resolves them as a worker wou
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import socket
 import uuid
@@ -30,6 +31,7 @@ def endpoint() -> str:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         server.start()
         _server.append((server, f"http://127.0.0.1:{port}"))
         atexit.register(stop)
