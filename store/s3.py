@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
 from collections.abc import Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from io import BytesIO
@@ -39,7 +38,7 @@ from store import s3_locks
 from store.access import AccessPolicy
 from store.arrays import ArrayMeta, chunk_key, layout_of
 from store.backend import Outcome, Store, VideoRef
-from store.errors import BusyError, CorruptError, NotFoundError, StoreError
+from store.errors import CorruptError, NotFoundError, StoreError
 from store.fault_points import fault_point
 from store.features import FeatureSetSpec
 from store.layout import FEATURES, LAYOUT_VERSION, STAGING, check_name
@@ -294,7 +293,8 @@ class S3Store(Store):
             return "skipped"
         self._ensure_group(self._participant_key(ref.feature_set, ref.participant_id),
                            {"participant_id": ref.participant_id})
-        with self._claimed(ref, final):
+        with s3_locks.claimed(self.bucket, self._claim_key(ref), final, ref.video_id,
+                              CLAIM_WAIT_S):
             if self.is_published(ref) and not overwrite:
                 return "skipped"  # another writer published it while this one waited
             fault_point("staged")  # crash tests (store.fault_points): off unless asked for
@@ -311,24 +311,6 @@ class S3Store(Store):
                 return "skipped"
             fault_point("published")
             return outcome
-
-    @contextmanager
-    def _claimed(self, ref: VideoRef, target: str) -> Iterator[None]:
-        """Hold the publish claim of ``ref`` (waiting for another writer's); deleted
-        after. A dead holder's claim names its ``target``, cleaned by
-        :meth:`clean_staging`."""
-        key, owner = self._claim_key(ref), s3_locks.owner_tag()
-        waited = 0.0
-        while s3_locks.try_take(self.bucket, key, owner, target=target) is None:
-            if waited > CLAIM_WAIT_S:
-                raise BusyError(f"video {ref.video_id!r} stayed claimed by another writer",
-                                video=ref.video_id, expected="the other writer to finish")
-            time.sleep(0.05)
-            waited += 0.05
-        try:
-            yield
-        finally:
-            self.bucket.delete(key)
 
     def unpublish(self, ref: VideoRef) -> None:
         self.bucket.delete(f"{self._video_key(ref)}/{GROUP}")  # out of sight first
@@ -404,17 +386,8 @@ class S3Store(Store):
                 shutil.rmtree(_staging_root() / tag, ignore_errors=True)
                 self.bucket.delete(key)
                 removed.append(tag)
-        for key, _ in self.bucket.listing(f"{LOCKS}/publish/"):
-            found = s3_locks.read_lock(self.bucket, key)
-            if found is None:
-                continue
-            body, _, written = found
-            owner, target = body.get("owner"), body.get("target")
-            if not s3_locks.owner_gone(owner if isinstance(owner, str) else None, written):
-                continue
-            if isinstance(target, str) and not self.bucket.exists(f"{target}/{GROUP}"):
-                self.bucket.delete_prefix(f"{target}/")  # never published: its objects
-            self.bucket.delete(key)
+        s3_locks.clean_claims(self.bucket, f"{LOCKS}/publish/",
+                              lambda target: self.bucket.exists(f"{target}/{GROUP}"))
         return removed
 
     def access_drift(self) -> list[tuple[str, str]]:

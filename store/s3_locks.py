@@ -23,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from store.errors import BusyError, NotFoundError
@@ -125,3 +125,38 @@ def tried(bucket: Bucket, key: str) -> Iterator[bool]:
     finally:
         if etag is not None:
             release(bucket, key, etag)
+
+
+@contextmanager
+def claimed(bucket: Bucket, key: str, target: str, video_id: str, wait_s: float
+            ) -> Iterator[None]:
+    """Hold the publish claim at ``key`` of the video written at ``target``, waiting
+    up to ``wait_s`` for another writer's; deleted after. A dead holder's claim names
+    its ``target``, which :func:`clean_claims` removes unless it was published."""
+    owner = owner_tag()
+    deadline = time.monotonic() + wait_s
+    while try_take(bucket, key, owner, target=target) is None:
+        if time.monotonic() > deadline:
+            raise BusyError(f"video {video_id!r} stayed claimed by another writer",
+                            video=video_id, expected="the other writer to finish")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        bucket.delete(key)
+
+
+def clean_claims(bucket: Bucket, prefix: str, published: Callable[[str], bool]) -> None:
+    """Remove the claims under ``prefix`` of dead writers, and the objects of the
+    video each was writing where ``published(target)`` says it never got published."""
+    for key, _ in bucket.listing(prefix):
+        found = read_lock(bucket, key)
+        if found is None:
+            continue
+        body, _, written = found
+        owner, target = body.get("owner"), body.get("target")
+        if not owner_gone(owner if isinstance(owner, str) else None, written):
+            continue
+        if isinstance(target, str) and not published(target):
+            bucket.delete_prefix(f"{target}/")
+        bucket.delete(key)

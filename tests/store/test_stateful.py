@@ -52,8 +52,8 @@ from tests.store import s3_server
 
 EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "15"))
 STEPS = int(os.environ.get("BAHFS_STATEFUL_STEPS", "20"))
-S3_EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "4"))
-S3_STEPS = int(os.environ.get("BAHFS_STATEFUL_STEPS", "12"))
+S3_EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "3"))
+S3_STEPS = int(os.environ.get("BAHFS_STATEFUL_STEPS", "10"))
 ARRAYS = {"face": (ArraySpec("embedding", "float16", (3,)), ArraySpec("has_face", "bool")),
           "voice": (ArraySpec("energy", "float32"),)}
 
