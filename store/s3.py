@@ -112,7 +112,15 @@ class S3Store(Store):
         """Whether the bucket prefix holds a store (store.location's markers)."""
         from store.location import MARKERS
 
-        return any(self.bucket.listing(f"{m}/") or self.bucket.exists(m) for m in MARKERS)
+        return any(self.bucket.holds_objects(f"{m}/") or self.bucket.exists(m) for m in MARKERS)
+
+    def check_writable(self) -> S3Store:
+        """This store when ``ingest`` or ``extract`` may write it: a store, or a
+        prefix holding no object (the bucket must exist); else a StoreError."""
+        if not self.is_store() and self.bucket.holds_objects():
+            raise StoreError(f"{self.location} holds objects but no bahfs store",
+                             expected="a store, or an empty prefix of an existing bucket")
+        return self
 
     # -- JSON objects ----------------------------------------------------------------
     def _json(self, key: str) -> dict[str, Any]:
@@ -279,7 +287,7 @@ class S3Store(Store):
             yield stage
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-            self.bucket.delete(f"{STAGING}/{tag}")
+            s3_locks.finish(lambda: self.bucket.delete(f"{STAGING}/{tag}"), tag)
 
     def staging(self) -> AbstractContextManager[Path]:
         return self._staging()

@@ -14,21 +14,39 @@ holder's lock is therefore taken over at once on its own host, and after the
 lease from elsewhere. Releasing writes ``owner: null`` only while the object is
 still the version this holder wrote. Lock objects stay (as lock files do on a
 filesystem), except publish claims, which their holder deletes.
+
+A holder whose lock could not be released (the server unreachable or refusing at
+that moment) does not wait for it: the release is retried in the background
+(:func:`finish`), every second until the server answers again (for at most the
+lease), and this process counts the lock as released at once (its owner tag has
+ended: :func:`owner_gone`). A run stopped by a server that went away thus leaves
+no lock held by a live worker once the server is back.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from store.errors import BusyError, NotFoundError
+from store.errors import BusyError, NotFoundError, ObjectStoreError
 from store.layout import STALE_REMOTE_S
 from store.s3_objects import Bucket
+
+log = logging.getLogger("bahfs.store")
+#: owner tags of this process whose holding has ended (released, or being released)
+_ENDED: set[str] = set()
+#: releases that failed, retried in the background: (action, give up at, pid)
+_LATER: list[tuple[Callable[[], object], float, int]] = []
+_LATER_LOCK = threading.Lock()
+#: seconds between two tries of the releases that failed
+RETRY_S = 1.0
 
 
 def owner_tag() -> str:
@@ -47,8 +65,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def owner_gone(tag: str | None, written_at: float, lease_s: float = STALE_REMOTE_S) -> bool:
-    """Whether the holder named ``tag`` is dead (None: nobody holds it)."""
-    if not tag:
+    """Whether the holder named ``tag`` is dead or done (None: nobody holds it)."""
+    if not tag or tag in _ENDED:
         return True
     host, _, pid_text = tag.rpartition("-")[0].rpartition("-")
     try:
@@ -99,6 +117,47 @@ def release(bucket: Bucket, key: str, etag: str) -> None:
     bucket.put_match(key, _body(None), etag)
 
 
+def _retry_later() -> None:
+    """The background thread: try the failed releases every ``RETRY_S`` until each
+    succeeds or its time is up; ends when none is left."""
+    while True:
+        time.sleep(RETRY_S)
+        with _LATER_LOCK:
+            pending = [item for item in _LATER if item[2] == os.getpid()]
+            _LATER.clear()
+        left = []
+        for action, until, pid in pending:
+            try:
+                action()
+            except ObjectStoreError:
+                if time.time() < until:
+                    left.append((action, until, pid))
+            except Exception as exc:  # a release is best effort: its lock is stale anyway
+                log.warning("a lock release retried in the background failed: %s", exc)
+        with _LATER_LOCK:
+            _LATER.extend(left)
+            if not _LATER:
+                return
+
+
+def finish(action: Callable[[], object], owner: str | None = None) -> None:
+    """Run ``action`` (a release, or a claim or staging entry deleted) now; where the
+    object store cannot take it, in the background until it can. ``owner``: the tag
+    whose holding ends here."""
+    if owner is not None:
+        _ENDED.add(owner)
+    try:
+        action()
+    except ObjectStoreError as exc:
+        log.warning("released in the background once the object store answers: %s", exc)
+        with _LATER_LOCK:
+            start = not _LATER
+            _LATER.append((action, time.time() + STALE_REMOTE_S, os.getpid()))
+        if start:
+            threading.Thread(target=_retry_later, name="bahfs-s3-release",
+                             daemon=True).start()
+
+
 @contextmanager
 def held(bucket: Bucket, key: str, timeout_s: float, what: str) -> Iterator[None]:
     """Hold the lock at ``key``, waiting up to ``timeout_s`` (BusyError after)."""
@@ -113,18 +172,19 @@ def held(bucket: Bucket, key: str, timeout_s: float, what: str) -> Iterator[None
     try:
         yield
     finally:
-        release(bucket, key, etag)
+        finish(lambda: release(bucket, key, etag), owner)
 
 
 @contextmanager
 def tried(bucket: Bucket, key: str) -> Iterator[bool]:
     """Try the lock at ``key`` once; yields whether this process holds it."""
-    etag = try_take(bucket, key, owner_tag())
+    owner = owner_tag()
+    etag = try_take(bucket, key, owner)
     try:
         yield etag is not None
     finally:
         if etag is not None:
-            release(bucket, key, etag)
+            finish(lambda: release(bucket, key, etag), owner)
 
 
 @contextmanager
@@ -143,7 +203,7 @@ def claimed(bucket: Bucket, key: str, target: str, video_id: str, wait_s: float
     try:
         yield
     finally:
-        bucket.delete(key)
+        finish(lambda: bucket.delete(key), owner)
 
 
 def clean_claims(bucket: Bucket, prefix: str, published: Callable[[str], bool]) -> None:

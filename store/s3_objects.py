@@ -27,11 +27,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.errors import MachineError, NotFoundError, StoreError
+from store.errors import NotFoundError, ObjectStoreError, StoreError
 
 SCHEME = "s3://"
 #: parallel requests of one upload, copy or delete
 _THREADS = 8
+#: error codes of a conditional write that lost its race (not a failure)
+_LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict", "412")
+#: error codes of a server that refuses this client: every request would fail alike
+_REFUSED = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+            "ExpiredToken", "InvalidToken", "AllAccessDisabled", "AccountProblem")
+#: this process's clients by configuration (a client costs ~0.1 CPU-second to make)
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def is_s3(location: object) -> bool:
@@ -104,7 +112,6 @@ class Bucket:
 
     def __init__(self, address: S3Address, config: S3Config) -> None:
         self.address, self.config = address, config
-        self._lock = threading.Lock()
         self._client_pid: tuple[Any, int] | None = None
 
     def __repr__(self) -> str:
@@ -122,41 +129,68 @@ class Bucket:
 
     @property
     def client(self) -> Any:
-        """A botocore S3 client of this process (remade after a fork)."""
+        """A botocore S3 client of this process for this endpoint, region and
+        credentials: made once per process (remade after a fork), shared by every
+        bucket object that has the same configuration."""
         made = self._client_pid
         if made is not None and made[1] == os.getpid():
             return made[0]
-        with self._lock:
-            import boto3
-            from botocore.config import Config
+        with _CLIENTS_LOCK:
+            key = (os.getpid(), self.config.endpoint_url, self.config.region,
+                   tuple(sorted(self.config.credentials.items())))
+            client = _CLIENTS.get(key)
+            if client is None:
+                import boto3
+                from botocore.config import Config
 
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=self.config.endpoint_url, region_name=self.config.region,
-                config=Config(max_pool_connections=2 * _THREADS,
-                              retries={"max_attempts": 3, "mode": "standard"}),
-                **self.config.credentials)
+                client = boto3.session.Session().client(
+                    "s3", endpoint_url=self.config.endpoint_url,
+                    region_name=self.config.region,
+                    config=Config(max_pool_connections=2 * _THREADS,
+                                  retries={"max_attempts": 3, "mode": "standard"}),
+                    **self.config.credentials)
+                _CLIENTS.clear()  # another process's clients, or another configuration's
+                _CLIENTS[key] = client
             self._client_pid = (client, os.getpid())
             return client
 
-    def _call(self, op: str, key: str, **kwargs: Any) -> Any:
-        """``client.<op>`` on ``key``; a server that cannot be reached is the machine's."""
+    def _failed(self, exc: Exception, key: str) -> Exception:
+        """What a failed request on ``key`` is: an absent object or bucket
+        (NotFoundError); a server that cannot be reached or refuses the request
+        (ObjectStoreError: the machine's, every later request would meet it); anything
+        else as raised."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return NotFoundError(f"no object {key!r} in {self.address}", path=key)
+            if code == "NoSuchBucket":
+                return NotFoundError(f"no bucket {self.address.bucket!r}",
+                                     expected="an existing bucket")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code in _REFUSED or status >= 500:
+                return ObjectStoreError(
+                    f"object store refused the request: {code or status}",
+                    path=str(self.address),
+                    expected="credentials the bucket accepts (the standard AWS "
+                             "variables, files or role) and a server that answers")
+        elif isinstance(exc, BotoCoreError):
+            return ObjectStoreError(f"object store unreachable: {type(exc).__name__}",
+                                    path=str(self.address),
+                                    expected="the S3 server running and reachable "
+                                             "(AWS_ENDPOINT_URL), then run again")
+        return exc
+
+    def _call(self, op: str, key: str, **kwargs: Any) -> Any:
+        """``client.<op>`` on ``key``, its failures as :meth:`_failed` says."""
         try:
             return getattr(self.client, op)(Bucket=self.address.bucket,
                                             Key=self.address.key(key), **kwargs)
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
-                raise NotFoundError(f"no object {key!r} in {self.address}", path=key) from exc
-            if _code(exc) == "NoSuchBucket":
-                raise NotFoundError(f"no bucket {self.address.bucket!r}",
-                                    expected="an existing bucket") from exc
-            raise
-        except BotoCoreError as exc:
-            raise MachineError(f"object store unreachable: {type(exc).__name__}",
-                               path=str(self.address),
-                               expected="the S3 server running and reachable "
-                                        "(AWS_ENDPOINT_URL)") from exc
+        except Exception as exc:
+            if (err := self._failed(exc, key)) is exc:
+                raise
+            raise err from exc
 
     # -- reads -------------------------------------------------------------------------
     def get(self, key: str) -> bytes:
@@ -196,18 +230,28 @@ class Bucket:
                       for p in page.get("CommonPrefixes", []))
 
     def _pages(self, prefix: str, *, recursive: bool) -> list[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError
-
         args: dict[str, Any] = {"Bucket": self.address.bucket,
                                 "Prefix": self.address.key(prefix)}
         if not recursive:
             args["Delimiter"] = "/"
         try:
             return list(self.client.get_paginator("list_objects_v2").paginate(**args))
-        except BotoCoreError as exc:
-            raise MachineError(f"object store unreachable: {type(exc).__name__}",
-                               path=str(self.address),
-                               expected="the S3 server running and reachable") from exc
+        except Exception as exc:
+            if (err := self._failed(exc, prefix)) is exc:
+                raise
+            raise err from exc
+
+    def holds_objects(self, prefix: str = "") -> bool:
+        """Whether any object is under ``prefix`` (a folder, ``.../``; default: the
+        store's), in one request."""
+        try:
+            r = self.client.list_objects_v2(Bucket=self.address.bucket, MaxKeys=1,
+                                            Prefix=self.address.key(prefix))
+        except Exception as exc:
+            if (err := self._failed(exc, prefix)) is exc:
+                raise
+            raise err from exc
+        return bool(r.get("Contents"))
 
     # -- writes ------------------------------------------------------------------------
     def put(self, key: str, data: bytes) -> str:
@@ -220,7 +264,7 @@ class Bucket:
         try:
             etag: str = self._call("put_object", key, Body=data, **cond)["ETag"]
         except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+            if _code(exc) in _LOST_RACE:
                 return None
             raise
         return etag
@@ -253,8 +297,13 @@ class Bucket:
         """Delete ``keys`` (absent ones are no error), 1,000 per request."""
         for i in range(0, len(keys), 1000):
             batch = [{"Key": self.address.key(k)} for k in keys[i:i + 1000]]
-            r = self.client.delete_objects(Bucket=self.address.bucket,
-                                           Delete={"Objects": batch, "Quiet": True})
+            try:
+                r = self.client.delete_objects(Bucket=self.address.bucket,
+                                               Delete={"Objects": batch, "Quiet": True})
+            except Exception as exc:
+                if (err := self._failed(exc, keys[i])) is exc:
+                    raise
+                raise err from exc
             if r.get("Errors"):
                 raise StoreError(f"{len(r['Errors'])} objects not deleted from "
                                  f"{self.address}: {r['Errors'][0].get('Code')}")

@@ -137,7 +137,7 @@ def friendly(fn: F) -> F:
 
 
 #: the commands that take a store in a bucket (``s3://BUCKET/PREFIX``)
-S3_COMMANDS = "verify, purge, quarantine list, quarantine release, copy"
+S3_COMMANDS = "ingest, extract, verify, purge, quarantine list, quarantine release, copy"
 
 
 def _refuse_s3(path: Path) -> None:
@@ -157,11 +157,18 @@ def _existing_store(path: Path) -> Path:
     return existing_store(path)
 
 
-def _new_or_existing_store(path: Path) -> Path:
+def _new_or_existing_store(text: str) -> Any:
+    """A store's folder, or a missing or empty one (a Path); or the
+    :class:`store.s3.S3Store` at ``s3://...`` holding a store or nothing (opened here,
+    where the AWS settings are read)."""
     from store.location import store_to_write
+    from store.s3_objects import is_s3
 
-    _refuse_s3(path)  # never a local folder named `s3:`
-    return store_to_write(path)
+    if is_s3(text):
+        from store.s3 import S3Store
+
+        return S3Store.open(text).check_writable()
+    return store_to_write(Path(text))
 
 
 def _any_store(text: str) -> Any:
@@ -187,10 +194,13 @@ AnyStoreArg = Annotated[Any, typer.Argument(
     help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
          "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
          "credentials).")]
-#: the STORE argument of ``ingest`` and ``extract``: made when missing
-NewStoreArg = Annotated[Path, typer.Argument(
-    metavar="STORE", callback=_new_or_existing_store, show_default=False,
-    help="The store to write: an existing store, or a new (missing or empty) folder.")]
+#: the STORE argument of ``ingest`` and ``extract``, made when missing: a Path, or a
+#: Store in a bucket
+NewStoreArg = Annotated[Any, typer.Argument(
+    metavar="STORE", parser=str, callback=_new_or_existing_store, show_default=False,
+    help="The store to write: an existing store, a new (missing or empty) folder, or "
+         "s3://BUCKET/PREFIX holding a store or nothing (AWS_ENDPOINT_URL, AWS_REGION "
+         "and the usual AWS credentials).")]
 
 
 def csv_names(text: str) -> list[str]:

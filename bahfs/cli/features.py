@@ -141,7 +141,10 @@ def extract(
     from flows.extract import extract as extract_flow
 
     t0 = time.perf_counter()
-    report = extract_flow(source=str(source), store=str(store),
+    from store.backend import Store
+
+    where = store.location if isinstance(store, Store) else str(store)
+    report = extract_flow(source=str(source), store=where,
                           consent=csv_names(require_consent), progress=True,
                           settings=settings)
     dt = time.perf_counter() - t0
