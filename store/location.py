@@ -35,7 +35,7 @@ def _looks_like_release(path: Path) -> bool:
     return any((path / name).exists() for name in _RELEASE_FILES)
 
 
-def _local(path: Path | str) -> Path:
+def local_folder(path: Path | str) -> Path:
     """``path`` as a folder; an ``s3://`` address is refused here, where a folder is
     asked for (``Path`` would make it a local folder named ``s3:``)."""
     if is_s3(path):
@@ -48,7 +48,7 @@ def _local(path: Path | str) -> Path:
 def existing_store(path: Path) -> Path:
     """``path`` when it is a store; else a NotFoundError (nothing there) or a
     StoreError saying what it is instead."""
-    path = _local(path)
+    path = local_folder(path)
     if not path.exists():
         raise NotFoundError(f"no such directory: {path}",
                             expected="a store made by `bahfs ingest DATASET STORE`")
@@ -68,7 +68,7 @@ def store_for_withdrawal(path: Path, *, not_arrived: bool) -> Path:
     """The store of a purge: a store; or, for a participant whose data has not arrived
     yet, also an existing empty folder (a store whose first ingest is still reading its
     batch and has written nothing yet). A missing folder is refused either way."""
-    path = _local(path)
+    path = local_folder(path)
     if not_arrived and path.is_dir() and not any(path.iterdir()):
         return path
     return existing_store(path)
@@ -78,7 +78,7 @@ def store_to_write(path: Path) -> Path:
     """``path`` when ``ingest`` or ``extract`` may write a store there: a store, a
     missing folder (made) or an empty one; never a release or another folder's
     content (a checkout's ``store/`` package, a home directory)."""
-    path = _local(path)
+    path = local_folder(path)
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return path
     return existing_store(path)

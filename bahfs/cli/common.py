@@ -150,6 +150,13 @@ def _refuse_s3(path: Path) -> None:
                                   "`bahfs copy s3://... DIR` makes a local copy)")
 
 
+def local_folder(path: Path) -> Path:
+    """A folder option's value; an ``s3://`` address refused (never a folder ``s3:``)."""
+    from store.location import local_folder as checked
+
+    return checked(path)
+
+
 def _existing_store(path: Path) -> Path:
     from store.location import existing_store
 

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bahfs.cli.common import CHECK_FAILED, LOOK_AFTER, AnyStoreArg, StoreArg, app, friendly
+from bahfs.cli.common import (
+    CHECK_FAILED,
+    LOOK_AFTER,
+    AnyStoreArg,
+    StoreArg,
+    app,
+    friendly,
+    local_folder,
+)
 
 if TYPE_CHECKING:
     from store.backend import Store
@@ -83,9 +91,11 @@ def verify_problems(store: Store | Path) -> list[Any]:
 @friendly
 def access_cmd(
     store: Annotated[Path, typer.Argument(
-        metavar="STORE",
-        show_default=False, help="A store; or, with --scope or --group, a missing or "
-                                 "empty folder: a new store with that policy.")],
+        metavar="STORE", callback=local_folder,
+        show_default=False, help="A store in a local folder; or, with --scope or "
+                                 "--group, a missing or empty folder: a new store with "
+                                 "that policy (a bucket's access is its policy's and "
+                                 "IAM's).")],
     scope: Annotated[str, typer.Option(
         help="group: owner and group read and write (files 0660, folders 2770); "
              "owner: the owner alone (0600, 0700). Nothing for others either way.")] = "",

@@ -17,6 +17,8 @@ from store.backend import Store
 from store.features import FeatureSetSpec
 from store.local import LocalStore, as_store
 from store.reader import FeatureReader
+from store.s3 import S3Store
+from store.s3_objects import S3Address, S3Config
 from store.schema import INGEST_TABLES, empty
 from store.writer import FeatureWriter
 from tests.store import s3_server
@@ -88,3 +90,45 @@ def test_copy_round_trips_local_to_s3_to_local(tmp_path: Path) -> None:
                 np.testing.assert_array_equal(got[name], want[name])
     again = runner.invoke(app, ["copy", str(src.root), url], env=s3_server.env())
     assert again.exit_code == 2 and "already holds a store" in again.output
+
+
+def test_ingest_writes_its_tables_into_a_bucket(sample_release: Path, in_tmp: Path) -> None:
+    bucket = s3_server.new_bucket()
+    result = runner.invoke(app, ["ingest", str(sample_release), f"s3://{bucket}/store"],
+                           env=s3_server.env())
+    assert result.exit_code == 0, result.output
+    assert f"into s3://{bucket}/store" in result.output
+    store = S3Store(S3Address(bucket, "store"), s3_server.config())
+    assert store.read_table("videos").height and store.read_manifest()["videos"]
+    store.bucket.put("elsewhere/file.bin", b"x")  # a prefix holding something else
+    refused = runner.invoke(app, ["ingest", str(sample_release),
+                                  f"s3://{bucket}/store/elsewhere"], env=s3_server.env())
+    assert refused.exit_code == 2 and "holds objects but no bahfs store" in refused.output
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_folder_only_commands_refuse_a_bucket(in_tmp: Path) -> None:
+    url = f"s3://{s3_server.new_bucket()}/store"
+    for args in (["extract-video", "clip.mp4", "--out", url],
+                 ["access", url, "--scope", "owner"], ["access", url]):
+        result = runner.invoke(app, args, env=s3_server.env())
+        assert result.exit_code == 2 and "is a bucket" in result.output, (args, result.output)
+    assert list(in_tmp.iterdir()) == []  # no `s3:` folder
+
+
+def test_an_unreachable_object_store_stops_a_run() -> None:
+    import socket
+
+    from store.errors import ObjectStoreError
+    from store.failures import Where, classify
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = S3Store(S3Address("some-bucket", "store"),
+                   S3Config(f"http://127.0.0.1:{port}", "us-east-1", {}))
+    with pytest.raises(ObjectStoreError) as err:
+        gone.read_table("videos")
+    fault = classify(err.value, Where(store=gone.location))
+    assert (fault.owner, fault.kind, fault.stop) == ("machine", "store unreachable", True)
+    assert "object store unreachable" in fault.message
