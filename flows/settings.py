@@ -4,7 +4,8 @@ the plan, the device setting, where the tasks run (:func:`flows.placement.placem
 the Dask TLS files (:func:`flows.security.tls_files`), the threads each task's models
 use and the videos in flight per worker. Nothing below parses them again: the host
 gets :meth:`RunSettings.host_runtime` (feature-set ids), each task
-:meth:`RunSettings.task_runtime`, the task runner :meth:`RunSettings.security`."""
+:meth:`RunSettings.task_runtime`, the task runner :meth:`RunSettings.security`. The
+run's store is opened once there too (:func:`open_run_store`: a folder or a bucket)."""
 
 from __future__ import annotations
 
