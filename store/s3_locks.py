@@ -40,7 +40,8 @@ from store.layout import STALE_REMOTE_S
 from store.s3_objects import Bucket
 
 log = logging.getLogger("bahfs.store")
-#: owner tags of this process whose holding has ended (released, or being released)
+#: owner tags of this process whose holding ended without its release reaching the
+#: store (being released in the background)
 _ENDED: set[str] = set()
 #: releases that failed, retried in the background: (action, give up at, pid)
 _LATER: list[tuple[Callable[[], object], float, int]] = []
@@ -144,11 +145,11 @@ def finish(action: Callable[[], object], owner: str | None = None) -> None:
     """Run ``action`` (a release, or a claim or staging entry deleted) now; where the
     object store cannot take it, in the background until it can. ``owner``: the tag
     whose holding ends here."""
-    if owner is not None:
-        _ENDED.add(owner)
     try:
         action()
     except ObjectStoreError as exc:
+        if owner is not None:
+            _ENDED.add(owner)
         log.warning("released in the background once the object store answers: %s", exc)
         with _LATER_LOCK:
             start = not _LATER

@@ -98,16 +98,13 @@ def ingest(
     are merged in, as the Prefect flows do.
     """
     from flows.batches import find_batches, ingest_batch, pending_batches
-    from store.access import make_store_dir
     from store.consent import ConsentPolicy
     from store.errors import DatasetLayoutError, StoreError
     from store.ingest import ingest as run_ingest
     from store.local import as_store
 
     policy = ConsentPolicy(require=tuple(csv_names(require_consent)))
-    if isinstance(store, Path):
-        make_store_dir(store)  # with the store's access policy (store/access.py)
-    store = as_store(store)
+    store = as_store(store)  # a folder, or the bucket's store opened by the argument
     t0 = time.perf_counter()
     bad: dict[str, str] = {}
     if merge:
