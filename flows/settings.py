@@ -25,7 +25,7 @@ from store.access import make_store_dir
 from store.backend import Store
 from store.consent import ConsentPolicy
 from store.devices import DeviceSetting, parse_device
-from store.local import LocalStore
+from store.local import LocalStore, bucket_to_write
 from store.s3_objects import is_s3
 
 
@@ -95,9 +95,7 @@ def open_run_store(store: str) -> Store:
     holding a store or nothing (the AWS settings of this process), else a folder,
     made with the store's access policy when missing."""
     if is_s3(store):
-        from store.s3 import S3Store
-
-        return S3Store.open(store).check_writable()
+        return bucket_to_write(store)
     make_store_dir(store)
     return LocalStore(Path(store))
 

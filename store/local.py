@@ -319,3 +319,15 @@ def open_store(path: Path | str) -> Store:
                                 expected="a store made by `bahfs ingest` or `bahfs copy`")
         return st
     return LocalStore(existing_store(Path(path)))
+
+
+def bucket_to_write(location: str) -> Store:
+    """The store at ``s3://bucket/prefix`` when ``ingest`` or ``extract`` may write it:
+    the prefix of an existing bucket holding a store or nothing; else a StoreError."""
+    from store.s3 import S3Store
+
+    st = S3Store.open(location)
+    if not st.is_store() and st.bucket.holds_objects():
+        raise StoreError(f"{st.location} holds objects but no bahfs store",
+                         expected="a store, or an empty prefix of an existing bucket")
+    return st

@@ -114,14 +114,6 @@ class S3Store(Store):
 
         return any(self.bucket.holds_objects(f"{m}/") or self.bucket.exists(m) for m in MARKERS)
 
-    def check_writable(self) -> S3Store:
-        """This store when ``ingest`` or ``extract`` may write it: a store, or a
-        prefix holding no object (the bucket must exist); else a StoreError."""
-        if not self.is_store() and self.bucket.holds_objects():
-            raise StoreError(f"{self.location} holds objects but no bahfs store",
-                             expected="a store, or an empty prefix of an existing bucket")
-        return self
-
     # -- JSON objects ----------------------------------------------------------------
     def _json(self, key: str) -> dict[str, Any]:
         try:

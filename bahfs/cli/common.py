@@ -172,9 +172,9 @@ def _new_or_existing_store(text: str) -> Any:
     from store.s3_objects import is_s3
 
     if is_s3(text):
-        from store.s3 import S3Store
+        from store.local import bucket_to_write
 
-        return S3Store.open(text).check_writable()
+        return bucket_to_write(text)
     return store_to_write(Path(text))
 
 
