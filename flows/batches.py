@@ -99,7 +99,7 @@ def find_batches(inbox: Path, settle_s: float = 0.0) -> list[Batch]:
     return batches
 
 
-def pending_batches(store: Path, batches: list[Batch]) -> list[Batch]:
+def pending_batches(store: Store | Path, batches: list[Batch]) -> list[Batch]:
     """The batches whose current fingerprint the store has not ingested yet."""
     done = as_store(store).read_table_or_empty("batches")
     seen = set(zip(done["source"].to_list(), done["fingerprint"].to_list(), strict=True))

@@ -8,7 +8,8 @@ included run options (once), lists the pending videos, has them run, summarises
 their outcomes (:func:`flows.job.summarise`), words the stop message of a run that
 met a fault that would hit every video, and records the run
 (:func:`flows.job.record_run`). What happens to one video is
-:func:`flows.job.run_video`'s.
+:func:`flows.job.run_video`'s. The store is a :class:`~store.backend.Store` (a folder
+or a bucket), or a path or ``s3://`` address opened once here.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from flows.job import (
     pending_jobs,
     record_run_or_say_why,
     run_video,
+    store_address,
     summarise,
 )
+from store.backend import Store
 from store.errors import MachineError
 from store.failures import machine_error
+from store.local import as_store
 from store.tables import utc_now
 
 log = logging.getLogger("bahfs.flows")
@@ -46,7 +50,7 @@ log = logging.getLogger("bahfs.flows")
 Dispatch = Callable[[list[VideoJob]], list[VideoOutcome]]
 
 
-def run_extraction(store: Path, plan: Plan, runtime: Runtime, dispatch: Dispatch, *,
+def run_extraction(store: Store | Path | str, plan: Plan, runtime: Runtime, dispatch: Dispatch, *,
                    run_id: str, started: str = "", batches: int = 0,
                    bad_batches: dict[str, str] | None = None,
                    logger: logging.Logger | logging.LoggerAdapter[Any] = log
@@ -60,10 +64,11 @@ def run_extraction(store: Path, plan: Plan, runtime: Runtime, dispatch: Dispatch
     takes it); a record that fails otherwise is raised, as
     :func:`store.failures.machine_error` says whose fault it is."""
     started = started or utc_now()
+    st = as_store(store)
     fs_ids = feature_set_ids(plan, runtime)
-    for old_id, new_id in migrate_feature_set_ids(store).items():
+    for old_id, new_id in migrate_feature_set_ids(st).items():
         logger.info("feature set %s is now %s (run options left the id)", old_id, new_id)
-    todo, done = pending_jobs(store, fs_ids)
+    todo, done = pending_jobs(st, fs_ids)
     logger.info("%d videos to extract, %d already in the store", len(todo), len(done))
     report = ExtractReport(run_id=run_id, feature_sets=fs_ids, skipped=done,
                            batches=batches, bad_batches=dict(bad_batches or {}))
@@ -71,9 +76,9 @@ def run_extraction(store: Path, plan: Plan, runtime: Runtime, dispatch: Dispatch
     if report.halted:
         report.stopped = halt_message(report, len(todo))
     try:
-        unrecorded = record_run_or_say_why(store, report, started)
+        unrecorded = record_run_or_say_why(st, report, started)
     except Exception as exc:
-        if (err := machine_error(exc, store)) is exc:
+        if (err := machine_error(exc, store_address(st))) is exc:
             raise
         raise err from exc
     if unrecorded:
@@ -81,7 +86,7 @@ def run_extraction(store: Path, plan: Plan, runtime: Runtime, dispatch: Dispatch
     return report
 
 
-def in_threads(store: Path, plan: Plan, runtime: Runtime = DEFAULT_RUNTIME, videos: int = 1,
+def in_threads(store: Store, plan: Plan, runtime: Runtime = DEFAULT_RUNTIME, videos: int = 1,
                progress: Callable[[str], None] | None = None) -> Dispatch:
     """Jobs run in this process, ``videos`` at a time in threads sharing the models;
     once one comes back ``halted``, the others are not started. A transient fault
@@ -107,7 +112,7 @@ def in_threads(store: Path, plan: Plan, runtime: Runtime = DEFAULT_RUNTIME, vide
     return dispatch
 
 
-def extract_release(store: Path, plan: Plan | tuple[str, ...],
+def extract_release(store: Store | Path | str, plan: Plan | tuple[str, ...],
                     progress: Callable[[str], None] | None = None,
                     runtime: Runtime = DEFAULT_RUNTIME, videos: int = 1) -> ExtractReport:
     """Extract every pending video of ``store`` in this process (:func:`run_extraction`
@@ -115,9 +120,9 @@ def extract_release(store: Path, plan: Plan | tuple[str, ...],
     their default options; ``runtime``: the models' device setting, threads and
     model-call batching). A run stopped by a fault that would hit every video
     raises :class:`MachineError` saying what to fix and how many videos remain."""
-    store, chosen = Path(store), as_plan(plan)
-    report = run_extraction(store, chosen, runtime,
-                            in_threads(store, chosen, runtime, videos, progress),
+    st, chosen = as_store(store), as_plan(plan)
+    report = run_extraction(st, chosen, runtime,
+                            in_threads(st, chosen, runtime, videos, progress),
                             run_id=uuid.uuid4().hex)
     if report.stopped:
         raise MachineError(report.stopped)

@@ -17,8 +17,8 @@ def ingest(source: str | None = None, store: str | None = None,
            consent: list[str] | None = None,
            settle_seconds: Annotated[float, Field(ge=0)] = 0.0) -> dict[str, Any]:
     """``source``: a release folder or an inbox of batch folders; ``store``: the store
-    directory (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else ``data/inbox``,
-    ``data/store``); ``consent``: consents required (default: challenges and
+    directory, or ``s3://bucket/prefix`` (defaults: ``$BAHFS_INBOX``, ``$BAHFS_STORE``, else
+    ``data/inbox``, ``data/store``); ``consent``: consents required (default: challenges and
     publications)."""
     source, store = source_and_store(source, store)
     new, bad = ingest_new_batches(source, store, consent, settle_seconds)

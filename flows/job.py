@@ -4,7 +4,7 @@ the threads of :func:`flows.engine.extract_release`), and the run's report and r
 
 * :func:`pending_jobs` lists consented (ingested) videos not yet in every chosen
   feature set and not quarantined.
-* :func:`run_video` claims the video (``store.locks.video_lock``: a second run that
+* :func:`run_video` claims the video (the store's ``video_lock``: a second run that
   meets it moves on, so no video is processed twice), decodes it once, runs every
   extractor, checks the frame count, re-checks consent and publishes atomically.
   Everything it raises, from loading the models to the publish, goes through one
@@ -18,6 +18,9 @@ the threads of :func:`flows.engine.extract_release`), and the run's report and r
 * :func:`escaped` is the outcome of an exception that escaped a video's job (a
   transient fault its retries did not cure, a lost worker, a bug in the code
   around :func:`run_video`), by the same classification.
+* The store is a :class:`~store.backend.Store` (a folder, or a bucket), opened once
+  where a job arrives (:func:`run_video`; a worker unpickles it with its own
+  credentials) and passed down; a path or ``s3://`` address is opened there.
 * :func:`record_run` appends the quarantine and bug rows and an ``extract_runs``
   row and refreshes the catalog, under the store lock.
 """
@@ -49,8 +52,8 @@ from store.failures import Fault, Where, WorkerLostRecogniser, classify
 from store.fault_points import fault_point
 from store.ingest import quarantine_rows
 from store.local import as_store
-from store.locks import video_lock
 from store.purge import scrub_videos, unpublish_video
+from store.s3_objects import is_s3
 from store.schema import empty
 from store.tables import utc_now
 from store.writer import FeatureWriter
@@ -145,7 +148,7 @@ def pending_jobs(store: Store | Path, fs_ids: list[str]) -> tuple[list[VideoJob]
     return todo, [j.video_id for j in done]
 
 
-def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor, ...],
+def extract_one(store: Store, writer: FeatureWriter, extractors: tuple[Extractor, ...],
                 job: VideoJob) -> int:
     """Decode once, run every extractor, check the frame count against the videos
     table and consent, then publish each feature set; return the frames. Consent is
@@ -170,13 +173,19 @@ def extract_one(store: Path, writer: FeatureWriter, extractors: tuple[Extractor,
     return feats[0].n_frames
 
 
-def where_of(store: Path, job: VideoJob) -> Where:
+def store_address(store: Store) -> Path | str:
+    """Where ``store`` is, as the classification names it: its folder, or its
+    ``s3://`` address."""
+    return store.location if is_s3(store.location) else Path(store.location)
+
+
+def where_of(store: Store, job: VideoJob) -> Where:
     """What the classification needs to know about ``job``."""
-    return Where(store=Path(store), file=job.file, source=Path(job.source),
+    return Where(store=store_address(store), file=job.file, source=Path(job.source),
                  participant=job.participant_id, video=job.video_id)
 
 
-def classify_video(exc: BaseException, store: Path, job: VideoJob,
+def classify_video(exc: BaseException, store: Store, job: VideoJob,
                    lost: WorkerLostRecogniser | None = None) -> Fault:
     """Whose fault ``exc``, raised while ``job`` was processed, is (device faults
     recognised by :func:`extractors.runtime.device_fault_kind`, a lost worker by
@@ -214,15 +223,15 @@ def fault_outcome(fault: Fault, exc: BaseException, job: VideoJob,
     return replace(base, status=status, reason=reason, kind=fault.kind, traceback=tb)
 
 
-def escaped(exc: BaseException, store: str | Path, job: VideoJob,
+def escaped(exc: BaseException, store: Store | str | Path, job: VideoJob,
             lost: WorkerLostRecogniser | None = None) -> VideoOutcome:
     """The outcome of ``job`` whose run raised ``exc`` (after any retries): a
     transient fault that stayed, a lost worker (``lost``), a bug in the code around
     :func:`run_video`; classified as everything else is."""
-    return fault_outcome(classify_video(exc, Path(store), job, lost), exc, job)
+    return fault_outcome(classify_video(exc, as_store(store), job, lost), exc, job)
 
 
-def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
+def run_video(store: Store | str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
               runtime: Runtime = DEFAULT_RUNTIME) -> VideoOutcome:
     """Extract one video into ``store`` unless done, claimed elsewhere or broken, the
     models on ``runtime`` (device setting, threads), in this process's worker context
@@ -230,7 +239,7 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
     Every exception (but interrupts) is classified here, the one place: see the
     module docstring. A transient machine fault raises :class:`MachineError` (the
     video lock released, nothing published) for the caller to retry."""
-    store = Path(store)
+    st = as_store(store)
     t0 = time.perf_counter()
     who = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -241,9 +250,9 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
     try:
         fault_point("video")  # crash and fault tests (store.fault_points): off unless asked for
         with CONTEXTS.use(as_plan(plan), runtime) as context:
-            return outcome(*_in_context(store, job, context))
+            return outcome(*_in_context(st, job, context))
     except Exception as exc:
-        fault = classify_video(exc, store, job)
+        fault = classify_video(exc, st, job)
         if fault.owner == "machine" and not fault.stop:  # transient: the caller retries
             kind = DeviceError if fault.kind.startswith("device") else MachineError
             raise kind(fault.summary, path=job.file, participant=job.participant_id,
@@ -251,11 +260,11 @@ def run_video(store: str | Path, job: VideoJob, plan: Plan | tuple[str, ...],
         return fault_outcome(fault, exc, job, outcome("failed"))
 
 
-def _in_context(store: Path, job: VideoJob, context: WorkerContext
+def _in_context(store: Store, job: VideoJob, context: WorkerContext
                 ) -> tuple[Status, int, str]:
     """(status, frames, reason) of ``job`` run with ``context``'s extractors."""
     check_loaded_models(context.stamps)  # a model file gone or changed under a running run
-    with video_lock(store, job.video_id) as mine, context.video():
+    with store.video_lock(job.video_id) as mine, context.video():
         if not mine:
             return "busy", 0, "another run is extracting it"
         if _done(store, context.ids, job):
@@ -333,14 +342,14 @@ def record_run(store: Store | Path, report: ExtractReport, started_at: str) -> N
         refresh_catalog(st)
 
 
-def record_run_or_say_why(store: Path, report: ExtractReport, started_at: str) -> str:
+def record_run_or_say_why(store: Store, report: ExtractReport, started_at: str) -> str:
     """:func:`record_run` for a run that may have stopped early: "" once recorded;
     when the machine fault that stopped the run also stops the record (a full disk,
     a read-only store), why it could not be written. Anything else is raised."""
     try:
         record_run(store, report, started_at)
     except Exception as exc:
-        fault = classify(exc, Where(store=Path(store)))
+        fault = classify(exc, Where(store=store_address(store)))
         if not report.halted or fault.owner != "machine":
             raise
         log.warning("the run's record could not be written: %s", fault.message)

@@ -30,6 +30,7 @@ from prefect.futures import PrefectFuture
 
 from extractors.runtime import device_fault_kind
 from flows.job import VideoJob, VideoOutcome, escaped
+from store.backend import Store
 from store.failures import classify
 
 #: What Dask and Prefect raise for work whose worker process is gone: the scheduler
@@ -56,8 +57,8 @@ def worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
     return fault.owner == "machine" and fault.retry
 
 
-def task_outcome(fut: PrefectFuture[VideoOutcome], job: VideoJob, store: str | Path
-                 ) -> VideoOutcome:
+def task_outcome(fut: PrefectFuture[VideoOutcome], job: VideoJob,
+                 store: Store | str | Path) -> VideoOutcome:
     """The task's outcome; an exception it raised, classified (:func:`escaped`)."""
     try:
         return fut.result()
@@ -65,8 +66,8 @@ def task_outcome(fut: PrefectFuture[VideoOutcome], job: VideoJob, store: str | P
         return escaped(exc, store, job, worker_lost)
 
 
-def stop_unfinished(futures: dict[PrefectFuture[VideoOutcome], VideoJob], store: str | Path
-                    ) -> list[VideoOutcome]:
+def stop_unfinished(futures: dict[PrefectFuture[VideoOutcome], VideoJob],
+                    store: Store | str | Path) -> list[VideoOutcome]:
     """Cancel the tasks not finished yet (queued ones never start; on a local cluster
     running ones end with it); the outcomes of those that finished meanwhile."""
     done: list[VideoOutcome] = []

@@ -4,7 +4,8 @@ the plan, the device setting, where the tasks run (:func:`flows.placement.placem
 the Dask TLS files (:func:`flows.security.tls_files`), the threads each task's models
 use and the videos in flight per worker. Nothing below parses them again: the host
 gets :meth:`RunSettings.host_runtime` (feature-set ids), each task
-:meth:`RunSettings.task_runtime`, the task runner :meth:`RunSettings.security`."""
+:meth:`RunSettings.task_runtime`, the task runner :meth:`RunSettings.security`. The
+run's store is opened once there too (:func:`open_run_store`: a folder or a bucket)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ from extractors.plan import Plan, choose_plan
 from extractors.runtime import Runtime
 from flows.placement import Placement, batch_rows, placement, task_threads, videos_per_worker
 from flows.security import TlsFiles, tls_files
+from store.access import make_store_dir
+from store.backend import Store
 from store.consent import ConsentPolicy
 from store.devices import DeviceSetting, parse_device
+from store.local import LocalStore, bucket_to_write
+from store.s3_objects import is_s3
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,16 @@ def source_and_store(source: str | None, store: str | None) -> tuple[str, str]:
     ``data/inbox`` and ``data/store``."""
     return (source or os.environ.get(INBOX_ENV) or "data/inbox",
             store or os.environ.get(STORE_ENV) or "data/store")
+
+
+def open_run_store(store: str) -> Store:
+    """The store a run writes, opened once where the run starts: ``s3://bucket/prefix``
+    holding a store or nothing (the AWS settings of this process), else a folder,
+    made with the store's access policy when missing."""
+    if is_s3(store):
+        return bucket_to_write(store)
+    make_store_dir(store)
+    return LocalStore(Path(store))
 
 
 def consent_policy(consent: list[str] | None) -> ConsentPolicy:

@@ -16,7 +16,8 @@ without matching message text::
     ├── StoreError           (ValueError)
     ├── SampleDataError      (ValueError)
     ├── OrchestrationError   (RuntimeError)
-    └── MachineError         (RuntimeError)       └── DeviceError
+    └── MachineError         (RuntimeError)       ├── DeviceError
+                                                  └── ObjectStoreError
 
 Errors about input carry the file, participant, video and what was expected, so a
 user can find and fix the problem without reading a traceback.
@@ -24,7 +25,7 @@ user can find and fix the problem without reading a traceback.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePath
 
 
 class BahfsError(Exception):
@@ -34,7 +35,7 @@ class BahfsError(Exception):
         self,
         message: str,
         *,
-        path: str | Path | None = None,
+        path: str | PurePath | None = None,
         participant: str | None = None,
         video: str | None = None,
         expected: str | None = None,
@@ -112,6 +113,12 @@ class DeviceError(MachineError):
     """The compute device failed or cannot be had: CUDA asked for where there is none,
     out of GPU memory, a lost device. Never a fault of the video: a run retries it
     (a smaller batch, then the task's retries) instead of quarantining the video."""
+
+
+class ObjectStoreError(MachineError):
+    """The object store holding a store (``s3://``) cannot be reached, or refuses
+    requests (the server down, credentials refused, errors after the client's
+    retries): every video would meet it, so a run stops, as on a full disk."""
 
 
 class BusyError(BahfsError, TimeoutError):

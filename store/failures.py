@@ -52,9 +52,11 @@ from store.errors import (
     MachineError,
     ModelError,
     NotFoundError,
+    ObjectStoreError,
     ToolMissingError,
     VideoDecodeError,
 )
+from store.s3_objects import is_s3
 
 Owner = Literal["input", "machine", "bug"]
 #: A device recogniser: ``memory`` for out of device memory (transient), ``lost`` for
@@ -123,7 +125,7 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 class Where:
     """What the failing work was about: every field optional."""
 
-    store: Path | None = None
+    store: Path | str | None = None  # a folder, or s3://bucket/prefix
     file: Path | None = None  # the video file
     source: Path | None = None  # the release (batch) folder the file is in
     participant: str | None = None
@@ -163,8 +165,10 @@ def _render(exc: BaseException, where: Where, expected: str | None) -> str:
                           video=where.video, expected=expected))
 
 
-def _unreachable(path: Path | None) -> bool:
-    return path is not None and not Path(path).is_dir()
+def _unreachable(path: Path | str | None) -> bool:
+    """Whether the folder ``path`` is gone (a bucket's absence is the bucket's own
+    error, :class:`~store.errors.ObjectStoreError`)."""
+    return path is not None and not is_s3(path) and not Path(path).is_dir()
 
 
 def _machine(e: BaseException, where: Where,
@@ -192,6 +196,10 @@ def _machine(e: BaseException, where: Where,
         return Fault("machine", "model", _render(e, where, None),
                      "restore the model file (or point the plan at the right one), then "
                      "run extract again", stop=True)
+    if isinstance(e, ObjectStoreError):
+        return Fault("machine", "store unreachable", _render(e, where, None),
+                     e.expected or "make the object store reachable, then run again",
+                     stop=True)
     if isinstance(e, MachineError) and not isinstance(e, DeviceError):  # classified before
         return Fault("machine", "machine", _render(e, where, None), e.expected or "",
                      retry=True)
@@ -238,10 +246,10 @@ def _input(e: BaseException, where: Where) -> Fault | None:
 
 
 def machine_error(exc: Exception, store: Path | str) -> Exception:
-    """A fault met outside a video (ingesting a batch, writing a run's record) as
-    :class:`~store.errors.MachineError` saying what to fix when :func:`classify`
-    finds it the machine's; else ``exc`` itself."""
+    """A fault met outside a video (ingesting a batch, writing a run's record) in
+    ``store`` (a folder or ``s3://...``) as :class:`~store.errors.MachineError` saying
+    what to fix when :func:`classify` finds it the machine's; else ``exc`` itself."""
     if isinstance(exc, MachineError):
         return exc
-    fault = classify(exc, Where(store=Path(store)))
+    fault = classify(exc, Where(store=store if is_s3(store) else Path(store)))
     return MachineError(fault.summary, path=store) if fault.owner == "machine" else exc

@@ -46,6 +46,7 @@ from store.layout import (
 )
 from store.location import existing_store
 from store.locks import LOCKS, store_lock, video_lock, video_lock_name
+from store.s3_objects import is_s3
 
 
 def _dirs(path: Path) -> list[Path]:
@@ -294,10 +295,39 @@ class LocalStore(Store):
 
 
 def as_store(store: Store | Path | str) -> Store:
-    """``store`` itself, or the local store at a path (converted once, at a boundary)."""
-    return store if isinstance(store, Store) else LocalStore(Path(store))
+    """``store`` itself, the store in a bucket at ``s3://bucket/prefix``
+    (:class:`store.s3.S3Store`, configured here from the AWS settings), or the local
+    store at a path: converted once, at a boundary."""
+    if isinstance(store, Store):
+        return store
+    if is_s3(store):
+        from store.s3 import S3Store
+
+        return S3Store.open(store)
+    return LocalStore(Path(store))
 
 
-def open_store(path: Path | str) -> LocalStore:
-    """The store at ``path``; refused when ``path`` is not a store (store.location)."""
+def open_store(path: Path | str) -> Store:
+    """The store at ``path`` (a folder or ``s3://bucket/prefix``); refused when it is
+    not a store (store.location)."""
+    if is_s3(path):
+        from store.s3 import S3Store
+
+        st = S3Store.open(path)
+        if not st.is_store():
+            raise NotFoundError(f"no store at {st.location}",
+                                expected="a store made by `bahfs ingest` or `bahfs copy`")
+        return st
     return LocalStore(existing_store(Path(path)))
+
+
+def bucket_to_write(location: str) -> Store:
+    """The store at ``s3://bucket/prefix`` when ``ingest`` or ``extract`` may write it:
+    the prefix of an existing bucket holding a store or nothing; else a StoreError."""
+    from store.s3 import S3Store
+
+    st = S3Store.open(location)
+    if not st.is_store() and st.bucket.holds_objects():
+        raise StoreError(f"{st.location} holds objects but no bahfs store",
+                         expected="a store, or an empty prefix of an existing bucket")
+    return st

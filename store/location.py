@@ -1,11 +1,10 @@
-"""Which folders are stores: every command but ``ingest`` and ``extract`` works only on
-one, and those two write only into a store or a new, empty folder.
-
-A store is a directory holding at least one of what bahfs puts there: ``tables/``,
-``features.zarr/``, ``access.json`` (written by ``bahfs access`` before the first
-ingest) or ``.locks/`` (taken by the first ingest before it writes a table). A
-release folder, a source checkout or a typo is refused with what was found there and
-what to do.
+"""Which folders are stores: every command but ``ingest`` and ``extract`` works only on one,
+and those two write only into a store or a new, empty folder. An ``s3://`` address is
+refused by each function here (they are about folders; :func:`store.local.open_store` opens
+a bucket). A store is a directory holding at least one of what bahfs puts there:
+``tables/``, ``features.zarr/``, ``access.json`` (written by ``bahfs access`` before the
+first ingest) or ``.locks/`` (taken by the first ingest before it writes a table). A release
+folder, a source checkout or a typo is refused with what was found there and what to do.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from store.access import ACCESS_FILE
 from store.errors import NotFoundError, StoreError
 from store.layout import FEATURES
 from store.locks import LOCKS
+from store.s3_objects import is_s3
 from store.tables import TABLES_DIR
 
 #: what bahfs writes at the top of a store; any one of them makes a folder a store
@@ -35,10 +35,20 @@ def _looks_like_release(path: Path) -> bool:
     return any((path / name).exists() for name in _RELEASE_FILES)
 
 
+def local_folder(path: Path | str) -> Path:
+    """``path`` as a folder; an ``s3://`` address is refused here, where a folder is
+    asked for (``Path`` would make it a local folder named ``s3:``)."""
+    if is_s3(path):
+        raise StoreError(f"{path} is a bucket; this works on a store in a local folder",
+                         expected="a local folder (`bahfs copy s3://... DIR` makes a "
+                                  "local copy of a store in a bucket)")
+    return Path(path)
+
+
 def existing_store(path: Path) -> Path:
     """``path`` when it is a store; else a NotFoundError (nothing there) or a
     StoreError saying what it is instead."""
-    path = Path(path)
+    path = local_folder(path)
     if not path.exists():
         raise NotFoundError(f"no such directory: {path}",
                             expected="a store made by `bahfs ingest DATASET STORE`")
@@ -58,7 +68,7 @@ def store_for_withdrawal(path: Path, *, not_arrived: bool) -> Path:
     """The store of a purge: a store; or, for a participant whose data has not arrived
     yet, also an existing empty folder (a store whose first ingest is still reading its
     batch and has written nothing yet). A missing folder is refused either way."""
-    path = Path(path)
+    path = local_folder(path)
     if not_arrived and path.is_dir() and not any(path.iterdir()):
         return path
     return existing_store(path)
@@ -68,7 +78,7 @@ def store_to_write(path: Path) -> Path:
     """``path`` when ``ingest`` or ``extract`` may write a store there: a store, a
     missing folder (made) or an empty one; never a release or another folder's
     content (a checkout's ``store/`` package, a home directory)."""
-    path = Path(path)
+    path = local_folder(path)
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return path
     return existing_store(path)

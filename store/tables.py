@@ -75,7 +75,12 @@ def read_table(store: Path, name: str) -> pl.DataFrame:
     """Read table ``name`` with its declared schema; clear error when missing. A
     column declared after the table was written (a store of an older bahfs) reads
     as nulls."""
-    df = pl.read_parquet(table_path(store, name))
+    return with_schema(name, pl.read_parquet(table_path(store, name)))
+
+
+def with_schema(name: str, df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` as read from table ``name``'s file, given its declared schema: a column
+    declared after the table was written reads as nulls."""
     declared = schema(name)
     absent = [c for c in declared.names() if c not in df.columns]
     if absent and df.width:

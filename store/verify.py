@@ -60,13 +60,16 @@ def _check_array(st: Store, ref: VideoRef, name: str, n: int, dtype: str,
     if meta.absent_chunk:
         return [Problem("warning", where, f"array {name!r} has no chunk file: it reads "
                                           "as its fill value throughout")]
+    size = meta.shape[0] * meta.row_bytes
+    got: int | str | None = None
     if meta.raw_chunk is not None:
         f = meta.raw_chunk
-        size = meta.shape[0] * meta.row_bytes
-        if not f.is_file() or f.stat().st_size != size:
-            got = f.stat().st_size if f.is_file() else "no"
-            return [Problem("error", where,
-                            f"array {name!r} chunk holds {got} bytes, expected {size}")]
+        got = f.stat().st_size if f.is_file() else "no"
+    elif meta.raw_size is not None:  # object storage: the chunk object's size
+        got = meta.raw_size
+    if got is not None and got != size:
+        return [Problem("error", where, f"array {name!r} chunk holds {got} bytes, "
+                                        f"expected {size}")]
     return []
 
 

@@ -76,7 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # workers finish together instead of one starting the longest file last.
 LONGEST_FIRST = (
     "bahfs/test_demo.py", "training/test_learning.py",  # one group: the demo's store
-    "flows/test_extract_e2e.py", "flows/test_kill.py", "extractors/test_contract.py",
+    "flows/test_extract_e2e.py", "flows/test_kill.py", "flows/test_s3_multihost.py",
+    "extractors/test_contract.py",
     "flows/test_headline.py", "extractors/test_behaviour.py",
     "extractors/test_face_detect.py", "extractors/test_plugins.py", "bahfs/test_cli.py",
     "flows/test_real_faults.py", "store/release/test_big_yaml.py", "flows/test_secured.py",

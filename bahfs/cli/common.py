@@ -136,16 +136,58 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: the commands that take a store in a bucket (``s3://BUCKET/PREFIX``)
+S3_COMMANDS = "ingest, extract, verify, purge, quarantine list, quarantine release, copy"
+
+
+def _refuse_s3(path: Path) -> None:
+    from store.errors import StoreError
+    from store.s3_objects import is_s3
+
+    if is_s3(path):
+        raise StoreError("this command works on a store in a local folder",
+                         expected=f"a folder (s3:// stores: {S3_COMMANDS}; "
+                                  "`bahfs copy s3://... DIR` makes a local copy)")
+
+
+def local_folder(path: Path) -> Path:
+    """A folder option's value; an ``s3://`` address refused (never a folder ``s3:``)."""
+    from store.location import local_folder as checked
+
+    return checked(path)
+
+
 def _existing_store(path: Path) -> Path:
     from store.location import existing_store
 
+    _refuse_s3(path)
     return existing_store(path)
 
 
-def _new_or_existing_store(path: Path) -> Path:
+def _new_or_existing_store(text: str) -> Any:
+    """A store's folder, or a missing or empty one (a Path); or the
+    :class:`store.s3.S3Store` at ``s3://...`` holding a store or nothing (opened here,
+    where the AWS settings are read)."""
     from store.location import store_to_write
+    from store.s3_objects import is_s3
 
-    return store_to_write(path)
+    if is_s3(text):
+        from store.local import bucket_to_write
+
+        return bucket_to_write(text)
+    return store_to_write(Path(text))
+
+
+def _any_store(text: str) -> Any:
+    """A local store's folder (a Path), or the :class:`store.s3.S3Store` at
+    ``s3://...`` (opened here, where the AWS settings are read)."""
+    from store.s3_objects import is_s3
+
+    if is_s3(text):
+        from store.local import open_store
+
+        return open_store(text)
+    return _existing_store(Path(text))
 
 
 #: the STORE argument of every command that reads or changes a store
@@ -153,10 +195,19 @@ StoreArg = Annotated[Path, typer.Argument(
     metavar="STORE",
     callback=_existing_store, show_default=False,
     help="A store: the folder `bahfs ingest` or `bahfs extract` wrote.")]
-#: the STORE argument of ``ingest`` and ``extract``: made when missing
-NewStoreArg = Annotated[Path, typer.Argument(
-    metavar="STORE", callback=_new_or_existing_store, show_default=False,
-    help="The store to write: an existing store, or a new (missing or empty) folder.")]
+#: the STORE argument of the commands that also work on a bucket: a Path, or a Store
+AnyStoreArg = Annotated[Any, typer.Argument(
+    metavar="STORE", parser=str, callback=_any_store, show_default=False,
+    help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
+         "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
+         "credentials).")]
+#: the STORE argument of ``ingest`` and ``extract``, made when missing: a Path, or a
+#: Store in a bucket
+NewStoreArg = Annotated[Any, typer.Argument(
+    metavar="STORE", parser=str, callback=_new_or_existing_store, show_default=False,
+    help="The store to write: an existing store, a new (missing or empty) folder, or "
+         "s3://BUCKET/PREFIX holding a store or nothing (AWS_ENDPOINT_URL, AWS_REGION "
+         "and the usual AWS credentials).")]
 
 
 def csv_names(text: str) -> list[str]:

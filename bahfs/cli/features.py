@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import BRING_IN, NewStoreArg, app, csv_names, friendly
+from bahfs.cli.common import BRING_IN, NewStoreArg, app, csv_names, friendly, local_folder
 
 PlanOption = Annotated[Path | None, typer.Option(
     "--plan", help="A plan file (YAML): feature sets with their models and options, "
@@ -45,8 +45,9 @@ def extract_video(
     video: Annotated[Path, typer.Argument(show_default=False, metavar="VIDEO",
                                           help="Any video file ffmpeg reads.")],
     out: Annotated[Path, typer.Option(
-        "--out", help="The store to write: a new or empty folder, or a store "
-                      "extract-video wrote (the video joins it).")],
+        "--out", callback=local_folder,
+        help="The store to write: a new or empty folder, or a store extract-video "
+             "wrote (the video joins it); a local folder.")],
     extractors: Annotated[str, typer.Option(help="Comma separated extractor names "
                                                  "(default: face,logmel,audio,words).")] = "",
     plan: PlanOption = None,
@@ -141,7 +142,10 @@ def extract(
     from flows.extract import extract as extract_flow
 
     t0 = time.perf_counter()
-    report = extract_flow(source=str(source), store=str(store),
+    from store.backend import Store
+
+    where = store.location if isinstance(store, Store) else str(store)
+    report = extract_flow(source=str(source), store=where,
                           consent=csv_names(require_consent), progress=True,
                           settings=settings)
     dt = time.perf_counter() - t0

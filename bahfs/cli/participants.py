@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,10 +14,11 @@ from bahfs.cli.common import LOOK_AFTER, app, friendly
              epilog="Example: bahfs purge /data/bah/store --participant 82553")
 @friendly
 def purge(
-    store: Annotated[Path, typer.Argument(
+    store: Annotated[str, typer.Argument(
         metavar="STORE", show_default=False,
-        help="A store: the folder `bahfs ingest` or `bahfs extract` wrote (with "
-             "--not-arrived-yet, also the empty folder of a first ingest still running).")],
+        help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
+             "s3://BUCKET/PREFIX (with --not-arrived-yet, also the empty folder of a "
+             "first ingest still running).")],
     participant: Annotated[str, typer.Option(
         "--participant", help="Participant id as the release spells it (82553); never a "
                               "video id.")],
@@ -36,10 +37,16 @@ def purge(
     """
     from store.location import store_for_withdrawal
     from store.purge import check_participant, purge_participant
+    from store.s3_objects import is_s3
 
-    store = store_for_withdrawal(store, not_arrived=not_arrived_yet)
-    check_participant(store, participant, not_arrived=not_arrived_yet)
-    report = purge_participant(store, participant, reason=reason)
+    if is_s3(store):
+        from store.local import open_store
+
+        target: Any = open_store(store)  # the boundary: AWS settings read here
+    else:
+        target = store_for_withdrawal(Path(store), not_arrived=not_arrived_yet)
+    check_participant(target, participant, not_arrived=not_arrived_yet)
+    report = purge_participant(target, participant, reason=reason)
     total = sum(report.rows_removed.values())
     typer.echo(f"purged participant (subject {report.subject_sha256[:12]}): "
                f"{report.feature_videos_removed} feature videos, {total} table rows; "

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import LOOK_AFTER, StoreArg, app, friendly
+from bahfs.cli.common import LOOK_AFTER, AnyStoreArg, app, friendly
 
 quarantine_app = typer.Typer(no_args_is_help=True, help="Videos quarantined for a fault "
                              "of their own: list, release, bugs.",
@@ -21,7 +21,7 @@ app.add_typer(quarantine_app, name="quarantine", rich_help_panel=LOOK_AFTER)
                                         "--stage extract")
 @friendly
 def list_quarantine(
-    store: StoreArg,
+    store: AnyStoreArg,
     stage: Annotated[str | None, typer.Option(help="Only this stage: ingest or extract."
                                               )] = None,
 ) -> None:
@@ -43,7 +43,7 @@ def list_quarantine(
                                            "/data/bah/store --all --stage extract")
 @friendly
 def release_quarantine(
-    store: StoreArg,
+    store: AnyStoreArg,
     video_ids: Annotated[list[str] | None, typer.Argument(
         metavar="VIDEO_ID...",
         show_default=False, help="Video ids to release (see `bahfs quarantine list`).")
@@ -74,7 +74,7 @@ def release_quarantine(
                                         "--out bugs.txt")
 @friendly
 def list_bugs(
-    store: StoreArg,
+    store: AnyStoreArg,
     out: Annotated[Path | None, typer.Option(help="Write the tracebacks to this text file "
                                                   "(to send with a bug report).")] = None,
 ) -> None:

@@ -101,9 +101,10 @@ def ingest(
     from store.consent import ConsentPolicy
     from store.errors import DatasetLayoutError, StoreError
     from store.ingest import ingest as run_ingest
-    from store.tables import read_table_or_empty
+    from store.local import as_store
 
     policy = ConsentPolicy(require=tuple(csv_names(require_consent)))
+    store = as_store(store)  # a folder, or the bucket's store opened by the argument
     t0 = time.perf_counter()
     bad: dict[str, str] = {}
     if merge:
@@ -115,16 +116,16 @@ def ingest(
                 bad[b.name] = str(exc)
         if not reports and not bad:
             typer.echo(f"nothing new under {dataset}")
-    elif read_table_or_empty(store, "batches").height:
+    elif store.read_table_or_empty("batches").height:
         raise StoreError("this store holds merged batches; replacing its tables with one "
-                         "release would drop them", path=store,
+                         "release would drop them", path=store.location,
                          expected="`bahfs ingest --merge`, or a new store")
     else:
         reports = [(str(dataset), run_ingest(dataset, store, policy))]
     for name, report in reports:
         typer.echo(f"ingested {report.participants} participants, {report.videos} videos, "
                    f"{report.frames} frames, {report.segments} A/H segments from {name} "
-                   f"into {store} in {time.perf_counter() - t0:.1f} s")
+                   f"into {store.location} in {time.perf_counter() - t0:.1f} s")
         for note in report.notes:
             typer.echo(f"  {note}")
         for pid, reason in report.excluded.items():

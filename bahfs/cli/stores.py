@@ -8,17 +8,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bahfs.cli.common import CHECK_FAILED, LOOK_AFTER, StoreArg, app, friendly
+from bahfs.cli.common import (
+    CHECK_FAILED,
+    LOOK_AFTER,
+    AnyStoreArg,
+    StoreArg,
+    app,
+    friendly,
+    local_folder,
+)
 
 if TYPE_CHECKING:
     from store.backend import Store
-    from store.local import LocalStore
 
 
 @app.command(rich_help_panel=LOOK_AFTER, epilog="Example: bahfs verify /data/bah/store")
 @friendly
 def verify(
-    store: StoreArg,
+    store: AnyStoreArg,
     fix: Annotated[bool, typer.Option(
         help="Repair what bahfs wrote: re-queue lost videos (recorded as extracted, no "
              "longer in the store) so that the next `bahfs extract` restores them, give "
@@ -30,9 +37,9 @@ def verify(
     only what bahfs wrote inside the store.
     """
     from store.catalog import devices, extracted_table, featuresets_table
-    from store.local import LocalStore
+    from store.local import as_store
 
-    st = LocalStore(store)  # opened once, here at the boundary
+    st = as_store(store)  # opened once, here at the boundary
     if fix:
         _fix(st)
     problems = verify_problems(st)
@@ -49,16 +56,19 @@ def verify(
         typer.echo(f"  {fs}: " + ", ".join(f"{n} videos on {d}" for d, n in by_device.items()))
 
 
-def _fix(store: LocalStore) -> None:
+def _fix(store: Store) -> None:
     from store.access import fix_drift
     from store.catalog import refresh_catalog
+    from store.local import LocalStore
     from store.verify import lost_videos
 
-    fixed, failed = fix_drift(store.root)
-    if fixed:
-        typer.echo(f"access: {len(fixed)} paths given the store's access policy")
-    for path, why in failed:
-        typer.secho(f"access: could not fix {path}: {why}", fg=typer.colors.RED, err=True)
+    if isinstance(store, LocalStore):  # a bucket has no modes: its policy is IAM's
+        fixed, failed = fix_drift(store.root)
+        if fixed:
+            typer.echo(f"access: {len(fixed)} paths given the store's access policy")
+        for path, why in failed:
+            typer.secho(f"access: could not fix {path}: {why}", fg=typer.colors.RED,
+                        err=True)
     lost = lost_videos(store)
     refresh_catalog(store)  # the catalog now says what is there: extract redoes the rest
     for fs, _, vid in lost:
@@ -81,9 +91,11 @@ def verify_problems(store: Store | Path) -> list[Any]:
 @friendly
 def access_cmd(
     store: Annotated[Path, typer.Argument(
-        metavar="STORE",
-        show_default=False, help="A store; or, with --scope or --group, a missing or "
-                                 "empty folder: a new store with that policy.")],
+        metavar="STORE", callback=local_folder,
+        show_default=False, help="A store in a local folder; or, with --scope or "
+                                 "--group, a missing or empty folder: a new store with "
+                                 "that policy (a bucket's access is its policy's and "
+                                 "IAM's).")],
     scope: Annotated[str, typer.Option(
         help="group: owner and group read and write (files 0660, folders 2770); "
              "owner: the owner alone (0600, 0700). Nothing for others either way.")] = "",
@@ -143,3 +155,37 @@ def export_baseline_cmd(
         sources = dict(s.split("=", 1) for s in source)
     report = export_baseline(store, out, sources)
     typer.echo(f"exported {report.videos} videos to {report.out}: {report.modalities}")
+
+
+@app.command("copy", rich_help_panel=LOOK_AFTER,
+             epilog="Example: bahfs copy /data/bah/store s3://lab-bucket/bah/store")
+@friendly
+def copy_cmd(
+    src: Annotated[str, typer.Argument(
+        metavar="SRC", show_default=False,
+        help="A store: a folder, or s3://BUCKET/PREFIX.")],
+    dest: Annotated[str, typer.Argument(
+        metavar="DEST", show_default=False,
+        help="A new store: a missing or empty folder, or s3://BUCKET/PREFIX holding none.")],
+) -> None:
+    """Copy a store between a local folder and a bucket (either way), then verify both.
+
+    Everything bahfs wrote is copied but what running writers keep to themselves
+    (staging, locks); each video is published at the destination after all of its
+    arrays. A bucket is reached the standard AWS way (AWS_ENDPOINT_URL, AWS_REGION,
+    the usual credentials).
+    """
+    from store.copy import copy_store
+
+    report = copy_store(src, dest)
+    typer.echo(f"copied {report.objects} objects ({report.bytes:,} bytes) to {dest}")
+    failed = False
+    for side, problems in (("source", report.source_problems),
+                           ("destination", report.dest_problems)):
+        for p in problems:
+            typer.secho(f"{side}: {p}", fg=typer.colors.RED if p.severity == "error"
+                        else typer.colors.YELLOW, err=True)
+        failed |= any(p.severity == "error" for p in problems)
+    if failed:
+        raise typer.Exit(CHECK_FAILED)
+    typer.secho("both stores are valid", fg=typer.colors.GREEN)

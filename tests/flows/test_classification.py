@@ -25,7 +25,7 @@ from store.tables import read_table, read_table_or_empty
 #: stage -> (module or class, attribute) replaced by a function that raises
 STAGES: dict[str, tuple[str, str]] = {
     "models": ("flows.job", "check_loaded_models"),
-    "claim": ("flows.job", "video_lock"),
+    "claim": ("store.local.LocalStore", "video_lock"),
     "probe": ("extractors.decode", "probe_video"),
     "decode": ("extractors.pipeline", "open_video"),
     "audio decode": ("extractors.pipeline", "decode_audio"),

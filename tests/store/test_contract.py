@@ -28,10 +28,13 @@ from store.purge import purge_participant
 from store.reader import FeatureReader
 from store.verify import verify_store
 from store.writer import FeatureWriter
+from tests.store import s3_server
 
 #: backend name -> factory of an empty store in a scratch folder
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "local": lambda scratch: LocalStore(scratch / "store"),
+    # a fresh bucket of the moto server on 127.0.0.1 (tests/store/s3_server.py)
+    "s3": s3_server.new_store,
 }
 
 FACE = FeatureSetSpec("face", {"size": 8}, "ab" * 32,

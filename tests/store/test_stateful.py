@@ -10,14 +10,18 @@ back with ``n_frames`` rows, its numbers and its provenance; ``verify`` reports 
 error, and nothing at all once recovered; nothing published is lost, and nothing
 appears that was not published. Hand-made arrays; no video, no model.
 
-The suite's budget is fixed below; ``BAHFS_STATEFUL_EXAMPLES`` and
-``BAHFS_STATEFUL_STEPS`` (read only here) give a longer run by hand
-(``docs/testing.md``).
+The same machine runs on the local backend and on the S3 backend (a fresh bucket of
+the moto server on 127.0.0.1, ``tests/store/s3_server.py``), with the same steps and
+invariants; reopening the S3 store unpickles it, as a worker receives it. The suite's
+budget is fixed below (smaller on S3, whose every request crosses HTTP);
+``BAHFS_STATEFUL_EXAMPLES`` and ``BAHFS_STATEFUL_STEPS`` (read only here) give a
+longer run by hand (``docs/testing.md``).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import tempfile
@@ -44,9 +48,12 @@ from store.reader import FeatureReader
 from store.schema import INGEST_TABLES, TABLES
 from store.verify import verify_store
 from store.writer import FeatureWriter
+from tests.store import s3_server
 
 EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "15"))
 STEPS = int(os.environ.get("BAHFS_STATEFUL_STEPS", "20"))
+S3_EXAMPLES = int(os.environ.get("BAHFS_STATEFUL_EXAMPLES", "3"))
+S3_STEPS = int(os.environ.get("BAHFS_STATEFUL_STEPS", "10"))
 ARRAYS = {"face": (ArraySpec("embedding", "float16", (3,)), ArraySpec("has_face", "bool")),
           "voice": (ArraySpec("energy", "float32"),)}
 
@@ -79,7 +86,7 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="bahfs-stateful-")) / "store"
-        self.store: Store = LocalStore(self.root)
+        self.store: Store = self.new_store()
         for table in INGEST_TABLES:
             self.store.write_table(table, rows(table, []))
         self.videos: dict[str, tuple[str, int]] = {}  # ingested, not withdrawn
@@ -90,6 +97,12 @@ class StoreMachine(RuleBasedStateMachine):
         self.previous: list[str] = []  # ids face had before
         self.staging_left = False
         self.participants = 0
+
+    def new_store(self) -> Store:
+        return LocalStore(self.root)
+
+    def reopened(self) -> Store:
+        return LocalStore(self.root)
 
     def teardown(self) -> None:
         shutil.rmtree(self.root.parent, ignore_errors=True)
@@ -187,7 +200,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule()
     def reopen(self) -> None:
-        self.store = LocalStore(self.root)
+        self.store = self.reopened()
         FeatureWriter(self.store)  # the next writer removes what dead ones left
         refresh_catalog(self.store)
         self.staging_left = False
@@ -232,7 +245,22 @@ class StoreMachine(RuleBasedStateMachine):
         assert [str(p) for p in problems] == []
 
 
+class S3StoreMachine(StoreMachine):
+    """The same steps and invariants on a store in a fresh bucket."""
+
+    def new_store(self) -> Store:
+        return s3_server.new_store()
+
+    def reopened(self) -> Store:
+        reopened: Store = pickle.loads(pickle.dumps(self.store))
+        return reopened
+
+
 StoreMachine.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+S3StoreMachine.TestCase.settings = settings(
+    max_examples=S3_EXAMPLES, stateful_step_count=S3_STEPS, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_store_state_machine = StoreMachine.TestCase
+test_s3_store_state_machine = S3StoreMachine.TestCase
