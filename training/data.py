@@ -22,6 +22,7 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from store.backend import Store
 from store.errors import ConfigError
 from store.local import as_store
 from store.reader import FeatureReader
@@ -38,7 +39,7 @@ class Source:
     model_sha256: str
 
 
-def resolve_sources(store: Path, modalities: list[str]) -> list[Source]:
+def resolve_sources(store: Store | Path, modalities: list[str]) -> list[Source]:
     """``face`` (extractor name) or ``face=<feature set or extractor>[:array]``."""
     reader = FeatureReader(store)
     sets = reader.featuresets()
@@ -110,13 +111,13 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     of per-video features the batch path keeps (0: read the store every batch).
     """
 
-    def __init__(self, store: Path, sources: list[Source], *, length: int, hop: int,
+    def __init__(self, store: Store | Path, sources: list[Source], *, length: int, hop: int,
                  split: str | None = None, video_ids: list[str] | None = None,
                  labelled: bool = True, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.reader = FeatureReader(store)
         self.cache = VideoCache(cache_bytes)
         self.sources, self.length = sources, length
-        videos = as_store(store).read_table("videos")
+        videos = self.reader.store.read_table("videos")
         if labelled:
             videos = videos.filter(pl.col("global_label").is_not_null())
         self.unlabelled = set(videos.filter(pl.col("global_label").is_null())

@@ -176,6 +176,19 @@ def _any_store(text: str) -> Any:
     return _existing_store(Path(text))
 
 
+def _store_location(text: str) -> Path | str:
+    """A local store's folder (a Path), or ``s3://bucket/prefix`` (as that text) once a
+    store is found there: for the commands that open the store themselves, with
+    their own settings (training's cache)."""
+    from store.s3_objects import is_s3
+
+    if is_s3(text):
+        from store.local import open_store
+
+        return open_store(text).location
+    return _existing_store(Path(text))
+
+
 #: the STORE argument of every command that reads or changes a store
 StoreArg = Annotated[Path, typer.Argument(
     metavar="STORE",
@@ -187,6 +200,12 @@ AnyStoreArg = Annotated[Any, typer.Argument(
     help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
          "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
          "credentials).")]
+#: the STORE argument of the training commands: a folder's Path, or the s3:// text
+StoreLocationArg = Annotated[Any, typer.Argument(
+    metavar="STORE", parser=str, callback=_store_location, show_default=False,
+    help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
+         "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
+         "credentials; arrays read through a local cache, --s3-cache).")]
 #: the STORE argument of ``ingest`` and ``extract``: made when missing
 NewStoreArg = Annotated[Path, typer.Argument(
     metavar="STORE", callback=_new_or_existing_store, show_default=False,
