@@ -137,7 +137,9 @@ def friendly(fn: F) -> F:
 
 
 #: the commands that take a store in a bucket (``s3://BUCKET/PREFIX``)
-S3_COMMANDS = "verify, purge, quarantine list, quarantine release, copy"
+S3_COMMANDS = ("verify, purge, quarantine list, quarantine release, copy, status, stats, "
+               "review, cues evaluate, export-baseline, train, evaluate, predict, "
+               "personalise")
 
 
 def _refuse_s3(path: Path) -> None:
@@ -210,6 +212,19 @@ StoreLocationArg = Annotated[Any, typer.Argument(
 NewStoreArg = Annotated[Path, typer.Argument(
     metavar="STORE", callback=_new_or_existing_store, show_default=False,
     help="The store to write: an existing store, or a new (missing or empty) folder.")]
+
+
+def local_out(store: Any, given: Path | None, default: str, option: str) -> Path:
+    """Where a command writes its files: ``given``, else ``STORE/default`` for a store
+    in a folder; a store in a bucket needs ``option`` (nothing is written into it)."""
+    if given is not None:
+        return given
+    if isinstance(store, Path):
+        return store / default
+    from store.errors import ConfigError
+
+    raise ConfigError(f"a store in a bucket: where to write is not STORE/{default}",
+                      expected=f"{option} DIR, a local folder")
 
 
 def csv_names(text: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bahfs.cli.common import CHECK_FAILED, LOOK_AFTER, AnyStoreArg, StoreArg, app, friendly
+from bahfs.cli.common import CHECK_FAILED, LOOK_AFTER, AnyStoreArg, app, friendly
 
 if TYPE_CHECKING:
     from store.backend import Store
@@ -122,7 +122,7 @@ def access_cmd(
              epilog="Example: bahfs export-baseline /data/bah/store /data/bah/baseline")
 @friendly
 def export_baseline_cmd(
-    store: StoreArg,
+    store: AnyStoreArg,
     out: Annotated[Path, typer.Argument(show_default=False, metavar="OUT",
                                         help="Output directory.")],
     source: Annotated[list[str] | None, typer.Option(
