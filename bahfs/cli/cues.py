@@ -78,10 +78,10 @@ def cue_table(store: Store | Path, feature_set: str, min_segments: int, top: int
     written to ``out`` (default STORE/plots) as cue_auc.csv and cue_auc.png."""
     from store.cue_eval import evaluate_cues, plot_cue_auc, top_features
 
+    folder = local_out(store, out, "plots", "--out")  # refused before any work
     table = evaluate_cues(store, feature_set, min_segments, max_width)
     print_table(f"best {top} {feature_set} features per cue (AUC; 0.5 = no separation)",
                 top_features(table, top))
-    folder = local_out(store, out, "plots", "--out")
     folder.mkdir(parents=True, exist_ok=True)
     table.write_csv(folder / "cue_auc.csv")
     png = plot_cue_auc(table, folder / "cue_auc.png")
