@@ -26,6 +26,7 @@ uses a fresh cache folder each round.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -59,6 +60,7 @@ def start_moto() -> tuple[Any, str]:
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
