@@ -29,9 +29,7 @@ from torch.utils.data import DataLoader
 from store.access import new_dir
 from store.backend import Store
 from store.errors import ConfigError, CorruptError, NotFoundError
-from store.local import as_store, open_store
-from store.s3 import S3Store
-from store.s3_cache import DEFAULT_CACHE_MB, S3Cache, default_cache_dir
+from store.s3_cache import DEFAULT_CACHE_MB
 from store.s3_objects import S3Address, is_s3
 from training import reports
 from training.data import (
@@ -41,6 +39,7 @@ from training.data import (
     Source,
     WindowDataset,
     collate,
+    open_run_store,
     resolve_sources,
 )
 from training.device import device_errors, model_device, pins, to_device, torch_device
@@ -106,22 +105,6 @@ class TrainConfig(BaseModel):
         """``s3://bucket/prefix`` as that text (a Path would fold its ``//``), any
         other location a Path."""
         return str(S3Address.parse(value)) if is_s3(value) else Path(str(value))
-
-
-def open_run_store(location: Path | str, s3_cache: Path | None = None,
-                   s3_cache_mb: int = DEFAULT_CACHE_MB) -> Store:
-    """The store a run reads, opened once: a folder, or a bucket whose arrays are read
-    through the local cache ``s3_cache`` (default under the OS cache folder; none when
-    ``s3_cache_mb`` is 0), the cache first pruned of videos no longer published as it
-    holds them (store.s3_cache)."""
-    if not is_s3(location):
-        return as_store(location)
-    cache = (S3Cache(s3_cache or default_cache_dir(), s3_cache_mb << 20)
-             if s3_cache_mb else None)
-    store = open_store(str(location), cache)
-    if isinstance(store, S3Store):
-        store.prune_cache()
-    return store
 
 
 def run_store(cfg: TrainConfig) -> Store:

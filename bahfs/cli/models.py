@@ -152,8 +152,9 @@ def train(
     epoch; val/test metrics are printed beside the all-negative baseline.
     """
     from store.devices import parse_device
+    from training.data import open_run_store
     from training.protocol import preset as preset_options
-    from training.run import TrainConfig, open_run_store
+    from training.run import TrainConfig
     from training.run import train as run_train
     from training.transcript import train_transcript
 
