@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from store.backend import Store
 from store.errors import NotFoundError
 from store.local import as_store
 from store.reader import FeatureReader
@@ -48,7 +49,7 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def cue_segments(store: Path, min_segments: int) -> pl.DataFrame:
+def cue_segments(store: Store | Path, min_segments: int) -> pl.DataFrame:
     """Per (modality, cue) coded in at least ``min_segments`` segments: its segments'
     video and frame range."""
     segs = as_store(store).read_table("segments").select("video_id", "segment", "start_frame",
@@ -73,13 +74,13 @@ def _columns(name: str, arr: np.ndarray, extra: dict[str, Any]) -> list[tuple[st
     return cols
 
 
-def evaluate_cues(store: Path, feature_set: str = "behaviour", min_segments: int = 5,
+def evaluate_cues(store: Store | Path, feature_set: str = "behaviour", min_segments: int = 5,
                   max_width: int | None = None) -> pl.DataFrame:
     """One row per (cue, array column): modality, cue, segments, videos, pos_frames,
     neg_frames (frames scored), feature, auc and separation ``|auc - 0.5|``, sorted by
     cue and separation. Every column of every array is scored, unless ``max_width``
     is given: then arrays wider than that many columns (a stored mesh) are left out."""
-    store = Path(store)
+    store = as_store(store)
     reader = FeatureReader(store)
     fs_id = reader.resolve(feature_set)
     spec = reader.featuresets()[fs_id]
@@ -88,7 +89,7 @@ def evaluate_cues(store: Path, feature_set: str = "behaviour", min_segments: int
     segs = cue_segments(store, min_segments).filter(pl.col("video_id").is_in(sorted(done)))
     if segs.is_empty():
         raise NotFoundError(f"no cue has {min_segments} or more segments in videos of "
-                            f"feature set {fs_id}", path=store,
+                            f"feature set {fs_id}", path=store.location,
                             expected="extracted videos with coded cues (a lower "
                                      "--min-segments?)")
     names = [a.name for a in spec.arrays

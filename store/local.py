@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -47,6 +47,9 @@ from store.layout import (
 from store.location import existing_store
 from store.locks import LOCKS, store_lock, video_lock, video_lock_name
 from store.s3_objects import is_s3
+
+if TYPE_CHECKING:
+    from store.s3_cache import S3Cache
 
 
 def _dirs(path: Path) -> list[Path]:
@@ -294,26 +297,27 @@ class LocalStore(Store):
                 for p, what in drifting(self.root)]
 
 
-def as_store(store: Store | Path | str) -> Store:
+def as_store(store: Store | Path | str, cache: S3Cache | None = None) -> Store:
     """``store`` itself, the store in a bucket at ``s3://bucket/prefix``
-    (:class:`store.s3.S3Store`, configured here from the AWS settings), or the local
-    store at a path: converted once, at a boundary."""
+    (:class:`store.s3.S3Store`, configured here from the AWS settings, reading arrays
+    through ``cache`` when given), or the local store at a path: converted once, at a
+    boundary."""
     if isinstance(store, Store):
         return store
     if is_s3(store):
         from store.s3 import S3Store
 
-        return S3Store.open(store)
+        return S3Store.open(store, cache)
     return LocalStore(Path(store))
 
 
-def open_store(path: Path | str) -> Store:
-    """The store at ``path`` (a folder or ``s3://bucket/prefix``); refused when it is
-    not a store (store.location)."""
+def open_store(path: Path | str, cache: S3Cache | None = None) -> Store:
+    """The store at ``path`` (a folder or ``s3://bucket/prefix``, read through
+    ``cache`` when given); refused when it is not a store (store.location)."""
     if is_s3(path):
         from store.s3 import S3Store
 
-        st = S3Store.open(path)
+        st = S3Store.open(path, cache)
         if not st.is_store():
             raise NotFoundError(f"no store at {st.location}",
                                 expected="a store made by `bahfs ingest` or `bahfs copy`")

@@ -15,6 +15,9 @@ a feature set deletes its objects, and what a purge removes is gone (on a bucket
 with versioning on, the bucket's lifecycle must expire noncurrent versions:
 ``docs/store.md``).
 
+Arrays are read by ranged GETs (:mod:`store.s3_arrays`), or through a local cache
+of whole arrays when the store is given one (:mod:`store.s3_cache`).
+
 Staging is a local folder (``staging()``), announced in the bucket under
 ``.staging/<host>-<pid>-<random>`` for as long as it lives, so that a writer that
 died is seen and cleaned (:func:`store.s3_locks.owner_gone`). Access to a bucket is
@@ -34,16 +37,16 @@ from typing import Any
 
 import polars as pl
 
-from store import s3_locks
+from store import s3_arrays, s3_locks
 from store.access import AccessPolicy
-from store.arrays import ArrayMeta, chunk_key, layout_of
+from store.arrays import ArrayMeta
 from store.backend import Outcome, Store, VideoRef
 from store.errors import CorruptError, NotFoundError, StoreError
 from store.fault_points import fault_point
 from store.features import FeatureSetSpec
 from store.layout import FEATURES, LAYOUT_VERSION, STAGING, check_name
 from store.locks import LOCKS, video_lock_name
-from store.s3_arrays import RangedArray, open_foreign
+from store.s3_cache import S3Cache
 from store.s3_objects import Bucket, S3Address, S3Config
 from store.schema import conform
 from store.tables import MANIFEST, TABLES_DIR, utc_now, with_schema
@@ -65,16 +68,18 @@ def _staging_root() -> Path:
 class S3Store(Store):
     """A store under ``s3://bucket/prefix``."""
 
-    def __init__(self, address: S3Address | str, config: S3Config) -> None:
+    def __init__(self, address: S3Address | str, config: S3Config,
+                 cache: S3Cache | None = None) -> None:
         super().__init__()
         addr = address if isinstance(address, S3Address) else S3Address.parse(address)
         self.bucket = Bucket(addr, config)
+        self.cache = cache  # arrays opened are fetched into it (store.s3_cache)
 
     @classmethod
-    def open(cls, location: object) -> S3Store:
+    def open(cls, location: object, cache: S3Cache | None = None) -> S3Store:
         """The store at ``s3://bucket/prefix``, configured from this process's AWS
-        settings (read here, once)."""
-        return cls(S3Address.parse(location), S3Config.resolve())
+        settings (read here, once), reading arrays through ``cache`` when given."""
+        return cls(S3Address.parse(location), S3Config.resolve(), cache)
 
     def __repr__(self) -> str:
         return f"S3Store({self.location!r})"
@@ -86,11 +91,11 @@ class S3Store(Store):
         return hash(self.location)
 
     def __getstate__(self) -> dict[str, Any]:  # the bucket pickles without credentials
-        return {"bucket": self.bucket}
+        return {"bucket": self.bucket, "cache": self.cache}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Store.__init__(self)  # a fresh table cache in the new process
-        self.bucket = state["bucket"]
+        self.bucket, self.cache = state["bucket"], state.get("cache")
 
     @property
     def location(self) -> str:
@@ -329,33 +334,34 @@ class S3Store(Store):
 
     # -- arrays ----------------------------------------------------------------------
     def array_meta(self, ref: VideoRef, name: str) -> ArrayMeta:
-        key = f"{self._video_key(ref)}/{name}"
-        try:
-            meta = self._json(f"{key}/zarr.json")
-        except NotFoundError as exc:
-            raise NotFoundError("array not found", path=key) from exc
-        dtype, shape, raw = layout_of(meta)
-        if not raw:
-            return ArrayMeta(PurePosixPath(key), dtype, shape, None)
-        head = self.bucket.head(f"{key}/{chunk_key(shape)}")
-        if head is None:
-            return ArrayMeta(PurePosixPath(key), dtype, shape, None, absent_chunk=True)
-        return ArrayMeta(PurePosixPath(key), dtype, shape, None, raw_size=head["size"])
+        return s3_arrays.array_meta(self.bucket, f"{self._video_key(ref)}/{name}")
 
     def open_array(self, ref: VideoRef, name: str) -> tuple[ArrayMeta, Any]:
-        if not self.is_published(ref):
+        """The array from the cache when this store has one (fetched into it on first
+        use), else read from the bucket (:mod:`store.s3_arrays`)."""
+        head = self.bucket.head(f"{self._video_key(ref)}/{GROUP}")
+        if head is None:
             raise NotFoundError(f"video {ref.video_id!r} has no features in "
                                 f"{ref.feature_set!r}", video=ref.video_id,
                                 participant=ref.participant_id,
                                 expected="a video extracted into this feature set")
-        meta = self.array_meta(ref, name)
-        if meta.raw_size is None:
-            return meta, open_foreign(self.bucket, str(meta.path))
-        size = meta.shape[0] * meta.row_bytes
-        if meta.raw_size != size:
-            raise CorruptError("chunk object size does not match its metadata",
-                               path=meta.path, video=ref.video_id, expected=f"{size} bytes")
-        return meta, RangedArray(self.bucket, f"{meta.path}/{chunk_key(meta.shape)}", meta)
+        if self.cache is not None:
+            got = self.cache.open(self.bucket, self._video_key(ref), ref, name, head["etag"])
+            if got is not None:
+                return got
+        return s3_arrays.open_stored(self.bucket, self.array_meta(ref, name), ref.video_id)
+
+    def prune_cache(self) -> int:
+        """Remove from this store's cache the videos no longer published as they were
+        fetched (withdrawn, purged, republished); how many (0 without a cache)."""
+        if self.cache is None:
+            return 0
+
+        def etag(ref: VideoRef) -> str | None:
+            head = self.bucket.head(f"{self._video_key(ref)}/{GROUP}")
+            return None if head is None else str(head["etag"])
+
+        return self.cache.prune(self.location, etag)
 
     # -- locks, staging, access ------------------------------------------------------
     def lock(self, timeout_s: float = 600.0) -> AbstractContextManager[None]:

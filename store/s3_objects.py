@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from store.errors import NotFoundError, ObjectStoreError, StoreError
@@ -113,6 +115,8 @@ class Bucket:
     def __init__(self, address: S3Address, config: S3Config) -> None:
         self.address, self.config = address, config
         self._client_pid: tuple[Any, int] | None = None
+        #: requests this object made in this process, by operation (``get_object``...)
+        self.counts: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"Bucket({str(self.address)!r}, endpoint={self.config.endpoint_url!r})"
@@ -184,6 +188,7 @@ class Bucket:
 
     def _call(self, op: str, key: str, **kwargs: Any) -> Any:
         """``client.<op>`` on ``key``, its failures as :meth:`_failed` says."""
+        self.counts[op] += 1
         try:
             return getattr(self.client, op)(Bucket=self.address.bucket,
                                             Key=self.address.key(key), **kwargs)
@@ -202,6 +207,25 @@ class Bucket:
         body: bytes = self._call("get_object", key,
                                  Range=f"bytes={start}-{stop - 1}")["Body"].read()
         return body
+
+    def download(self, key: str, path: Path) -> int:
+        """Write the object at ``key`` to the new file ``path`` (streamed, one GET);
+        its size in bytes."""
+        from botocore.exceptions import BotoCoreError
+
+        body = self._call("get_object", key)["Body"]
+        size = 0
+        try:
+            with open(path, "xb") as fh:
+                for block in body.iter_chunks(1 << 20):
+                    fh.write(block)
+                    size += len(block)
+        except BotoCoreError as exc:
+            raise ObjectStoreError(f"object store unreachable: {type(exc).__name__}",
+                                   path=str(self.address),
+                                   expected="the S3 server running and reachable "
+                                            "(AWS_ENDPOINT_URL), then run again") from exc
+        return size
 
     def head(self, key: str) -> dict[str, Any] | None:
         """``{"size", "etag", "modified"}`` of ``key``; None when absent."""
@@ -234,6 +258,7 @@ class Bucket:
                                 "Prefix": self.address.key(prefix)}
         if not recursive:
             args["Delimiter"] = "/"
+        self.counts["list_objects_v2"] += 1
         try:
             return list(self.client.get_paginator("list_objects_v2").paginate(**args))
         except Exception as exc:

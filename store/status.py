@@ -18,8 +18,7 @@ import polars as pl
 from store.access import load_policy, survey
 from store.backend import Store
 from store.errors import NotFoundError
-from store.local import LocalStore
-from store.tables import table_exists
+from store.local import LocalStore, as_store
 
 #: extract runs shown
 LAST_RUNS = 3
@@ -121,34 +120,51 @@ def _releases(st: Store) -> tuple[list[str], list[dict[str, Any]]]:
     return releases, batches.to_dicts()
 
 
-def next_step(store: Path, status: dict[str, Any]) -> str:
+def next_step(store: Store | Path, status: dict[str, Any]) -> str:
     """The one command to run next, given what :func:`store_status` found."""
-    if not table_exists(store, "videos"):
-        return f"bahfs check-release DATASET, then bahfs ingest DATASET {store}"
+    st = as_store(store)
+    where = st.location  # as the user names it
+    if not st.table_exists("videos"):
+        return f"bahfs check-release DATASET, then bahfs ingest DATASET {where}"
     if status["drifting_paths"]:
-        return f"bahfs verify {store} --fix"
+        return f"bahfs verify {where} --fix"
     source = status["releases"][0] if len(status["releases"]) == 1 else "SOURCE"
     fsets = status["feature_sets"]
     if not fsets or any(f.pending for f in fsets):
-        return f"bahfs extract {source} {store}"
+        return f"bahfs extract {source} {where}"
     if any(f.quarantined for f in fsets):
-        return f"bahfs quarantine list {store}"
+        return f"bahfs quarantine list {where}"
     if any(f.bugs for f in fsets):
-        return f"bahfs quarantine bugs {store}"
-    return f"bahfs train {store}"
+        return f"bahfs quarantine bugs {where}"
+    return f"bahfs train {where}"
 
 
-def store_status(store: Path) -> StoreStatus:
-    """Everything ``bahfs status`` shows about ``store`` (an existing store)."""
-    store = Path(store)
-    st = LocalStore(store)
+def _footprint(st: Store) -> tuple[int, int, str]:
+    """(bytes the store takes, paths drifting from its access policy, the policy in
+    words): one pass over a folder; a bucket's listing (access there is the bucket
+    policy's and IAM's)."""
+    if isinstance(st, LocalStore):
+        policy = load_policy(st.root)
+        size, drift = survey(st.root, policy)
+        return size, len(drift), (
+            f"{policy.scope} (files {policy.file_mode:04o}, folders {policy.dir_mode:04o}"
+            + (f", group {policy.group})" if policy.group else ")"))
+    from store.s3 import S3Store
+
+    size = sum(n for _, n in st.bucket.listing("")) if isinstance(st, S3Store) else 0
+    return size, 0, "the bucket's policy and IAM (no POSIX modes in a bucket)"
+
+
+def store_status(store: Store | Path) -> StoreStatus:
+    """Everything ``bahfs status`` shows about ``store`` (an existing store: a folder or
+    a bucket)."""
+    st = as_store(store)
     videos = st.read_table_or_empty("videos")
     excl = st.read_table_or_empty("exclusions")
     withdrawn = st.read_table_or_empty("withdrawals").height
     reasons = dict(excl.group_by("reason").len().sort("reason").iter_rows())
     quarantined = st.read_table_or_empty("quarantine")["video_id"].n_unique()
-    policy = load_policy(store)
-    size, drift = survey(store, policy)
+    size, drifting, access = _footprint(st)
     releases, batches = _releases(st)
     found: dict[str, Any] = {
         "releases": releases, "batches": batches,
@@ -157,9 +173,6 @@ def store_status(store: Path) -> StoreStatus:
         "videos": {"consented": videos.height, "excluded": int(excl["n_videos"].sum()),
                    "quarantined": quarantined},
         "exclusion_reasons": reasons, "feature_sets": _feature_sets(st, videos),
-        "runs": _runs(st), "size_bytes": size,
-        "access": f"{policy.scope} (files {policy.file_mode:04o}, folders "
-                  f"{policy.dir_mode:04o}" + (f", group {policy.group})" if policy.group
-                                              else ")"),
-        "drifting_paths": len(drift)}
-    return StoreStatus(store=str(store), next_step=next_step(store, found), **found)
+        "runs": _runs(st), "size_bytes": size, "access": access,
+        "drifting_paths": drifting}
+    return StoreStatus(store=st.location, next_step=next_step(st, found), **found)

@@ -22,9 +22,13 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from store.backend import Store
 from store.errors import ConfigError
-from store.local import as_store
+from store.local import as_store, open_store
 from store.reader import FeatureReader
+from store.s3 import S3Store
+from store.s3_cache import DEFAULT_CACHE_MB, S3Cache, default_cache_dir
+from store.s3_objects import is_s3
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Source:
     model_sha256: str
 
 
-def resolve_sources(store: Path, modalities: list[str]) -> list[Source]:
+def resolve_sources(store: Store | Path, modalities: list[str]) -> list[Source]:
     """``face`` (extractor name) or ``face=<feature set or extractor>[:array]``."""
     reader = FeatureReader(store)
     sets = reader.featuresets()
@@ -54,6 +58,22 @@ def resolve_sources(store: Path, modalities: list[str]) -> list[Source]:
                               expected=str([a.name for a in spec.arrays if len(a.shape) == 1]))
         out.append(Source(name, fs, arr.name, arr.shape[0], spec.model_sha256))
     return out
+
+
+def open_run_store(location: Path | str, s3_cache: Path | None = None,
+                   s3_cache_mb: int = DEFAULT_CACHE_MB) -> Store:
+    """The store a run reads, opened once: a folder, or a bucket whose arrays are read
+    through the local cache ``s3_cache`` (default under the OS cache folder; none when
+    ``s3_cache_mb`` is 0), the cache first pruned of videos no longer published as it
+    holds them (store.s3_cache)."""
+    if not is_s3(location):
+        return as_store(location)
+    cache = (S3Cache(s3_cache or default_cache_dir(), s3_cache_mb << 20)
+             if s3_cache_mb else None)
+    store = open_store(str(location), cache)
+    if isinstance(store, S3Store):
+        store.prune_cache()
+    return store
 
 
 def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
@@ -110,13 +130,13 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
     of per-video features the batch path keeps (0: read the store every batch).
     """
 
-    def __init__(self, store: Path, sources: list[Source], *, length: int, hop: int,
+    def __init__(self, store: Store | Path, sources: list[Source], *, length: int, hop: int,
                  split: str | None = None, video_ids: list[str] | None = None,
                  labelled: bool = True, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.reader = FeatureReader(store)
         self.cache = VideoCache(cache_bytes)
         self.sources, self.length = sources, length
-        videos = as_store(store).read_table("videos")
+        videos = self.reader.store.read_table("videos")
         if labelled:
             videos = videos.filter(pl.col("global_label").is_not_null())
         self.unlabelled = set(videos.filter(pl.col("global_label").is_null())

@@ -29,7 +29,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from store.access import load_policy, new_dir
+from store.access import new_dir
+from store.backend import Store
 from store.consent import subject_hash
 from store.errors import ConfigError
 from store.local import as_store
@@ -45,6 +46,7 @@ from training.run import (
     fit,
     make_loader,
     predict_frames,
+    run_store,
     seed_everything,
 )
 
@@ -76,7 +78,7 @@ def split_target(participant_id: str, videos: pl.DataFrame, seed: int = 0
     return TargetSplit(participant_id, *(tuple(sorted(p)) for p in parts))
 
 
-def targets(store: Path, split: str = "test", seed: int = 0,
+def targets(store: Store | Path, split: str = "test", seed: int = 0,
             present: set[str] | None = None
             ) -> tuple[list[str], list[TargetSplit], dict[str, str]]:
     """Source video ids (the train split), the target splits, and the skipped targets;
@@ -99,7 +101,7 @@ def targets(store: Path, split: str = "test", seed: int = 0,
     return source, done, skipped
 
 
-def iter_targets(store: Path, split: str = "test", seed: int = 0
+def iter_targets(store: Store | Path, split: str = "test", seed: int = 0
                  ) -> Iterator[tuple[list[str], TargetSplit]]:
     """``(source video ids, target split)`` per target participant that has one."""
     source, found, _ = targets(store, split, seed)
@@ -119,9 +121,9 @@ def _fit(model: torch.nn.Module, cfg: TrainConfig, ds: WindowDataset, epochs: in
         pass
 
 
-def _test(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
+def _test(model: torch.nn.Module, store: Store, cfg: TrainConfig, sources: list[Source],
           ids: tuple[str, ...]) -> dict[str, Any]:
-    ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window,
+    ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.window,
                        video_ids=list(ids), cache_bytes=0)  # read once
     result = evaluate_predictions(ds, predict_frames(model, ds, [s.modality
                                                                  for s in ds.sources]))
@@ -141,15 +143,16 @@ def personalise(cfg: TrainConfig, *, finetune_epochs: int = 3, finetune_lr: floa
 def _personalise(cfg: TrainConfig, device: torch.device, finetune_epochs: int,
                  finetune_lr: float, split: str, log: Any) -> Path:
     seed_everything(cfg.seed)
-    sources = resolve_sources(cfg.store, list(cfg.modalities))
-    reader = FeatureReader(cfg.store)
+    store = run_store(cfg)
+    sources = resolve_sources(store, list(cfg.modalities))
+    reader = FeatureReader(store)
     present = set.intersection(*(set(reader.extracted(s.feature_set)) for s in sources))
-    source_ids, found, skipped = targets(cfg.store, split, cfg.seed, present)
+    source_ids, found, skipped = targets(store, split, cfg.seed, present)
     if not found:
         raise ConfigError(f"no {split} participant has 3 videos of each class",
                           expected="targets with both classes in train, val and test")
     model = build_model(cfg.model, {s.modality: s.dim for s in sources}, cfg.hidden).to(device)
-    source_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop,
+    source_ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.hop,
                               video_ids=source_ids, cache_bytes=cfg.cache_mb << 20)
     _fit(model, cfg, source_ds, cfg.epochs, cfg.lr)
     log(f"source model: {len(source_ids)} videos, {cfg.epochs} epochs on {device}; "
@@ -158,19 +161,19 @@ def _personalise(cfg: TrainConfig, device: torch.device, finetune_epochs: int,
     for target in found:
         key = subject_hash(target.participant_id)[:16]
         tuned = copy.deepcopy(model)
-        tuned_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop,
+        tuned_ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.hop,
                                  video_ids=list(target.train), cache_bytes=cfg.cache_mb << 20)
         _fit(tuned, cfg, tuned_ds, finetune_epochs, finetune_lr)
         per[key] = {"videos": {k: len(v) for k, v in asdict(target).items()
                                if k != "participant_id"},
-                    "source_only": _test(model, cfg, sources, target.test),
-                    "oracle": _test(tuned, cfg, sources, target.test),
-                    "oracle_val": _test(tuned, cfg, sources, target.val)}
+                    "source_only": _test(model, store, cfg, sources, target.test),
+                    "oracle": _test(tuned, store, cfg, sources, target.test),
+                    "oracle_val": _test(tuned, store, cfg, sources, target.val)}
     summary = {b: {k: mean_std([p[b]["frame"][k] for p in per.values()]) for k in SUMMARISED}
                for b in ("source_only", "oracle")}
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-personalise-{cfg.model}-s{cfg.seed}"
-    access = load_policy(cfg.store)  # the run holds what the store holds: same modes
+    access = store.access  # the run holds what the store holds: same modes
     new_dir(run, access)
     (run / "results.json").write_text(json.dumps({
         "config": cfg.model_dump(mode="json"), "finetune_epochs": finetune_epochs,

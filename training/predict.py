@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from store.backend import Store
 from store.errors import ConfigError, NotFoundError
 from store.local import as_store
 from store.reader import FeatureReader
@@ -70,7 +71,7 @@ def read_video_csv(path: Path) -> list[str]:
     return ids
 
 
-def store_ids(store: Path, wanted: list[str], *, path: Path) -> list[str]:
+def store_ids(store: Store | Path, wanted: list[str], *, path: Path) -> list[str]:
     """Store video ids of ``wanted`` (release ids, in any spelling), in order."""
     videos = as_store(store).read_table("videos").select("release_id", "video_id")
     by_release = dict(videos.iter_rows())
@@ -87,7 +88,7 @@ def store_ids(store: Path, wanted: list[str], *, path: Path) -> list[str]:
     return out
 
 
-def require_extracted(store: Path, sources: list[Source], video_ids: list[str],
+def require_extracted(store: Store | Path, sources: list[Source], video_ids: list[str],
                       where: str) -> None:
     """A submission covers every video asked for: raise naming those not extracted."""
     reader = FeatureReader(store)
@@ -101,7 +102,7 @@ def require_extracted(store: Path, sources: list[Source], video_ids: list[str],
 
 
 @torch.no_grad()
-def video_probabilities(model: torch.nn.Module, store: Path, sources: list[Source],
+def video_probabilities(model: torch.nn.Module, store: Store | Path, sources: list[Source],
                         window: int, video_ids: list[str] | None = None,
                         split: str | None = None) -> dict[str, float]:
     """Positive-class probability per video: frame probabilities from windows (computed
@@ -123,7 +124,7 @@ def write_submission(out: Path, rows: list[tuple[str, float]]) -> Path:
     return Path(out)
 
 
-def release_order(store: Path, probabilities: dict[str, float]) -> list[tuple[str, float]]:
+def release_order(store: Store | Path, probabilities: dict[str, float]) -> list[tuple[str, float]]:
     """``(release id, p1)`` for the predicted videos, in the release's id order."""
     videos = as_store(store).read_table("videos").filter(
         pl.col("video_id").is_in(list(probabilities))).sort("release_id")
@@ -131,21 +132,21 @@ def release_order(store: Path, probabilities: dict[str, float]) -> list[tuple[st
 
 
 def predict(run: Path, out: Path, *, split: str = "test", video_csv: Path | None = None,
-            store: Path | None = None, device: str | None = None
+            store: Path | str | None = None, device: str | None = None
             ) -> list[tuple[str, float]]:
     """Write the submission of ``run`` for ``split`` (or the videos of ``video_csv``, in
     its order and spelling) to ``out``, the model run on ``device`` (default
     ``$BAHFS_DEVICE``, else auto); return the ``(video id, p1)`` rows written."""
-    from training.run import load_run
+    from training.run import load_run, run_store
 
     model, cfg, sources = load_run(run, store, device)
     with device_errors(model_device(model)):
-        rows = _predict(model, cfg.store, sources, cfg.window, split, video_csv)
+        rows = _predict(model, run_store(cfg), sources, cfg.window, split, video_csv)
     write_submission(out, rows)
     return rows
 
 
-def _predict(model: torch.nn.Module, store: Path, sources: list[Source], window: int,
+def _predict(model: torch.nn.Module, store: Store | Path, sources: list[Source], window: int,
              split: str, video_csv: Path | None) -> list[tuple[str, float]]:
     if video_csv is not None:
         wanted = read_video_csv(video_csv)

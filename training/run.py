@@ -23,11 +23,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import DataLoader
 
-from store.access import load_policy, new_dir
+from store.access import new_dir
+from store.backend import Store
 from store.errors import ConfigError, CorruptError, NotFoundError
+from store.s3_cache import DEFAULT_CACHE_MB
+from store.s3_objects import S3Address, is_s3
 from training import reports
 from training.data import (
     DEFAULT_CACHE_BYTES,
@@ -36,6 +39,7 @@ from training.data import (
     Source,
     WindowDataset,
     collate,
+    open_run_store,
     resolve_sources,
 )
 from training.device import device_errors, model_device, pins, to_device, torch_device
@@ -56,7 +60,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    store: Path
+    store: Path | str  # a folder, or s3://bucket/prefix (kept as that text)
     model: str = "tcn"
     modalities: tuple[str, ...] = ("face", "audio", "words")
     window: int = Field(default=96, ge=1)
@@ -85,10 +89,27 @@ class TrainConfig(BaseModel):
     # in-memory copy of per-video features each dataset may keep (MiB, per process; 0:
     # read the store every batch); what the run computes does not depend on it
     cache_mb: int = Field(default=DEFAULT_CACHE_BYTES >> 20, ge=0)
+    # a store in a bucket: the local folder its arrays are fetched into (None: under
+    # the OS cache folder, store.s3_cache) and its bound in MiB (0: no cache, every
+    # read a ranged GET); what the run computes does not depend on them
+    s3_cache: Path | None = None
+    s3_cache_mb: int = Field(default=DEFAULT_CACHE_MB, ge=0)
     out: Path = Path("runs")
     # auto, cpu, cuda or cuda:N (None: $BAHFS_DEVICE, else auto); a run records the
     # device it used here (config.json)
     device: str | None = None
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _location(cls, value: object) -> Path | str:
+        """``s3://bucket/prefix`` as that text (a Path would fold its ``//``), any
+        other location a Path."""
+        return str(S3Address.parse(value)) if is_s3(value) else Path(str(value))
+
+
+def run_store(cfg: TrainConfig) -> Store:
+    """The store of ``cfg``, read through its cache settings (:func:`open_run_store`)."""
+    return open_run_store(cfg.store, cfg.s3_cache, cfg.s3_cache_mb)
 
 
 def seed_everything(seed: int) -> None:
@@ -221,13 +242,14 @@ def frame_metrics(ds: WindowDataset, logits: dict[str, np.ndarray]) -> dict[str,
     return reports.metrics(gt, np.concatenate([logits[v] for v in vids]))
 
 
-def _validation(cfg: TrainConfig, sources: list[Source]) -> tuple[WindowDataset | None, str]:
+def _validation(cfg: TrainConfig, store: Store, sources: list[Source]
+                ) -> tuple[WindowDataset | None, str]:
     """The validation windows (as ``evaluate_run_model`` reads them), or None and why
     the run keeps its last epoch instead."""
     if cfg.select == "last":
         return None, "select last"
     try:
-        ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split="val",
+        ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.window, split="val",
                            cache_bytes=cfg.cache_mb << 20)
     except ConfigError as exc:
         return None, f"no validation split to select by ({exc.message}): the last epoch is kept"
@@ -271,11 +293,12 @@ def _epochs(cfg: TrainConfig, model: torch.nn.Module, loader: DataLoader[Any],
 
 def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     seed_everything(cfg.seed)
-    sources = resolve_sources(cfg.store, list(cfg.modalities))
+    store = run_store(cfg)
+    sources = resolve_sources(store, list(cfg.modalities))
     keys = [s.modality for s in sources]
-    train_ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.hop, split="train",
+    train_ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.hop, split="train",
                              cache_bytes=cfg.cache_mb << 20)
-    val_ds, fallback = _validation(cfg, sources)
+    val_ds, fallback = _validation(cfg, store, sources)
     model = _build(cfg, sources).to(device)
     opt = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
                           weight_decay=cfg.weight_decay, momentum=cfg.momentum,
@@ -285,7 +308,7 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     loader = make_loader(train_ds, cfg, train=True, device=device)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(cfg.out) / f"{stamp}-{cfg.model}-{'+'.join(keys)}-s{cfg.seed}"
-    access = load_policy(cfg.store)  # the run holds what the store holds: same modes
+    access = store.access  # the run holds what the store holds: same modes
     new_dir(run, access)
     selector = EpochSelector("last" if val_ds is None else cfg.select, cfg.patience)
     log(f"device: {device}")
@@ -308,7 +331,7 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
     (run / "config.json").write_text(json.dumps(results["config"], indent=2))
     for split in ("val", "test"):
         try:
-            results["splits"][split] = evaluate_run_model(model, cfg, sources, split)
+            results["splits"][split] = evaluate_run_model(model, cfg, sources, split, store)
         except ConfigError as exc:  # e.g. a store without that split
             results["splits"][split] = {"error": exc.message}
     (run / "results.json").write_text(json.dumps(results, indent=2))
@@ -317,14 +340,15 @@ def _train(cfg: TrainConfig, device: torch.device, log: Any) -> Path:
 
 
 def evaluate_run_model(model: torch.nn.Module, cfg: TrainConfig, sources: list[Source],
-                       split: str) -> dict[str, Any]:
-    ds = WindowDataset(cfg.store, sources, length=cfg.window, hop=cfg.window, split=split,
-                       cache_bytes=0)  # read once: a cache would only add a copy
+                       split: str, store: Store | None = None) -> dict[str, Any]:
+    """The metrics of ``model`` on ``split`` of ``store`` (default: the run's store)."""
+    ds = WindowDataset(store or run_store(cfg), sources, length=cfg.window, hop=cfg.window,
+                       split=split, cache_bytes=0)  # read once: a copy would only add one
     keys = [s.modality for s in sources]
     return evaluate_predictions(ds, predict_frames(model, ds, keys))
 
 
-def load_run(run: Path, store: Path | None = None, device: str | None = None
+def load_run(run: Path, store: Path | str | None = None, device: str | None = None
              ) -> tuple[torch.nn.Module, TrainConfig, list[Source]]:
     """The trained model of a run directory on ``device`` (a setting as ``--device``
     takes it; default ``$BAHFS_DEVICE``, else auto), its config (``store`` replaced
@@ -346,13 +370,15 @@ def load_run(run: Path, store: Path | None = None, device: str | None = None
     return model.to(where), cfg.model_copy(update={"device": str(where)}), sources
 
 
-def evaluate(run: Path, split: str = "test", store: Path | None = None,
+def evaluate(run: Path, split: str = "test", store: Path | str | None = None,
              device: str | None = None) -> dict[str, Any]:
     """Re-evaluate a saved run on ``split`` on ``device`` (default ``$BAHFS_DEVICE``,
     else auto); writes ``eval_<split>.json`` (with the device used) in the run."""
     model, cfg, sources = load_run(run, store, device)
+    opened = run_store(cfg)
     with device_errors(model_device(model)):
-        result = {**evaluate_run_model(model, cfg, sources, split), "device": cfg.device}
+        result = {**evaluate_run_model(model, cfg, sources, split, opened),
+                  "device": cfg.device}
     (Path(run) / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
-    load_policy(cfg.store).apply(Path(run) / f"eval_{split}.json", is_dir=False)
+    opened.access.apply(Path(run) / f"eval_{split}.json", is_dir=False)
     return result

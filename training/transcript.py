@@ -29,7 +29,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from store.access import load_policy, new_dir
+from store.access import new_dir
+from store.backend import Store
 from store.errors import ConfigError
 from store.local import as_store
 from store.reader import FeatureReader
@@ -60,17 +61,18 @@ def transcript_vector(reader: FeatureReader, source: Source, video_id: str) -> n
     return out
 
 
-def _split(store: Path, source: Source, split: str, labelled: bool = True) -> WindowDataset:
+def _split(store: Store, source: Source, split: str, labelled: bool = True) -> WindowDataset:
     # one window per video is enough: the dataset is used for its videos and labels
     return WindowDataset(store, [source], length=1 << 30, hop=1 << 30, split=split,
                          labelled=labelled)
 
 
-def train_transcript(store: Path, words: str = "words", *, c: float = 1.0, seed: int = 0,
-                     out: Path = Path("runs"), log: Any = print) -> Path:
+def train_transcript(location: Store | Path, words: str = "words", *, c: float = 1.0,
+                     seed: int = 0, out: Path = Path("runs"), log: Any = print) -> Path:
     """Train on the train split, evaluate val and test; return the run directory."""
     from training.run import evaluate_predictions
 
+    store = as_store(location)
     (source,) = resolve_sources(store, [words])
     reader = FeatureReader(store)
     train = _split(store, source, "train")
@@ -86,9 +88,9 @@ def train_transcript(store: Path, words: str = "words", *, c: float = 1.0, seed:
     log(f"transcript baseline: {len(vids)} training videos, {x.shape[1]}-d vectors")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(out) / f"{stamp}-transcript-{source.modality}-s{seed}"
-    access = load_policy(store)  # the run holds what the store holds: same modes
+    access = store.access  # the run holds what the store holds: same modes
     new_dir(run, access)
-    config = {"store": str(store), "model": "transcript", "modalities": [words], "C": c,
+    config = {"store": store.location, "model": "transcript", "modalities": [words], "C": c,
               "seed": seed}
     results: dict[str, Any] = {
         "config": config,

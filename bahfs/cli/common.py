@@ -137,7 +137,9 @@ def friendly(fn: F) -> F:
 
 
 #: the commands that take a store in a bucket (``s3://BUCKET/PREFIX``)
-S3_COMMANDS = "ingest, extract, verify, purge, quarantine list, quarantine release, copy"
+S3_COMMANDS = ("ingest, extract, verify, purge, quarantine list, quarantine release, copy, "
+               "status, stats, review, cues evaluate, export-baseline, train, evaluate, "
+               "predict, personalise")
 
 
 def _refuse_s3(path: Path) -> None:
@@ -190,6 +192,19 @@ def _any_store(text: str) -> Any:
     return _existing_store(Path(text))
 
 
+def _store_location(text: str) -> Path | str:
+    """A local store's folder (a Path), or ``s3://bucket/prefix`` (as that text) once a
+    store is found there: for the commands that open the store themselves, with
+    their own settings (training's cache)."""
+    from store.s3_objects import is_s3
+
+    if is_s3(text):
+        from store.local import open_store
+
+        return open_store(text).location
+    return _existing_store(Path(text))
+
+
 #: the STORE argument of every command that reads or changes a store
 StoreArg = Annotated[Path, typer.Argument(
     metavar="STORE",
@@ -201,6 +216,12 @@ AnyStoreArg = Annotated[Any, typer.Argument(
     help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
          "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
          "credentials).")]
+#: the STORE argument of the training commands: a folder's Path, or the s3:// text
+StoreLocationArg = Annotated[Any, typer.Argument(
+    metavar="STORE", parser=str, callback=_store_location, show_default=False,
+    help="A store: the folder `bahfs ingest` or `bahfs extract` wrote, or "
+         "s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_REGION and the usual AWS "
+         "credentials; arrays read through a local cache, --s3-cache).")]
 #: the STORE argument of ``ingest`` and ``extract``, made when missing: a Path, or a
 #: Store in a bucket
 NewStoreArg = Annotated[Any, typer.Argument(
@@ -208,6 +229,19 @@ NewStoreArg = Annotated[Any, typer.Argument(
     help="The store to write: an existing store, a new (missing or empty) folder, or "
          "s3://BUCKET/PREFIX holding a store or nothing (AWS_ENDPOINT_URL, AWS_REGION "
          "and the usual AWS credentials).")]
+
+
+def local_out(store: Any, given: Path | None, default: str, option: str) -> Path:
+    """Where a command writes its files: ``given``, else ``STORE/default`` for a store
+    in a folder; a store in a bucket needs ``option`` (nothing is written into it)."""
+    if given is not None:
+        return given
+    if isinstance(store, Path):
+        return store / default
+    from store.errors import ConfigError
+
+    raise ConfigError(f"a store in a bucket: where to write is not STORE/{default}",
+                      expected=f"{option} DIR, a local folder")
 
 
 def csv_names(text: str) -> list[str]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bahfs.cli.common import RESEARCH, StoreArg, app, friendly, print_table
+from bahfs.cli.common import RESEARCH, AnyStoreArg, app, friendly, local_out, print_table
+
+if TYPE_CHECKING:
+    from store.backend import Store
 
 cues_app = typer.Typer(help="The annotated cues against extracted features.",
                        no_args_is_help=True,
@@ -22,7 +25,7 @@ PREFERRED = ("behaviour", "face")
                                      "--feature-set face --min-segments 3")
 @friendly
 def evaluate(
-    store: StoreArg,
+    store: AnyStoreArg,
     feature_set: Annotated[str, typer.Option(
         show_default=False,
         help="Feature set: id, name or extractor (default: behaviour when the store "
@@ -31,7 +34,8 @@ def evaluate(
         help="Cues coded in fewer segments are left out.")] = 5,
     top: Annotated[int, typer.Option(help="Best features listed per cue.")] = 3,
     out: Annotated[Path | None, typer.Option(
-        help="Where to write cue_auc.csv and cue_auc.png (default STORE/plots).")] = None,
+        help="Where to write cue_auc.csv and cue_auc.png (default STORE/plots; a store "
+             "in a bucket needs it).")] = None,
     max_width: Annotated[int, typer.Option(
         help="Leave out arrays wider than this many columns (0: score every column "
              "of every array).")] = 0,
@@ -46,15 +50,15 @@ def evaluate(
               max_width or None)
 
 
-def default_feature_set(store: Path) -> str:
+def default_feature_set(store: Store | Path) -> str:
     """The feature set ``cues evaluate`` reads when none is named: the first of
     :data:`PREFERRED` the store holds, else its only one."""
     from store.errors import NotFoundError
-    from store.local import LocalStore
+    from store.local import as_store
     from store.reader import FeatureReader
 
-    local = LocalStore(store)
-    sets = FeatureReader(local).featuresets() if local.has_features() else {}
+    st = as_store(store)
+    sets = FeatureReader(st).featuresets() if st.has_features() else {}
     held = {s.extractor for s in sets.values()}
     for name in PREFERRED:
         if name in held:
@@ -64,20 +68,20 @@ def default_feature_set(store: Path) -> str:
     raise NotFoundError(
         "no behaviour or face feature set in this store" + (
             f" (it holds {', '.join(sorted(sets))}: name one with --feature-set)"
-            if sets else ""), path=store,
+            if sets else ""), path=st.location,
         expected="`bahfs extract SOURCE STORE --extractors face,behaviour` first")
 
 
-def cue_table(store: Path, feature_set: str, min_segments: int, top: int,
+def cue_table(store: Store | Path, feature_set: str, min_segments: int, top: int,
               out: Path | None = None, max_width: int | None = None) -> None:
     """``bahfs cues evaluate``'s work: the table printed (best ``top`` per cue) and
     written to ``out`` (default STORE/plots) as cue_auc.csv and cue_auc.png."""
     from store.cue_eval import evaluate_cues, plot_cue_auc, top_features
 
+    folder = local_out(store, out, "plots", "--out")  # refused before any work
     table = evaluate_cues(store, feature_set, min_segments, max_width)
     print_table(f"best {top} {feature_set} features per cue (AUC; 0.5 = no separation)",
                 top_features(table, top))
-    folder = out or Path(store) / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     table.write_csv(folder / "cue_auc.csv")
     png = plot_cue_auc(table, folder / "cue_auc.png")

@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import RESEARCH, StoreArg, app, csv_names, friendly, print_table
+from bahfs.cli.common import (
+    RESEARCH,
+    StoreLocationArg,
+    app,
+    csv_names,
+    friendly,
+    print_table,
+)
 
 
 def _metrics_table(results: dict[str, Any]) -> Any:
@@ -69,6 +76,19 @@ Device = Annotated[str | None, typer.Option(
 Modalities = Annotated[str, typer.Option(
     help="Comma separated: extractor names, or name=featureset[:array].")]
 FRAME_MODELS = "mlp, tcn, fusion_concat, fusion_attention"
+OnStore = Annotated[str | None, typer.Option(
+    "--on-store", show_default=False,
+    help="A store other than the one the run was trained on (default: the run's own): "
+         "a folder or s3://BUCKET/PREFIX.")]
+S3CacheDir = Annotated[Path | None, typer.Option(
+    show_default=False,
+    help="A store in a bucket: the local folder its arrays are fetched into on first "
+         "read, then read from (default: bahfs/s3 under the OS cache folder, "
+         "$XDG_CACHE_HOME or ~/.cache).")]
+S3CacheMb = Annotated[int, typer.Option(
+    min=0, help="The bound of --s3-cache in MiB, least recently used videos removed "
+                "first (0: no cache, every read a ranged GET).")]
+DEFAULT_CACHE_MB = 10240  # store.s3_cache.DEFAULT_CACHE_MB (not imported: a fast --help)
 
 
 METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: threshold-free "
@@ -80,7 +100,7 @@ METRICS_NOTE = ("ap_pos: the official AP (thresholds 0.000-0.999); ap_free: thre
                     "face,audio,words --preset paper")
 @friendly
 def train(
-    store: StoreArg,
+    store: StoreLocationArg,
     model: Annotated[str, typer.Option(
         help=f"{FRAME_MODELS} (frame level), or transcript (video level: logistic "
              "regression on each transcript's mean word vector).")] = "tcn",
@@ -123,6 +143,8 @@ def train(
              "read the store every batch).")] = 2048,
     out: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     device: Device = None,
+    s3_cache: S3CacheDir = None,
+    s3_cache_mb: S3CacheMb = DEFAULT_CACHE_MB,
 ) -> Path:
     """Train a baseline from the store's features (no video decoding).
 
@@ -130,6 +152,7 @@ def train(
     epoch; val/test metrics are printed beside the all-negative baseline.
     """
     from store.devices import parse_device
+    from training.data import open_run_store
     from training.protocol import preset as preset_options
     from training.run import TrainConfig
     from training.run import train as run_train
@@ -142,7 +165,8 @@ def train(
             typer.secho(f"note: the transcript baseline is scikit-learn on the CPU; "
                         f"device {setting} is not used", fg=typer.colors.YELLOW, err=True)
         words = names[0] if len(names) == 1 else "words"
-        run = train_transcript(store, words, seed=seed, out=out, log=typer.echo)
+        run = train_transcript(open_run_store(store, s3_cache, s3_cache_mb), words,
+                               seed=seed, out=out, log=typer.echo)
         modalities = words
     else:
         given = {"epochs": epochs, "window": window, "hop": hop, "batch_size": batch_size,
@@ -153,7 +177,7 @@ def train(
                    **{k: v for k, v in given.items() if v is not None}}
         cfg = TrainConfig(store=store, model=model, sampler=sampler, seed=seed,
                           workers=workers, cache_mb=cache_mb, out=out, modalities=names,
-                          device=str(setting),
+                          device=str(setting), s3_cache=s3_cache, s3_cache_mb=s3_cache_mb,
                           preset=preset, **options)
         with warnings_shown():
             run = run_train(cfg, log=typer.echo)
@@ -176,11 +200,6 @@ def train(
                    f"(select {sel['rule']})")
     typer.echo(f"run: {run}")
     return run
-
-
-OnStore = Annotated[Path | None, typer.Option(
-    "--on-store", show_default=False,
-    help="A store other than the one the run was trained on (default: the run's own).")]
 
 
 @app.command(rich_help_panel=RESEARCH, epilog="Example: bahfs evaluate runs/tcn-0001 "
@@ -237,7 +256,7 @@ def predict(
              epilog="Example: bahfs personalise /data/bah/store --model tcn")
 @friendly
 def personalise(
-    store: StoreArg,
+    store: StoreLocationArg,
     model: Annotated[str, typer.Option(help=f"{FRAME_MODELS}.")] = "tcn",
     modalities: Modalities = "face,audio,words",
     epochs: Annotated[int, typer.Option(help="Source training epochs.")] = 5,

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from bahfs.cli.common import RESEARCH, StoreArg, app, friendly
+from bahfs.cli.common import RESEARCH, AnyStoreArg, app, friendly
 
 
 @app.command(rich_help_panel=RESEARCH,
              epilog="Example: bahfs review /data/bah/store --out site/ --run runs/tcn-0001")
 @friendly
 def review(
-    store: StoreArg,
+    store: AnyStoreArg,
     out: Annotated[Path, typer.Option(
         help="The page (with VIDEO_ID: an .html file) or the site's folder.")],
     video_id: Annotated[str | None, typer.Argument(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bahfs.cli.common import LOOK_AFTER, StoreArg, app, friendly
+from bahfs.cli.common import LOOK_AFTER, AnyStoreArg, app, friendly
 
 
 def _size(n: int) -> str:
@@ -49,14 +49,14 @@ def _print(s: Any) -> None:
         typer.echo("  none")
     drift = (f"{s.drifting_paths} paths drift from it" if s.drifting_paths
              else "no drift")
-    typer.echo(f"size on disk: {_size(s.size_bytes)}; access: {s.access}, {drift}")
+    typer.echo(f"size: {_size(s.size_bytes)}; access: {s.access}, {drift}")
     typer.secho(f"next: {s.next_step}", fg=typer.colors.GREEN, bold=True)
 
 
 @app.command(rich_help_panel=LOOK_AFTER, epilog="Example: bahfs status /data/bah/store --json")
 @friendly
 def status(
-    store: StoreArg,
+    store: AnyStoreArg,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the same as one JSON object (for scripts).")] = False,
 ) -> None:

@@ -12,7 +12,6 @@ from bahfs.cli.common import (
     CHECK_FAILED,
     LOOK_AFTER,
     AnyStoreArg,
-    StoreArg,
     app,
     friendly,
     local_folder,
@@ -132,7 +131,7 @@ def access_cmd(
              epilog="Example: bahfs export-baseline /data/bah/store /data/bah/baseline")
 @friendly
 def export_baseline_cmd(
-    store: StoreArg,
+    store: AnyStoreArg,
     out: Annotated[Path, typer.Argument(show_default=False, metavar="OUT",
                                         help="Output directory.")],
     source: Annotated[list[str] | None, typer.Option(

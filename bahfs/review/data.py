@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from store.backend import Store
 from store.errors import NotFoundError
 from store.features import ArraySpec, FeatureSetSpec
-from store.local import LocalStore
+from store.local import as_store
 from store.reader import FeatureReader
 
 #: vectors wider than this are never drawn as one line per component
@@ -139,9 +140,9 @@ def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
 class ReviewStore:
     """A store's tables and features, read once and shared by the pages of a site."""
 
-    def __init__(self, store: Path) -> None:
-        self.store = Path(store)
-        st = LocalStore(self.store)
+    def __init__(self, store: Store | Path) -> None:
+        st = self.opened = as_store(store)  # a folder or a bucket
+        self.store = st.location  # as errors and the index name it
         self.videos = st.read_table("videos")
         self.segments = st.read_table_or_empty("segments")
         self.cues = st.read_table_or_empty("cues")

@@ -6,7 +6,7 @@ with its stage and reason. A small inline script; the table works without it."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 COLUMNS = (  # key, heading, numeric
@@ -81,7 +81,7 @@ def _cell(key: str, value: Any, numeric: bool, href: str | None) -> str:
 
 
 def render_index(rows: list[dict[str, Any]], quarantined: list[dict[str, Any]], *,
-                 store: Path, feature_sets: dict[str, str], run: str | None) -> str:
+                 store: str, feature_sets: dict[str, str], run: str | None) -> str:
     """The index page's HTML."""
     e = html.escape
     cols = [c for c in COLUMNS if c[0] != "score" or run is not None]
@@ -104,7 +104,8 @@ def render_index(rows: list[dict[str, Any]], quarantined: list[dict[str, Any]], 
                   else "<p>No video is quarantined.</p>")
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>bahfs review: {e(store.name)}</title><style>{STYLE}</style></head><body>"
+        f"<title>bahfs review: {e(PurePosixPath(store).name)}</title><style>{STYLE}</style>"
+        "</head><body>"
         f"<h1>bahfs review of {e(str(store))}</h1>"
         f"<p>{len(rows)} extracted videos ({hours:.2f} h) · feature sets: {fs or 'none'}"
         + (f" · run: {e(run)} (score: the official video rule)" if run else "")

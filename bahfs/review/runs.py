@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from store.backend import Store
 from store.errors import ConfigError
 from training.data import WindowDataset
 from training.device import device_errors, model_device
@@ -38,11 +39,12 @@ def best_window(p: np.ndarray, window: int = SCORE_WINDOW) -> tuple[int, int]:
     return start, start + window
 
 
-def run_scores(run: Path, store: Path, video_ids: list[str],
+def run_scores(run: Path, store: Store, video_ids: list[str],
                device: str | None = None) -> dict[str, RunScores]:
     """Frame probabilities and scores of ``run`` for those of ``video_ids`` extracted
-    into every feature set the run reads (the others are left out)."""
-    model, cfg, sources = load_run(run, store, device)
+    into every feature set the run reads (the others are left out), read from
+    ``store``."""
+    model, cfg, sources = load_run(run, store.location, device)
     try:
         ds = WindowDataset(store, sources, length=cfg.window, hop=cfg.window,
                            video_ids=video_ids, labelled=False, cache_bytes=0)  # read once

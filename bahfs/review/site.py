@@ -17,6 +17,7 @@ from bahfs.review.data import ReviewStore, VideoView, summary
 from bahfs.review.index import render_index
 from bahfs.review.page import plotly_bundle, write_page
 from bahfs.review.thumbs import attach_thumbs
+from store.backend import Store
 
 BUNDLE = "plotly.min.js"
 
@@ -61,7 +62,7 @@ def _run_scores(rs: ReviewStore, video_ids: list[str], opts: ReviewOptions
 
     return {vid: {"name": Path(opts.run).name, "p": s.p, "score": s.score,
                   "window": s.window}
-            for vid, s in run_scores(opts.run, rs.store, video_ids, opts.device).items()}
+            for vid, s in run_scores(opts.run, rs.opened, video_ids, opts.device).items()}
 
 
 def _view(rs: ReviewStore, video_id: str, opts: ReviewOptions,
@@ -72,7 +73,7 @@ def _view(rs: ReviewStore, video_id: str, opts: ReviewOptions,
     return view
 
 
-def review_video(store: Path, video_id: str, out: Path,
+def review_video(store: Store | Path, video_id: str, out: Path,
                  opts: ReviewOptions | None = None) -> Path:
     """Write the self-contained page of one video (plotly.js inline) to ``out``."""
     opts = opts or ReviewOptions()
@@ -81,7 +82,7 @@ def review_video(store: Path, video_id: str, out: Path,
     return write_page(_view(rs, video_id, opts, run), out, hz=opts.hz)
 
 
-def review_site(store: Path, out: Path, opts: ReviewOptions | None = None,
+def review_site(store: Store | Path, out: Path, opts: ReviewOptions | None = None,
                 progress: Callable[[str], None] | None = None) -> SiteReport:
     """Write the site of every extracted video of ``store`` under ``out``."""
     opts = opts or ReviewOptions()

@@ -55,7 +55,8 @@ def test_verify_reads_a_bucket_and_makes_no_s3_folder(in_tmp: Path) -> None:
     missing = runner.invoke(app, ["verify", f"s3://{store.bucket.address.bucket}/nothing"],
                             env=s3_server.env())
     assert missing.exit_code == 2 and "no store at" in missing.output
-    local_only = runner.invoke(app, ["status", url], env=s3_server.env())
+    local_only = runner.invoke(app, ["zeroshot", "export", url, "--out", "prompts"],
+                               env=s3_server.env())
     assert local_only.exit_code == 2 and "local folder" in local_only.output
     assert list(in_tmp.iterdir()) == []  # no `s3:` folder, nothing else
 
