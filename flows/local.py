@@ -73,6 +73,13 @@ class LocalPrefect:
             raise ToolMissingError("the prefect command is not installed next to Python",
                                    path=self.exe, expected="`make setup` (installs Prefect)")
         self._procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self._server: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server_pid(self) -> int | None:
+        """The pid (and process group) of the server this object started; None when
+        it started none (an object made for a server already running at ``port``)."""
+        return self._server.pid if self._server is not None else None
 
     # -- processes ---------------------------------------------------------------
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -83,8 +90,8 @@ class LocalPrefect:
         return proc
 
     def start_server(self, timeout_s: float = 90.0) -> None:
-        proc = self._spawn("server", ["server", "start", "--host", self.host,
-                                      "--port", str(self.port)])
+        proc = self._server = self._spawn("server", ["server", "start", "--host", self.host,
+                                                   "--port", str(self.port)])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:

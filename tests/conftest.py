@@ -25,9 +25,11 @@ if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
 import hashlib
 import json
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,16 +196,69 @@ QUIET_SERVER = {f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in (
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrefect]:
-    """One real Prefect server (``prefect server start``) per worker, for the end-to-end
-    tests that only run flows against it and do not interfere with each other: each
-    ``bahfs extract`` they start reports its runs there instead of starting a server of
-    its own (a server's start costs 15-25 CPU-seconds on this project's machines). A
-    test that starts a Prefect worker on it stops that worker itself."""
+def prefect_server(shared_root: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[LocalPrefect]:
+    """One real Prefect server (``prefect server start``) per test run, for the
+    end-to-end tests that only run flows against it and do not interfere with each
+    other: each ``bahfs extract`` they start reports its runs there instead of starting
+    a server of its own (a server's start costs 15-25 CPU-seconds on this project's
+    machines). Under xdist the first worker to ask starts it, every worker that asked
+    is counted, and the last one to finish stops it (:func:`_shared_prefect`). A test
+    that starts a Prefect worker on it stops that worker itself."""
     from flows.local import LocalPrefect
 
-    with LocalPrefect(tmp_path_factory.mktemp("prefect"), env=QUIET_SERVER) as server:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        with LocalPrefect(tmp_path_factory.mktemp("prefect"), env=QUIET_SERVER) as server:
+            yield server
+        return
+    with _shared_prefect(shared_root) as server:
         yield server
+
+
+@contextmanager
+def _shared_prefect(root: Path) -> Iterator[LocalPrefect]:
+    """The run's shared Prefect server, started by the first worker that asks (in a
+    session of its own, so it outlives that worker), its users counted in a file under
+    a lock; the last user stops it (a later asker would start a new one)."""
+    from flows.local import LocalPrefect
+
+    home, state = root / "prefect-shared", root / "prefect-shared.json"
+    with FileLock(str(root / "prefect-shared.lock")):
+        info = json.loads(state.read_text()) if state.exists() else None
+        if info is None:
+            shutil.rmtree(home, ignore_errors=True)
+            first = LocalPrefect(home, env=QUIET_SERVER)
+            first.start_server()
+            info = {"port": first.port, "pid": first.server_pid, "users": 0}
+        info["users"] += 1
+        state.write_text(json.dumps(info))
+    try:
+        yield LocalPrefect(home, port=info["port"], env=QUIET_SERVER)
+    finally:
+        with FileLock(str(root / "prefect-shared.lock")):
+            info = json.loads(state.read_text())
+            info["users"] -= 1
+            if info["users"]:
+                state.write_text(json.dumps(info))
+            else:
+                state.unlink()
+                _stop_group(info["pid"])
+
+
+def _stop_group(pid: int, wait_s: float = 20.0) -> None:
+    """SIGTERM the process group of ``pid`` (a server started in a session of its
+    own), SIGKILL it if it has not ended within ``wait_s``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)  # still there (a zombie of a worker that ended counts too)
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] == "Z":
+                return
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, FileNotFoundError):
+        return
 
 
 @dataclass(frozen=True)
