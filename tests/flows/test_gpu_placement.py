@@ -22,6 +22,7 @@ from extractors.plan import plan_from_names
 from extractors.runtime import device_fault_kind
 from flows.cluster import dask_runner, gpu_cluster
 from flows.job import VideoJob, run_video
+from flows.local import LocalPrefect
 from flows.placement import (
     Placement,
     batch_rows,
@@ -209,7 +210,6 @@ SCRIPT = r'''
 import json, os, sys, time
 
 from prefect import task
-from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
 from extractors.runtime import Runtime
@@ -237,24 +237,23 @@ if __name__ == "__main__":  # the cluster's worker processes import this file
     fx.extract_video_task = where
     spot = placement(None, parse_device("cuda"), gpu_count=2)
     jobs = [VideoJob(f"v{i}", "P", "/data", f"v{i}.mp4", 1) for i in range(4)]
-    with prefect_test_harness():
-        outcomes = fx.extract_videos.with_options(task_runner=dask_runner(
-            spot.address, None, spot.gpus))(sys.argv[1], jobs, (), Runtime(spot.device, 1),
-                                             False, spot.gpu_tasks)
+    outcomes = fx.extract_videos.with_options(task_runner=dask_runner(
+        spot.address, None, spot.gpus))(sys.argv[1], jobs, (), Runtime(spot.device, 1),
+                                         False, spot.gpu_tasks)
     print("RESULT " + json.dumps([json.loads(o.worker) for o in outcomes]))
 '''
 
 
-@pytest.mark.slow  # a temporary Prefect server (~10 s)
-def test_prefect_passes_the_gpu_annotation_to_dask(tmp_path: Path) -> None:
+@pytest.mark.slow  # a child process, its flow on the run's Prefect server
+def test_prefect_passes_the_gpu_annotation_to_dask(tmp_path: Path,
+                                                   prefect_server: LocalPrefect) -> None:
     """The real ``extract_videos`` flow on the GPU cluster ``dask_runner`` builds (its
     per-video task replaced by one that says where it ran), in a child process like
     test_retries.py: every task ran on a GPU worker, asked for ``GPU=1``, and saw its
     worker's GPU alone."""
     script = tmp_path / "gpus.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = dict(prefect_server.env)
     env.pop("CUDA_VISIBLE_DEVICES", None)
     res = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
                          capture_output=True, text=True, timeout=300, cwd=Path.cwd())

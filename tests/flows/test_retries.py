@@ -9,7 +9,6 @@ of the reader and the DataLoader that run later in this pytest process."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow  # a temporary Prefect server (~10 s)
+from flows.local import LocalPrefect
+
+pytestmark = pytest.mark.slow  # flows in child processes, on the run's Prefect server
 
 SCRIPT = r'''
 import errno, json, sys
@@ -26,7 +27,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
 from extractors.plan import plan_from_names
@@ -55,22 +55,21 @@ store = Path(sys.argv[1]) / "store"
 store.mkdir()
 write_table(store, "videos", empty("videos"))  # a store without videos: just the bugs
 started = utc_now()
-with prefect_test_harness():
-    outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
-        max_workers=2))(str(store), jobs, plan_from_names(["logmel"]))
+outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
+    max_workers=2))(str(store), jobs, plan_from_names(["logmel"]))
 record_run(store, summarise(outcomes, ExtractReport(run_id="r")), started)
 print("RESULT " + json.dumps({"outcomes": [asdict(o) for o in outcomes], "calls": calls,
                               "bugs": read_table(store, "bugs").to_dicts()}))
 '''
 
 
-def _run(script_text: str, arg: Path, tmp_path: Path) -> dict[str, Any]:
-    """Run ``script_text`` with a private Prefect home; its ``RESULT`` line, parsed."""
+def _run(script_text: str, arg: Path, tmp_path: Path, prefect: LocalPrefect
+         ) -> dict[str, Any]:
+    """Run ``script_text``, its flow reporting to the run's shared Prefect server; its
+    ``RESULT`` line, parsed."""
     script = tmp_path / "script.py"
     script.write_text(script_text)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    res = subprocess.run([sys.executable, str(script), str(arg)], env=env,
+    res = subprocess.run([sys.executable, str(script), str(arg)], env=prefect.env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
@@ -78,10 +77,11 @@ def _run(script_text: str, arg: Path, tmp_path: Path) -> dict[str, Any]:
     return out
 
 
-def test_transient_faults_are_retried_and_lasting_ones_reported(tmp_path: Path) -> None:
+def test_transient_faults_are_retried_and_lasting_ones_reported(
+        tmp_path: Path, prefect_server: LocalPrefect) -> None:
     """A transient machine fault is retried; one that stays leaves the video failed
     (pending); a bug in the task's code lands in the bugs table with its traceback."""
-    data = _run(SCRIPT, tmp_path, tmp_path)
+    data = _run(SCRIPT, tmp_path, tmp_path, prefect_server)
     by_video = {o["video_id"]: o for o in data["outcomes"]}
     assert by_video["P001__Visite_1__Q1"]["status"] == "extracted"
     assert data["calls"]["P001__Visite_1__Q1"] == 2
@@ -104,7 +104,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.testing.utilities import prefect_test_harness
 
 import flows.extract as fx
 from extractors.audio import LogMelExtractor
@@ -138,9 +137,8 @@ todo, _ = pending_jobs(store, fs_ids)
 first, second = todo[0].video_id, todo[1].video_id
 fx.extract_video_task = fx.extract_video_task.with_options(retry_delay_seconds=0)
 started = utc_now()
-with prefect_test_harness():
-    outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
-        max_workers=2))(str(store), todo[:2], plan, Runtime())
+outcomes = fx.extract_videos.with_options(task_runner=ThreadPoolTaskRunner(
+    max_workers=2))(str(store), todo[:2], plan, Runtime())
 report = summarise(outcomes, ExtractReport(feature_sets=fs_ids))
 record_run(store, report, started)
 print("RESULT " + json.dumps({"first": first, "second": second, "calls": calls,
@@ -149,7 +147,7 @@ print("RESULT " + json.dumps({"first": first, "second": second, "calls": calls,
 
 
 def test_device_faults_are_retried_then_failed_never_quarantined(
-        sample_release: Path, tmp_path: Path) -> None:
+        sample_release: Path, tmp_path: Path, prefect_server: LocalPrefect) -> None:
     """Out of GPU memory raised by a real extractor's model call, through the Prefect
     task's retries and the real ``run_video``: once, and the retry lands the video;
     every time, and the video is reported failed (not quarantined, nothing published,
@@ -161,7 +159,7 @@ def test_device_faults_are_retried_then_failed_never_quarantined(
 
     store = tmp_path / "store"
     ingest(sample_release, store)
-    data = _run(DEVICE_SCRIPT, store, tmp_path)
+    data = _run(DEVICE_SCRIPT, store, tmp_path, prefect_server)
     first, second, report = data["first"], data["second"], data["report"]
     assert report["extracted"] == [first] and data["calls"][first] == 2
     assert list(report["failed"]) == [second] and data["calls"][second] == 3
