@@ -49,7 +49,7 @@ from store.features import FeatureSetSpec
 from store.layout import FEATURES, LAYOUT_VERSION, STAGING, check_name
 from store.locks import LOCKS, video_lock_name
 from store.s3_cache import S3Cache
-from store.s3_lease import LEASE_S, RENEW_S, Holding, Lease, drop, hold
+from store.s3_lease import LEASE_S, RENEW_S, Holding, Lease
 from store.s3_objects import Bucket, S3Address, S3Config
 from store.schema import conform
 from store.tables import MANIFEST, TABLES_DIR, utc_now, with_schema
@@ -285,16 +285,11 @@ class S3Store(Store):
         tag = s3_locks.owner_tag()
         stage = _staging_root() / tag
         stage.mkdir(parents=True, mode=0o700)
-        key, entry = f"{STAGING}/{tag}", json.dumps({"started": utc_now()}).encode()
-        held = hold(Holding(self.bucket, key, self.bucket.put(key, entry),
-                            lambda: entry, self.lease, f"staging entry {tag}"))
         try:
-            yield stage
+            with s3_locks.announced(self.bucket, f"{STAGING}/{tag}", tag, self.lease):
+                yield stage
         finally:
-            drop(held)
             shutil.rmtree(stage, ignore_errors=True)
-            s3_locks.finish(lambda: self.bucket.delete_match(key, held.etag), tag,
-                            self.lease.lease_s)
 
     def staging(self) -> AbstractContextManager[Path]:
         return self._staging()
@@ -405,15 +400,9 @@ class S3Store(Store):
     def clean_staging(self) -> list[str]:
         """Remove the staging entries of dead writers (and their local folders on this
         host), and the claims they left with the objects of their unpublished video."""
-        removed = []
-        for key, _ in self.bucket.listing(f"{STAGING}/"):
-            tag = key.rpartition("/")[2]
-            head = self.bucket.head(key)
-            if head is not None and s3_locks.owner_gone(tag, s3_locks.age(head),
-                                                        self.lease):
-                shutil.rmtree(_staging_root() / tag, ignore_errors=True)
-                self.bucket.delete(key)
-                removed.append(tag)
+        removed = s3_locks.clean_entries(self.bucket, f"{STAGING}/", self.lease)
+        for tag in removed:
+            shutil.rmtree(_staging_root() / tag, ignore_errors=True)
         s3_locks.clean_claims(self.bucket, f"{LOCKS}/publish/",
                               lambda target: self.bucket.exists(f"{target}/{GROUP}"),
                               self.lease)

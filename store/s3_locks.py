@@ -236,6 +236,32 @@ def claimed(bucket: Bucket, key: str, target: str, video_id: str, wait_s: float,
         finish(lambda: bucket.delete_match(key, holding.etag), owner, lease.lease_s)
 
 
+@contextmanager
+def announced(bucket: Bucket, key: str, tag: str, lease: Lease) -> Iterator[None]:
+    """Announce the staging of the writer ``tag`` at ``key`` while it lives (renewed;
+    deleted after unless another process removed it as a dead writer's)."""
+    entry = json.dumps({"started": time.time()}).encode()
+    holding = hold(Holding(bucket, key, bucket.put(key, entry), lambda: entry, lease,
+                           f"staging entry {tag}"))
+    try:
+        yield
+    finally:
+        drop(holding)
+        finish(lambda: bucket.delete_match(key, holding.etag), tag, lease.lease_s)
+
+
+def clean_entries(bucket: Bucket, prefix: str, lease: Lease) -> list[str]:
+    """Remove the staging entries under ``prefix`` of dead writers: their tags."""
+    removed = []
+    for key, _ in bucket.listing(prefix):
+        tag = key.rpartition("/")[2]
+        head = bucket.head(key)
+        if head is not None and owner_gone(tag, age(head), lease):
+            if bucket.delete_match(key, str(head["etag"])):
+                removed.append(tag)
+    return removed
+
+
 def clean_claims(bucket: Bucket, prefix: str, published: Callable[[str], bool],
                  lease: Lease) -> None:
     """Remove the claims under ``prefix`` of dead writers, and the objects of the
