@@ -12,7 +12,7 @@ without matching message text::
     ├── ConfigError          (ValueError)
     ├── VideoDecodeError     (ValueError)
     ├── ModelError           (RuntimeError)       └── ExtractionError
-    ├── BusyError            (TimeoutError)
+    ├── BusyError            (TimeoutError)       └── LeaseLostError
     ├── StoreError           (ValueError)
     ├── SampleDataError      (ValueError)
     ├── OrchestrationError   (RuntimeError)
@@ -123,6 +123,12 @@ class ObjectStoreError(MachineError):
 
 class BusyError(BahfsError, TimeoutError):
     """Something another process holds (a lock) stayed held past the time allowed."""
+
+
+class LeaseLostError(BusyError):
+    """A lock or publish claim on object storage was lost by its holder: its lease ran
+    out unrenewed (the server unreachable, the process stalled) or another process
+    took it over. What it guarded (a video's publication) did not happen."""
 
 
 class StoreError(BahfsError, ValueError):

@@ -19,9 +19,11 @@ Arrays are read by ranged GETs (:mod:`store.s3_arrays`), or through a local cach
 of whole arrays when the store is given one (:mod:`store.s3_cache`).
 
 Staging is a local folder (``staging()``), announced in the bucket under
-``.staging/<host>-<pid>-<random>`` for as long as it lives, so that a writer that
-died is seen and cleaned (:func:`store.s3_locks.owner_gone`). Access to a bucket is
-the bucket's and IAM's business: there are no POSIX modes to set or drift.
+``.staging/<host>-<pid>-<random>`` for as long as it lives (renewed as a lock is),
+so that a writer that died is seen and cleaned (:func:`store.s3_locks.owner_gone`).
+Locks, claims and staging entries live ``lease_s`` seconds unless renewed every
+``renew_s`` (:mod:`store.s3_lease`). Access to a bucket is the bucket's and IAM's
+business: there are no POSIX modes to set or drift.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from store.features import FeatureSetSpec
 from store.layout import FEATURES, LAYOUT_VERSION, STAGING, check_name
 from store.locks import LOCKS, video_lock_name
 from store.s3_cache import S3Cache
+from store.s3_lease import LEASE_S, RENEW_S, Holding, Lease
 from store.s3_objects import Bucket, S3Address, S3Config
 from store.schema import conform
 from store.tables import MANIFEST, TABLES_DIR, utc_now, with_schema
@@ -69,11 +72,13 @@ class S3Store(Store):
     """A store under ``s3://bucket/prefix``."""
 
     def __init__(self, address: S3Address | str, config: S3Config,
-                 cache: S3Cache | None = None) -> None:
+                 cache: S3Cache | None = None, *, lease_s: float = LEASE_S,
+                 renew_s: float = RENEW_S) -> None:
         super().__init__()
         addr = address if isinstance(address, S3Address) else S3Address.parse(address)
         self.bucket = Bucket(addr, config)
         self.cache = cache  # arrays opened are fetched into it (store.s3_cache)
+        self.lease = Lease(lease_s, renew_s)  # of its locks, claims, staging entries
 
     @classmethod
     def open(cls, location: object, cache: S3Cache | None = None) -> S3Store:
@@ -91,11 +96,12 @@ class S3Store(Store):
         return hash(self.location)
 
     def __getstate__(self) -> dict[str, Any]:  # the bucket pickles without credentials
-        return {"bucket": self.bucket, "cache": self.cache}
+        return {"bucket": self.bucket, "cache": self.cache, "lease": self.lease}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Store.__init__(self)  # a fresh table cache in the new process
         self.bucket, self.cache = state["bucket"], state.get("cache")
+        self.lease = state.get("lease", Lease())
 
     @property
     def location(self) -> str:
@@ -279,12 +285,11 @@ class S3Store(Store):
         tag = s3_locks.owner_tag()
         stage = _staging_root() / tag
         stage.mkdir(parents=True, mode=0o700)
-        self.bucket.put(f"{STAGING}/{tag}", json.dumps({"started": utc_now()}).encode())
         try:
-            yield stage
+            with s3_locks.announced(self.bucket, f"{STAGING}/{tag}", tag, self.lease):
+                yield stage
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-            s3_locks.finish(lambda: self.bucket.delete(f"{STAGING}/{tag}"), tag)
 
     def staging(self) -> AbstractContextManager[Path]:
         return self._staging()
@@ -299,23 +304,33 @@ class S3Store(Store):
         self._ensure_group(self._participant_key(ref.feature_set, ref.participant_id),
                            {"participant_id": ref.participant_id})
         with s3_locks.claimed(self.bucket, self._claim_key(ref), final, ref.video_id,
-                              CLAIM_WAIT_S):
-            if self.is_published(ref) and not overwrite:
-                return "skipped"  # another writer published it while this one waited
-            fault_point("staged")  # crash tests (store.fault_points): off unless asked for
-            outcome: Outcome = "written"
-            if self.is_published(ref):  # overwrite: out of sight first, then replaced
-                self.bucket.delete(f"{final}/{GROUP}")
-                outcome = "overwritten"
-            self.bucket.delete_prefix(f"{final}/")  # the old one's, or a dead writer's
-            files = sorted(p for p in staged.rglob("*") if p.is_file())
-            self.bucket.put_many([(f"{final}/{p.relative_to(staged).as_posix()}",
-                                   p.read_bytes()) for p in files if p != staged / GROUP])
-            fault_point("rename")
-            if self.bucket.put_new(f"{final}/{GROUP}", (staged / GROUP).read_bytes()) is None:
-                return "skipped"
-            fault_point("published")
-            return outcome
+                              CLAIM_WAIT_S, self.lease) as claim:
+            return self._publish(staged, ref, claim, overwrite)
+
+    def _publish(self, staged: Path, ref: VideoRef, claim: Holding,
+                 overwrite: bool) -> Outcome:
+        """Upload and publish under the video's ``claim``: nothing is published, and
+        no object written after, once the claim is lost (LeaseLostError)."""
+        final = self._video_key(ref)
+        if self.is_published(ref) and not overwrite:
+            return "skipped"  # another writer published it while this one waited
+        fault_point("staged")  # crash tests (store.fault_points): off unless asked for
+        claim.check()
+        outcome: Outcome = "written"
+        if self.is_published(ref):  # overwrite: out of sight first, then replaced
+            self.bucket.delete(f"{final}/{GROUP}")
+            outcome = "overwritten"
+        self.bucket.delete_prefix(f"{final}/")  # the old one's, or a dead writer's
+        files = sorted(p for p in staged.rglob("*") if p.is_file())
+        self.bucket.put_many([(f"{final}/{p.relative_to(staged).as_posix()}",
+                               p.read_bytes()) for p in files if p != staged / GROUP],
+                             before=claim.check)
+        fault_point("rename")
+        claim.confirm()  # the claim is this writer's for a lease more
+        if self.bucket.put_new(f"{final}/{GROUP}", (staged / GROUP).read_bytes()) is None:
+            return "skipped"
+        fault_point("published")
+        return outcome
 
     def unpublish(self, ref: VideoRef) -> None:
         self.bucket.delete(f"{self._video_key(ref)}/{GROUP}")  # out of sight first
@@ -366,10 +381,11 @@ class S3Store(Store):
     # -- locks, staging, access ------------------------------------------------------
     def lock(self, timeout_s: float = 600.0) -> AbstractContextManager[None]:
         return s3_locks.held(self.bucket, f"{LOCKS}/tables.lock", timeout_s,
-                             "the store's tables")
+                             "the store's tables", self.lease)
 
     def video_lock(self, video_id: str) -> AbstractContextManager[bool]:
-        return s3_locks.tried(self.bucket, f"{LOCKS}/{video_lock_name(video_id)}")
+        return s3_locks.tried(self.bucket, f"{LOCKS}/{video_lock_name(video_id)}",
+                              self.lease)
 
     def remove_video_lock(self, video_id: str) -> bool:
         key = f"{LOCKS}/{video_lock_name(video_id)}"
@@ -384,16 +400,12 @@ class S3Store(Store):
     def clean_staging(self) -> list[str]:
         """Remove the staging entries of dead writers (and their local folders on this
         host), and the claims they left with the objects of their unpublished video."""
-        removed = []
-        for key, _ in self.bucket.listing(f"{STAGING}/"):
-            tag = key.rpartition("/")[2]
-            head = self.bucket.head(key)
-            if head is not None and s3_locks.owner_gone(tag, head["modified"]):
-                shutil.rmtree(_staging_root() / tag, ignore_errors=True)
-                self.bucket.delete(key)
-                removed.append(tag)
+        removed = s3_locks.clean_entries(self.bucket, f"{STAGING}/", self.lease)
+        for tag in removed:
+            shutil.rmtree(_staging_root() / tag, ignore_errors=True)
         s3_locks.clean_claims(self.bucket, f"{LOCKS}/publish/",
-                              lambda target: self.bucket.exists(f"{target}/{GROUP}"))
+                              lambda target: self.bucket.exists(f"{target}/{GROUP}"),
+                              self.lease)
         return removed
 
     def access_drift(self) -> list[tuple[str, str]]:

@@ -7,13 +7,17 @@ released. TAG is ``<host>-<pid>-<random>`` (:func:`owner_tag`). Taking it:
 * where it exists, released or held by a dead owner, replace it only while it is
   the version read (``If-Match: <ETag>``): of two processes racing, one wins.
 
-An owner is dead on this host when its process is gone; on another host (whose
-processes cannot be seen) when its lock was not written for ``lease_s`` seconds
-(the staging rule of :mod:`store.layout`, six hours by default). A SIGKILLed
-holder's lock is therefore taken over at once on its own host, and after the
-lease from elsewhere. Releasing writes ``owner: null`` only while the object is
-still the version this holder wrote. Lock objects stay (as lock files do on a
-filesystem), except publish claims, which their holder deletes.
+Its holder renews it every ``renew_s`` seconds while it holds it
+(:mod:`store.s3_lease`). An owner is dead on this host when its process is gone
+(at once), and on any host when its lock was not written for ``lease_s`` seconds
+(:class:`store.s3_lease.Lease`, a minute by default) by the server's clock: the
+object's ``Last-Modified`` against the ``Date`` of the same response. A SIGKILLed
+holder's lock is therefore taken over at once on its own host, and after the lease
+from elsewhere. A holder whose lock was taken over (or not renewed for its lease)
+has lost it: :meth:`store.s3_lease.Holding.check` raises. Releasing writes
+``owner: null`` only while the object is still the version this holder wrote.
+Lock objects stay (as lock files do on a filesystem), except publish claims, which
+their holder deletes (``If-Match`` too).
 
 A holder whose lock could not be released (the server unreachable or refusing at
 that moment) does not wait for it: the release is retried in the background
@@ -36,7 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from store.errors import BusyError, NotFoundError, ObjectStoreError
-from store.layout import STALE_REMOTE_S
+from store.s3_lease import LEASE_S, Holding, Lease, drop, hold
 from store.s3_objects import Bucket
 
 log = logging.getLogger("bahfs.store")
@@ -65,18 +69,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def owner_gone(tag: str | None, written_at: float, lease_s: float = STALE_REMOTE_S) -> bool:
-    """Whether the holder named ``tag`` is dead or done (None: nobody holds it)."""
-    if not tag or tag in _ENDED:
+def owner_gone(tag: str | None, age_s: float, lease: Lease) -> bool:
+    """Whether the holder named ``tag`` of a lock last written ``age_s`` seconds ago
+    (by the server's clock) is dead or done (None: nobody holds it)."""
+    if not tag or tag in _ENDED or lease.expired(age_s):
         return True
     host, _, pid_text = tag.rpartition("-")[0].rpartition("-")
     try:
         pid = int(pid_text)
     except ValueError:
-        return time.time() - written_at > lease_s
-    if host == socket.gethostname():
-        return not _pid_alive(pid)
-    return time.time() - written_at > lease_s
+        return False
+    return host == socket.gethostname() and not _pid_alive(pid)
+
+
+def age(head: dict[str, object]) -> float:
+    """Seconds since the object of ``head`` (:meth:`Bucket.head`) was written, by the
+    server's clock."""
+    return float(str(head["now"])) - float(str(head["modified"]))
 
 
 def _body(owner: str | None, **extra: str) -> bytes:
@@ -84,7 +93,8 @@ def _body(owner: str | None, **extra: str) -> bytes:
 
 
 def read_lock(bucket: Bucket, key: str) -> tuple[dict[str, object], str, float] | None:
-    """(body, ETag, last written) of the lock at ``key``; None when absent."""
+    """(body, ETag, age in seconds by the server's clock) of the lock at ``key``;
+    None when absent."""
     head = bucket.head(key)
     if head is None:
         return None
@@ -94,11 +104,10 @@ def read_lock(bucket: Bucket, key: str) -> tuple[dict[str, object], str, float] 
         return None
     except ValueError:
         body = {}
-    return body, str(head["etag"]), float(head["modified"])
+    return body, str(head["etag"]), age(head)
 
 
-def try_take(bucket: Bucket, key: str, owner: str, lease_s: float = STALE_REMOTE_S,
-             **extra: str) -> str | None:
+def try_take(bucket: Bucket, key: str, owner: str, lease: Lease, **extra: str) -> str | None:
     """Take the lock at ``key`` for ``owner``: its ETag, or None while another holds it."""
     etag = bucket.put_new(key, _body(owner, **extra))
     if etag is not None:
@@ -106,9 +115,9 @@ def try_take(bucket: Bucket, key: str, owner: str, lease_s: float = STALE_REMOTE
     found = read_lock(bucket, key)
     if found is None:  # released and removed in between: one more try
         return bucket.put_new(key, _body(owner, **extra))
-    body, old, written = found
+    body, old, age_s = found
     holder = body.get("owner")
-    if not owner_gone(holder if isinstance(holder, str) else None, written, lease_s):
+    if not owner_gone(holder if isinstance(holder, str) else None, age_s, lease):
         return None
     return bucket.put_match(key, _body(owner, **extra), old)
 
@@ -141,10 +150,12 @@ def _retry_later() -> None:
                 return
 
 
-def finish(action: Callable[[], object], owner: str | None = None) -> None:
+def finish(action: Callable[[], object], owner: str | None = None,
+           give_up_s: float = LEASE_S) -> None:
     """Run ``action`` (a release, or a claim or staging entry deleted) now; where the
-    object store cannot take it, in the background until it can. ``owner``: the tag
-    whose holding ends here."""
+    object store cannot take it, in the background until it can (for at most
+    ``give_up_s``: the lease, after which the lock is free anyway). ``owner``: the
+    tag whose holding ends here."""
     try:
         action()
     except ObjectStoreError as exc:
@@ -153,71 +164,121 @@ def finish(action: Callable[[], object], owner: str | None = None) -> None:
         log.warning("released in the background once the object store answers: %s", exc)
         with _LATER_LOCK:
             start = not _LATER
-            _LATER.append((action, time.time() + STALE_REMOTE_S, os.getpid()))
+            _LATER.append((action, time.time() + give_up_s, os.getpid()))
         if start:
             threading.Thread(target=_retry_later, name="bahfs-s3-release",
                              daemon=True).start()
 
 
+def _holding(bucket: Bucket, key: str, etag: str, owner: str, lease: Lease, what: str,
+             video: str | None = None, **extra: str) -> Holding:
+    return hold(Holding(bucket, key, etag, lambda: _body(owner, **extra), lease, what,
+                        video))
+
+
 @contextmanager
-def held(bucket: Bucket, key: str, timeout_s: float, what: str) -> Iterator[None]:
-    """Hold the lock at ``key``, waiting up to ``timeout_s`` (BusyError after)."""
+def held(bucket: Bucket, key: str, timeout_s: float, what: str, lease: Lease
+         ) -> Iterator[None]:
+    """Hold the lock at ``key``, waiting up to ``timeout_s`` (BusyError after),
+    renewed meanwhile; LeaseLostError at the end where it was lost on the way."""
     owner = owner_tag()
     deadline = time.monotonic() + timeout_s
-    while (etag := try_take(bucket, key, owner)) is None:
+    while (etag := try_take(bucket, key, owner, lease)) is None:
         if time.monotonic() > deadline:
             raise BusyError(f"{what} stayed locked for {timeout_s:.0f} s",
                             path=f"{bucket.address}/{key}",
                             expected="the other bahfs run to finish")
         time.sleep(0.05)
+    holding = _holding(bucket, key, etag, owner, lease, what)
     try:
         yield
     finally:
-        finish(lambda: release(bucket, key, etag), owner)
+        drop(holding)
+        finish(lambda: release(bucket, key, holding.etag), owner, lease.lease_s)
+    holding.check()
 
 
 @contextmanager
-def tried(bucket: Bucket, key: str) -> Iterator[bool]:
-    """Try the lock at ``key`` once; yields whether this process holds it."""
+def tried(bucket: Bucket, key: str, lease: Lease) -> Iterator[bool]:
+    """Try the lock at ``key`` once; yields whether this process holds it (renewed
+    while it does)."""
     owner = owner_tag()
-    etag = try_take(bucket, key, owner)
+    etag = try_take(bucket, key, owner, lease)
+    holding = None if etag is None else _holding(bucket, key, etag, owner, lease, key)
     try:
-        yield etag is not None
+        yield holding is not None
     finally:
-        if etag is not None:
-            finish(lambda: release(bucket, key, etag), owner)
+        if holding is not None:
+            drop(holding)
+            finish(lambda: release(bucket, key, holding.etag), owner, lease.lease_s)
 
 
 @contextmanager
-def claimed(bucket: Bucket, key: str, target: str, video_id: str, wait_s: float
-            ) -> Iterator[None]:
+def claimed(bucket: Bucket, key: str, target: str, video_id: str, wait_s: float,
+            lease: Lease) -> Iterator[Holding]:
     """Hold the publish claim at ``key`` of the video written at ``target``, waiting
-    up to ``wait_s`` for another writer's; deleted after. A dead holder's claim names
-    its ``target``, which :func:`clean_claims` removes unless it was published."""
+    up to ``wait_s`` for another writer's; renewed while held, deleted after (unless
+    another process took it over). A dead holder's claim names its ``target``, which
+    :func:`clean_claims` removes unless it was published."""
     owner = owner_tag()
     deadline = time.monotonic() + wait_s
-    while try_take(bucket, key, owner, target=target) is None:
+    while (etag := try_take(bucket, key, owner, lease, target=target)) is None:
         if time.monotonic() > deadline:
             raise BusyError(f"video {video_id!r} stayed claimed by another writer",
                             video=video_id, expected="the other writer to finish")
         time.sleep(0.05)
+    holding = _holding(bucket, key, etag, owner, lease,
+                       f"the publish claim of video {video_id!r}", video_id, target=target)
+    try:
+        yield holding
+    finally:
+        drop(holding)
+        finish(lambda: bucket.delete_match(key, holding.etag), owner, lease.lease_s)
+
+
+@contextmanager
+def announced(bucket: Bucket, key: str, tag: str, lease: Lease) -> Iterator[None]:
+    """Announce the staging of the writer ``tag`` at ``key`` while it lives (renewed;
+    deleted after unless another process removed it as a dead writer's)."""
+    entry = json.dumps({"started": time.time()}).encode()
+    holding = hold(Holding(bucket, key, bucket.put(key, entry), lambda: entry, lease,
+                           f"staging entry {tag}"))
     try:
         yield
     finally:
-        finish(lambda: bucket.delete(key), owner)
+        drop(holding)
+        finish(lambda: bucket.delete_match(key, holding.etag), tag, lease.lease_s)
 
 
-def clean_claims(bucket: Bucket, prefix: str, published: Callable[[str], bool]) -> None:
+def clean_entries(bucket: Bucket, prefix: str, lease: Lease) -> list[str]:
+    """Remove the staging entries under ``prefix`` of dead writers: their tags."""
+    removed = []
+    for key, _ in bucket.listing(prefix):
+        tag = key.rpartition("/")[2]
+        head = bucket.head(key)
+        if head is not None and owner_gone(tag, age(head), lease):
+            if bucket.delete_match(key, str(head["etag"])):
+                removed.append(tag)
+    return removed
+
+
+def clean_claims(bucket: Bucket, prefix: str, published: Callable[[str], bool],
+                 lease: Lease) -> None:
     """Remove the claims under ``prefix`` of dead writers, and the objects of the
-    video each was writing where ``published(target)`` says it never got published."""
+    video each was writing where ``published(target)`` says it never got published:
+    each claim is taken over first (``If-Match``), so no writer uploads that video
+    while its objects are removed."""
     for key, _ in bucket.listing(prefix):
         found = read_lock(bucket, key)
         if found is None:
             continue
-        body, _, written = found
+        body, etag, age_s = found
         owner, target = body.get("owner"), body.get("target")
-        if not owner_gone(owner if isinstance(owner, str) else None, written):
+        if not owner_gone(owner if isinstance(owner, str) else None, age_s, lease):
             continue
+        mine = bucket.put_match(key, _body(owner_tag()), etag)
+        if mine is None:
+            continue  # taken over or renewed meanwhile
         if isinstance(target, str) and not published(target):
             bucket.delete_prefix(f"{target}/")
-        bucket.delete(key)
+        bucket.delete_match(key, mine)

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -228,13 +230,22 @@ class Bucket:
         return size
 
     def head(self, key: str) -> dict[str, Any] | None:
-        """``{"size", "etag", "modified"}`` of ``key``; None when absent."""
+        """``{"size", "etag", "modified", "now"}`` of ``key``; None when absent.
+        ``modified`` is the server's ``Last-Modified`` and ``now`` the server's
+        ``Date`` of the same response (this host's clock where the server sends
+        none), both in whole seconds: their difference is the object's age by the
+        server's clock alone."""
         try:
             r = self._call("head_object", key)
         except NotFoundError:
             return None
+        date = r.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        try:
+            now = parsedate_to_datetime(date).timestamp() if date else time.time()
+        except (TypeError, ValueError):
+            now = time.time()
         return {"size": int(r["ContentLength"]), "etag": r["ETag"],
-                "modified": r["LastModified"].timestamp()}
+                "modified": r["LastModified"].timestamp(), "now": now}
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
@@ -288,6 +299,8 @@ class Bucket:
 
         try:
             etag: str = self._call("put_object", key, Body=data, **cond)["ETag"]
+        except NotFoundError:  # If-Match on an object removed meanwhile
+            return None
         except ClientError as exc:
             if _code(exc) in _LOST_RACE:
                 return None
@@ -303,9 +316,17 @@ class Bucket:
         or None when another writer replaced or removed it first."""
         return self._put_if(key, data, IfMatch=etag)
 
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+    def put_many(self, items: list[tuple[str, bytes]],
+                 before: Callable[[], None] | None = None) -> None:
+        """Put every (key, data); ``before`` runs ahead of each put (a check that
+        may raise to stop the rest)."""
+        def one(kv: tuple[str, bytes]) -> None:
+            if before is not None:
+                before()
+            self.put(*kv)
+
         with ThreadPoolExecutor(_THREADS) as pool:
-            list(pool.map(lambda kv: self.put(*kv), items))
+            list(pool.map(one, items))
 
     def copy(self, src: str, dst: str) -> None:
         source = {"Bucket": self.address.bucket, "Key": self.address.key(src)}
@@ -317,6 +338,21 @@ class Bucket:
 
     def delete(self, key: str) -> None:
         self._call("delete_object", key)
+
+    def delete_match(self, key: str, etag: str) -> bool:
+        """Delete ``key`` only while its ETag is ``etag`` (``If-Match``); whether it
+        was deleted (False: another writer replaced or removed it first)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("delete_object", key, IfMatch=etag)
+        except NotFoundError:
+            return False
+        except ClientError as exc:
+            if _code(exc) in _LOST_RACE:
+                return False
+            raise
+        return True
 
     def delete_many(self, keys: list[str]) -> None:
         """Delete ``keys`` (absent ones are no error), 1,000 per request."""
