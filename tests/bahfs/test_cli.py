@@ -227,7 +227,7 @@ def test_help_groups_the_commands_by_what_people_do() -> None:
     panels = {"Start": ["sample-data", "demo", "doctor"],
               "Bring data in": ["check-release", "ingest", "extract", "extract-video", "plan"],
               "Look after the store": ["status", "verify", "access", "purge", "quarantine",
-                                       "export-baseline"],
+                                       "export-baseline", "copy"],
               "Research": ["stats", "cues", "review", "train", "evaluate", "predict",
                            "personalise", "zeroshot"]}
     starts = [shown.index(f"─ {panel} ─") for panel in panels]
