@@ -13,7 +13,9 @@ batches that are complete (annotation files present, nothing changed for
 * a participant the batch marks as not consenting is excluded, and one who had
   data from an earlier batch is purged everywhere (:mod:`store.purge`);
 * the ``batches`` table records the fingerprint, so an unchanged batch is not
-  ingested again.
+  ingested again;
+* a store in a bucket is given each video the batch lets in (``sources/``,
+  :func:`store.ingest.upload_sources`), for workers that cannot see the batch.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from store.ingest import (
     build_tables,
     drop_withdrawn,
     report_of,
+    upload_sources,
     write_ingest_manifest,
 )
 from store.local import as_store
@@ -126,6 +129,7 @@ def ingest_batch(batch: Batch, store: Store | Path, policy: ConsentPolicy | None
     pids, vids = set(built.participant_ids), set(built.video_ids)
     with st.lock():
         built = drop_withdrawn(built, st)  # a purge that ran while the batch was read
+        upload_sources(st, built.tables["videos"])  # before the tables name the videos
         excluded = set(built.tables["exclusions"]["participant_id"].to_list())
         for name in INGEST_TABLES:
             old = st.read_table_or_empty(name)

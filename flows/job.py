@@ -150,12 +150,15 @@ def pending_jobs(store: Store | Path, fs_ids: list[str]) -> tuple[list[VideoJob]
 
 def extract_one(store: Store, writer: FeatureWriter, extractors: tuple[Extractor, ...],
                 job: VideoJob) -> int:
-    """Decode once, run every extractor, check the frame count against the videos
-    table and consent, then publish each feature set; return the frames. Consent is
-    checked again once published: a withdrawal recorded meanwhile (the purge records
-    it before it removes features) takes back what was just published."""
-    feats = extract_all(job.file, list(extractors), video_id=job.video_id,
-                        participant_id=job.participant_id)
+    """Decode once (the file the store's ``source_file`` gives: the release's own for
+    a folder store, a copy fetched from the bucket for a bucket), run every
+    extractor, check the frame count against the videos table and consent, then
+    publish each feature set; return the frames. Consent is checked again once
+    published: a withdrawal recorded meanwhile (the purge records it before it
+    removes features) takes back what was just published."""
+    with store.source_file(job.participant_id, job.video_id, job.file) as file:
+        feats = extract_all(file, list(extractors), video_id=job.video_id,
+                            participant_id=job.participant_id)
     if feats[0].n_frames != job.n_frames:
         raise VideoDecodeError(f"decoded {feats[0].n_frames} frames, the videos table says "
                                f"{job.n_frames}", path=job.file,

@@ -197,7 +197,8 @@ class Store(ABC):
 
     @abstractmethod
     def remove_participant(self, participant_id: str) -> int:
-        """Remove every entry of a participant in every feature set; the number of
+        """Remove every entry of a participant in every feature set, and the input
+        videos the store holds of theirs (:meth:`put_source`); the number of
         published videos removed."""
 
     def videos(self, fs_id: str) -> list[VideoRef]:
@@ -209,6 +210,20 @@ class Store(ABC):
         """The published videos of every feature set."""
         for fs in self.feature_set_ids():
             yield from self.videos(fs)
+
+    # -- input videos ----------------------------------------------------------------
+    @abstractmethod
+    def put_source(self, participant_id: str, video_id: str, file: Path) -> bool:
+        """Keep the input video ``file`` where every worker of this store can read it
+        (a bucket: uploaded, unless an object of the same size is there); whether
+        anything was copied. A folder store keeps none: workers read ``file``."""
+
+    @abstractmethod
+    def source_file(self, participant_id: str, video_id: str, recorded: Path
+                    ) -> AbstractContextManager[Path]:
+        """A local path to decode the video from, for the ``with`` block: ``recorded``
+        (the path ingest recorded) for a folder store; for a bucket, its uploaded
+        copy downloaded into this process's temporary directory and removed on exit."""
 
     # -- arrays ----------------------------------------------------------------------
     @abstractmethod

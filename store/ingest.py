@@ -192,6 +192,16 @@ def drop_withdrawn(built: ReleaseTables, store: Store | Path) -> ReleaseTables:
                    quarantined={v: r for v, r in built.quarantined.items() if v in failed})
 
 
+def upload_sources(store: Store, videos: pl.DataFrame) -> int:
+    """Hand every video of ``videos`` (a videos table: what ingest records as
+    extractable) to the store's :meth:`~store.backend.Store.put_source`, so that
+    workers which cannot see the release still read it; how many were copied
+    (none for a folder store, none already there)."""
+    return sum(store.put_source(pid, vid, Path(src) / rel)
+               for pid, vid, src, rel in videos.select(
+                   "participant_id", "video_id", "source", "path").iter_rows())
+
+
 def write_ingest_manifest(store: Store | Path, source: str | list[str],
                           policy: ConsentPolicy, frame_base: list[int],
                           notes: tuple[str, ...] = ()) -> IngestReport:
@@ -225,6 +235,7 @@ def ingest(dataset: Path, store: Store | Path, policy: ConsentPolicy | None = No
     built = build_tables(dataset, st, policy, workers)
     with st.lock():
         built = drop_withdrawn(built, st)
+        upload_sources(st, built.tables["videos"])  # before the tables name the videos
         for name, df in built.tables.items():
             st.write_table(name, df)
         return write_ingest_manifest(st, str(Path(dataset).resolve()), policy,

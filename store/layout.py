@@ -13,6 +13,7 @@ STORE/
   .trash/                       removed trees waiting to be deleted
   .locks/                       flock files: the table lock, one per video being extracted
   access.json                   who may read the store (store/access.py); absent: the default
+  sources/<participant>/<video><ext>   in a bucket only: the input videos ingest uploaded
 ```
 Every path is created with the store's access policy (:mod:`store.access`), whatever
 the umask: the writers here take it as ``access``.
@@ -40,6 +41,8 @@ from store.fault_points import fault_point
 FEATURES = "features.zarr"
 STAGING = ".staging"
 TRASH = ".trash"
+#: in a bucket: the input videos ingest uploads for workers that cannot see the release
+SOURCES = "sources"
 LAYOUT_VERSION = 1
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -54,6 +57,13 @@ def check_name(kind: str, name: str) -> str:
         raise StoreError(f"{kind} {name!r} is not a safe store name",
                          expected="letters, digits, '_', '-', '.'; no '..'")
     return name
+
+
+def source_key(participant_id: str, video_id: str, suffix: str) -> str:
+    """The key, relative to a bucket store, of a video's uploaded input file
+    (``suffix``: the recorded file's extension, ``.mp4``)."""
+    return f"{SOURCES}/{check_name('participant', participant_id)}/" \
+           f"{check_name('video', video_id)}{suffix}"
 
 
 def video_dir(store: Path, fs_id: str, participant_id: str, video_id: str) -> Path:

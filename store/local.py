@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 from collections.abc import Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -256,6 +256,13 @@ class LocalStore(Store):
         return removed
 
     # -- arrays ----------------------------------------------------------------------
+    def put_source(self, participant_id: str, video_id: str, file: Path) -> bool:
+        return False  # workers read the release where ingest found it
+
+    def source_file(self, participant_id: str, video_id: str, recorded: Path
+                    ) -> AbstractContextManager[Path]:
+        return nullcontext(recorded)
+
     def array_meta(self, ref: VideoRef, name: str) -> ArrayMeta:
         return array_meta(self._video_path(ref) / name)
 

@@ -15,6 +15,9 @@ a feature set deletes its objects, and what a purge removes is gone (on a bucket
 with versioning on, the bucket's lifecycle must expire noncurrent versions:
 ``docs/store.md``).
 
+The input videos ingest records are uploaded under ``sources/`` for workers that
+cannot see the release, and fetched by them to decode (:mod:`store.s3_sources`).
+
 Arrays are read by ranged GETs (:mod:`store.s3_arrays`), or through a local cache
 of whole arrays when the store is given one (:mod:`store.s3_cache`).
 
@@ -39,7 +42,7 @@ from typing import Any
 
 import polars as pl
 
-from store import s3_arrays, s3_locks
+from store import s3_arrays, s3_locks, s3_sources
 from store.access import AccessPolicy
 from store.arrays import ArrayMeta
 from store.backend import Outcome, Store, VideoRef
@@ -345,7 +348,15 @@ class S3Store(Store):
         for fs in self.feature_set_folders():
             removed += len(self.video_entries(fs, participant_id))
             self.bucket.delete_prefix(f"{self._participant_key(fs, participant_id)}/")
+        s3_sources.remove_sources(self.bucket, participant_id)
         return removed
+
+    def put_source(self, participant_id: str, video_id: str, file: Path) -> bool:
+        return s3_sources.put_source(self.bucket, participant_id, video_id, file)
+
+    def source_file(self, participant_id: str, video_id: str, recorded: Path
+                    ) -> AbstractContextManager[Path]:
+        return s3_sources.fetched(self.bucket, participant_id, video_id, recorded)
 
     # -- arrays ----------------------------------------------------------------------
     def array_meta(self, ref: VideoRef, name: str) -> ArrayMeta:

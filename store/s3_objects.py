@@ -229,6 +229,11 @@ class Bucket:
                                             "(AWS_ENDPOINT_URL), then run again") from exc
         return size
 
+    def upload(self, key: str, path: Path) -> None:
+        """Put the file at ``path`` as the object ``key``, streamed from disk (one PUT)."""
+        with open(path, "rb") as fh:
+            self._call("put_object", key, Body=fh)
+
     def head(self, key: str) -> dict[str, Any] | None:
         """``{"size", "etag", "modified", "now"}`` of ``key``; None when absent.
         ``modified`` is the server's ``Last-Modified`` and ``now`` the server's
