@@ -7,6 +7,12 @@ the copy sees whole videos or none. The destination must be a new store: a missi
 or empty folder, or a bucket prefix holding no store. A local destination is given
 its access policy (the source's ``access.json`` when it has one, else the default).
 Both sides are then verified (:func:`store.verify.verify_store`).
+
+The input videos a bucket store holds (``sources/``, :mod:`store.s3_sources`) go
+with it to another bucket; a folder store keeps none (its workers read the release),
+so bucket to folder leaves them out, and folder to bucket uploads each video of the
+videos table whose recorded file this host can read (the others are read from their
+recorded path by workers that can see it, until ingest runs again against the bucket).
 """
 
 from __future__ import annotations
@@ -14,9 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from store.access import load_policy
 from store.backend import Store
 from store.errors import StoreError
+from store.ingest import upload_sources
+from store.layout import SOURCES
 from store.local import LocalStore, open_store
 from store.location import store_to_write
 from store.s3 import S3Store
@@ -73,7 +83,8 @@ def copy_store(src_location: str | Path, dst_location: str | Path) -> CopyReport
     verify both."""
     src = open_store(src_location)
     dst = _destination(dst_location)
-    keys = [k for k in src.keys() if not k.startswith(PRIVATE)]
+    skip = PRIVATE + ((f"{SOURCES}/",) if isinstance(dst, LocalStore) else ())
+    keys = [k for k in src.keys() if not k.startswith(skip)]
     ordered = ([k for k in keys if k == "access.json"]
                + [k for k in keys if k != "access.json" and not _publishes(k)]
                + [k for k in keys if _publishes(k)])  # videos published last
@@ -84,4 +95,9 @@ def copy_store(src_location: str | Path, dst_location: str | Path) -> CopyReport
         _put(dst, items)
     if isinstance(dst, LocalStore):
         load_policy(dst.root).apply_tree(dst.root)
+    elif isinstance(src, LocalStore) and src.table_exists("videos"):
+        videos = src.read_table("videos")
+        readable = [(Path(s) / p).is_file() for s, p in videos.select(
+            "source", "path").iter_rows()]
+        upload_sources(dst, videos.filter(pl.Series(readable, dtype=pl.Boolean)))
     return CopyReport(len(ordered), size, verify_store(src), verify_store(dst))
