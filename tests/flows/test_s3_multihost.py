@@ -4,11 +4,15 @@ a working directory and cwd of its own, temporary folder and Prefect home
 included), the store ``s3://`` on a moto server in this process on 127.0.0.1. The
 flow and the workers share nothing but the bucket: the flow is given the endpoint
 (``AWS_ENDPOINT_URL``), the workers only credentials, and each worker reads its
-own when it unpickles the store. One release, one bucket, one cluster, in order:
+own when it unpickles the store. The workers never read the release: the flow
+ingests it from an inbox (uploading its videos into the bucket), and once ingested
+the release is moved out of the inbox to a path no one was told, so the path the
+videos table records is gone and every video a worker decodes is the copy it
+fetched from the bucket. One release, one bucket, one cluster, in order:
 
 1. A worker SIGKILLed mid-publish (``BAHFS_FAULT=rename:1``: the video's objects
-   uploaded, its ``zarr.json`` not yet put); two fresh workers take the run over and
-   finish it; ``bahfs verify s3://...`` is clean.
+   uploaded, its ``zarr.json`` not yet put); the release is moved away; two fresh
+   workers take the run over and finish it; ``bahfs verify s3://...`` is clean.
 2. The S3 server stopped while a worker uploads a video: the run stops with the
    machine's exit code and message, nothing published or ingested is lost.
 3. The server back, a rerun completes, with the same features; verify is clean.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -210,7 +215,9 @@ def test_extract_into_a_bucket_on_two_dask_workers(
     flow_dir.mkdir()
     flow_env = {**base, "AWS_ENDPOINT_URL": s3.url, "BAHFS_DASK_ADDRESS": cluster.address,
                 "PREFECT_HOME": prefect_server.env["PREFECT_HOME"]}
-    extract = [BAHFS, "extract", str(release), url, "--extractors", "logmel"]
+    inbox, hidden = tmp_path / "inbox", tmp_path / "hidden"
+    shutil.copytree(release, inbox / "release")
+    extract = [BAHFS, "extract", str(inbox), url, "--extractors", "logmel"]
 
     def run(timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(extract, cwd=flow_dir, env=flow_env, capture_output=True,
@@ -229,6 +236,11 @@ def test_extract_into_a_bucket_on_two_dask_workers(
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert killed.wait(timeout=300) == -signal.SIGKILL, cluster.logs()
         assert not store.videos(store.feature_set_ids()[0])  # nothing half published
+        recorded = {Path(s) / p for s, p in store.read_table("videos").select(
+            "source", "path").iter_rows()}
+        (inbox / "release").rename(hidden)  # the inbox empty: no batch to ingest again
+        assert recorded and not any(f.exists() for f in recorded)
+        assert len(store.bucket.listing("sources/")) == len(recorded)
         cluster.add_worker("b")
         cluster.add_worker("c")
         out, _ = first.communicate(timeout=300)
@@ -270,6 +282,7 @@ def test_extract_into_a_bucket_on_two_dask_workers(
             checked.stdout + checked.stderr
         _assert_same(_features(store), before)
         assert not _held(store)
+        assert not list((tmp_path / "hosts").rglob("bahfs-source-*"))  # copies removed
     finally:
         cluster.close()
     for text in (out, stopped.stdout + stopped.stderr, again.stdout + again.stderr,
