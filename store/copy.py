@@ -97,7 +97,7 @@ def copy_store(src_location: str | Path, dst_location: str | Path) -> CopyReport
         load_policy(dst.root).apply_tree(dst.root)
     elif isinstance(src, LocalStore) and src.table_exists("videos"):
         videos = src.read_table("videos")
-        readable = [(Path(s) / p).is_file() for s, p in videos.select(
-            "source", "path").iter_rows()]
+        readable = [bool(s and p) and (Path(s) / p).is_file()
+                    for s, p in videos.select("source", "path").iter_rows()]
         upload_sources(dst, videos.filter(pl.Series(readable, dtype=pl.Boolean)))
     return CopyReport(len(ordered), size, verify_store(src), verify_store(dst))

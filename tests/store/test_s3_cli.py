@@ -9,6 +9,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -73,13 +74,23 @@ def test_no_secret_in_a_pickle_or_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_copy_round_trips_local_to_s3_to_local(tmp_path: Path) -> None:
     src = LocalStore(tmp_path / "src")
     fill(src)
+    vid, pid, _ = VIDEOS[0]
+    (tmp_path / "release").mkdir()
+    (tmp_path / "release" / "v.mp4").write_bytes(b"a video")  # the others unreadable
+    first = pl.col("video_id") == vid
+    src.write_table("videos", src.read_table("videos").with_columns(
+        pl.when(first).then(pl.lit(str(tmp_path / "release"))).otherwise("source")
+        .alias("source"), pl.when(first).then(pl.lit("v.mp4")).otherwise("path").alias("path")))
     url = f"s3://{s3_server.new_bucket()}/copied"
     there = runner.invoke(app, ["copy", str(src.root), url], env=s3_server.env())
     assert there.exit_code == 0, there.output
+    bucket = S3Store(S3Address.parse(url), s3_server.config()).bucket
+    assert [k for k, _ in bucket.listing("sources/")] == [f"sources/{pid}/{vid}.mp4"]
     back = runner.invoke(app, ["copy", url, str(tmp_path / "back")], env=s3_server.env())
     assert back.exit_code == 0, back.output
     assert "both stores are valid" in back.output
     dst = LocalStore(tmp_path / "back")
+    assert not (dst.root / "sources").exists()  # a folder store keeps no videos
     assert dst.read_table("videos").equals(src.read_table("videos"))
     assert dst.feature_sets() == src.feature_sets()
     a, b = FeatureReader(src), FeatureReader(dst)
