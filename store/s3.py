@@ -34,13 +34,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from io import BytesIO
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import polars as pl
 
 from store import s3_arrays, s3_locks, s3_sources
 from store.access import AccessPolicy
@@ -54,8 +51,8 @@ from store.locks import LOCKS, video_lock_name
 from store.s3_cache import S3Cache
 from store.s3_lease import LEASE_S, RENEW_S, Holding, Lease
 from store.s3_objects import Bucket, S3Address, S3Config
-from store.schema import conform
-from store.tables import MANIFEST, TABLES_DIR, utc_now, with_schema
+from store.s3_tables import S3Tables
+from store.tables import utc_now
 
 GROUP = "zarr.json"
 #: how long a commit waits for another writer's claim on the same video
@@ -71,7 +68,7 @@ def _staging_root() -> Path:
     return Path(tempfile.gettempdir()) / "bahfs-s3-staging"
 
 
-class S3Store(Store):
+class S3Store(S3Tables, Store):
     """A store under ``s3://bucket/prefix``."""
 
     def __init__(self, address: S3Address | str, config: S3Config,
@@ -148,57 +145,6 @@ class S3Store(Store):
     def _ensure_group(self, prefix: str, attrs: dict[str, Any]) -> None:
         if not self.bucket.exists(f"{prefix}/{GROUP}"):
             self.bucket.put_new(f"{prefix}/{GROUP}", _group(attrs))
-
-    # -- tables ----------------------------------------------------------------------
-    @staticmethod
-    def _table_key(name: str) -> str:
-        return f"{TABLES_DIR}/{name}.parquet"
-
-    def _table_bytes(self, name: str) -> bytes:
-        try:
-            return self.bucket.get(self._table_key(name))
-        except NotFoundError as exc:
-            raise NotFoundError(f"table {name!r} is missing; run `bahfs ingest` first",
-                                path=f"{self.location}/{self._table_key(name)}",
-                                expected=f"{TABLES_DIR}/{name}.parquet") from exc
-
-    def read_table(self, name: str) -> pl.DataFrame:
-        return with_schema(name, pl.read_parquet(BytesIO(self._table_bytes(name))))
-
-    def write_table(self, name: str, df: pl.DataFrame) -> None:
-        buf = BytesIO()
-        conform(name, df).write_parquet(buf, compression="zstd", statistics=True)
-        self.bucket.put(self._table_key(name), buf.getvalue())  # a PUT is atomic
-
-    def table_exists(self, name: str) -> bool:
-        return self.bucket.exists(self._table_key(name))
-
-    def table_version(self, name: str) -> Hashable | None:
-        head = self.bucket.head(self._table_key(name))
-        return None if head is None else (head["etag"], head["modified"])
-
-    def read_columns(self, name: str, columns: list[str]) -> dict[str, list[Any]]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq  # pyarrow, not polars: no thread pool (fork-safe)
-
-        t = pq.read_table(pa.BufferReader(self._table_bytes(name)), columns=columns,
-                          use_threads=False)
-        return {c: t.column(c).to_pylist() for c in columns}
-
-    def read_manifest(self) -> dict[str, Any]:
-        key = f"{TABLES_DIR}/{MANIFEST}"
-        try:
-            return self._json(key)
-        except NotFoundError as exc:
-            raise NotFoundError("store has no ingest manifest; run `bahfs ingest` first",
-                                path=f"{self.location}/{key}") from exc
-
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        text = json.dumps(manifest, indent=2, sort_keys=True)
-        self.bucket.put(f"{TABLES_DIR}/{MANIFEST}", text.encode())
-
-    def scan_table(self, name: str) -> pl.LazyFrame:
-        return pl.read_parquet(BytesIO(self._table_bytes(name))).lazy()
 
     # -- feature sets ----------------------------------------------------------------
     def has_features(self) -> bool:
