@@ -89,7 +89,20 @@ class Candidate:
         raise NotImplementedError
 
 
-class ObstoreZarr(Candidate):
+class ZarrCandidate(Candidate):
+    """A candidate that writes and reads through zarr-python over ``self.zstore``."""
+
+    zstore: Any
+
+    def write(self, path: str, arrays: dict[str, np.ndarray]) -> None:
+        build_group(self.zstore, path, arrays)
+
+    def reader(self, path: str, name: str) -> Callable[[int, int], np.ndarray]:
+        arr = zarr.open_array(self.zstore, path=f"{path}/{name}", mode="r")
+        return lambda a, b: np.asarray(arr[a:b])
+
+
+class ObstoreZarr(ZarrCandidate):
     name = "obstore+zarr"
 
     def __init__(self, url: str, bucket: str) -> None:
@@ -100,20 +113,13 @@ class ObstoreZarr(Candidate):
                           region=REGION, client_options={"allow_http": True})
         self.zstore = zarr.storage.ObjectStore(self.s3)
 
-    def write(self, path: str, arrays: dict[str, np.ndarray]) -> None:
-        build_group(self.zstore, path, arrays)
-
-    def reader(self, path: str, name: str) -> Callable[[int, int], np.ndarray]:
-        arr = zarr.open_array(self.zstore, path=f"{path}/{name}", mode="r")
-        return lambda a, b: np.asarray(arr[a:b])
-
     def fork_probe(self) -> Callable[[], object]:
         import obstore
 
         return lambda: obstore.get(self.s3, "zarr.json").bytes()
 
 
-class FsspecZarr(Candidate):
+class FsspecZarr(ZarrCandidate):
     name = "fsspec+zarr"
 
     def __init__(self, url: str, bucket: str) -> None:
@@ -122,13 +128,6 @@ class FsspecZarr(Candidate):
                      "client_kwargs": {"region_name": REGION}}
         self.zstore = zarr.storage.FsspecStore.from_url(f"s3://{bucket}",
                                                         storage_options=self.opts)
-
-    def write(self, path: str, arrays: dict[str, np.ndarray]) -> None:
-        build_group(self.zstore, path, arrays)
-
-    def reader(self, path: str, name: str) -> Callable[[int, int], np.ndarray]:
-        arr = zarr.open_array(self.zstore, path=f"{path}/{name}", mode="r")
-        return lambda a, b: np.asarray(arr[a:b])
 
     def fork_probe(self) -> Callable[[], object]:
         import s3fs

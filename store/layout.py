@@ -179,7 +179,8 @@ def staging_dir(store: Path, access: AccessPolicy) -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -212,7 +213,7 @@ def _writer_gone(tag: str, path: Path, remote_after_s: float = STALE_REMOTE_S) -
         return False
     try:
         if host == socket.gethostname():
-            return pid != os.getpid() and not _pid_alive(pid)
+            return pid != os.getpid() and not pid_alive(pid)
         return time.time() - _last_touched(path) > remote_after_s
     except FileNotFoundError:  # removed meanwhile by its writer or another cleaner
         return False

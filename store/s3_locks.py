@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from store.errors import BusyError, NotFoundError, ObjectStoreError
+from store.layout import pid_alive
 from store.s3_lease import LEASE_S, Holding, Lease, drop, hold
 from store.s3_objects import Bucket
 
@@ -59,16 +60,6 @@ def owner_tag() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def owner_gone(tag: str | None, age_s: float, lease: Lease) -> bool:
     """Whether the holder named ``tag`` of a lock last written ``age_s`` seconds ago
     (by the server's clock) is dead or done (None: nobody holds it)."""
@@ -79,7 +70,7 @@ def owner_gone(tag: str | None, age_s: float, lease: Lease) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    return host == socket.gethostname() and not _pid_alive(pid)
+    return host == socket.gethostname() and not pid_alive(pid)
 
 
 def age(head: dict[str, object]) -> float:
