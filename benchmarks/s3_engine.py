@@ -1,6 +1,7 @@
 """Engines for the store on object storage, measured against one moto server on
 127.0.0.1 (``docs/store.md``, the S3 backend).
 
+    .venv/bin/pip install obstore s3fs icechunk   # the candidates bahfs does not use
     .venv/bin/python -m benchmarks.s3_engine [--videos 24] [--windows 400]
 
 Each candidate writes the same N small video groups (three float16 arrays of a few
