@@ -127,9 +127,9 @@ def ingest_batch(batch: Batch, store: Store | Path, policy: ConsentPolicy | None
     for pid in sorted(excluded & had_data):  # consent gone: remove what earlier batches left
         purge_participant(st, pid, reason=f"consent not given in batch {batch.name}")
     pids, vids = set(built.participant_ids), set(built.video_ids)
+    upload_sources(st, built.tables["videos"])  # before the tables name the videos
     with st.lock():
         built = drop_withdrawn(built, st)  # a purge that ran while the batch was read
-        upload_sources(st, built.tables["videos"])  # before the tables name the videos
         excluded = set(built.tables["exclusions"]["participant_id"].to_list())
         for name in INGEST_TABLES:
             old = st.read_table_or_empty(name)

@@ -169,13 +169,17 @@ def build_tables(dataset: Path, store: Store | Path, policy: ConsentPolicy | Non
 
 def drop_withdrawn(built: ReleaseTables, store: Store | Path) -> ReleaseTables:
     """``built`` without the participants who withdrew since it was read (a purge that
-    ran while the release was being read and probed): they move to ``exclusions``.
-    Call it holding the store lock, just before writing the tables."""
+    ran while the release was being read, probed and its videos uploaded): they move
+    to ``exclusions``, and whatever of theirs the store holds is removed again (an
+    upload of :func:`upload_sources` may have finished after the purge). Call it
+    holding the store lock, just before writing the tables."""
     gone = withdrawn(store)
     late = [p for p in built.tables["participants"]["participant_id"].to_list()
             if subject_hash(p) in gone]
     if not late:
         return built
+    for pid in late:
+        as_store(store).remove_participant(pid)
     theirs = pl.col("participant_id").is_in(late)
     tables = {name: df.filter(~theirs) if "participant_id" in df.columns else df
               for name, df in built.tables.items()}
@@ -196,7 +200,10 @@ def upload_sources(store: Store, videos: pl.DataFrame) -> int:
     """Hand every video of ``videos`` (a videos table: what ingest records as
     extractable) to the store's :meth:`~store.backend.Store.put_source`, so that
     workers which cannot see the release still read it; how many were copied
-    (none for a folder store, none already there)."""
+    (none for a folder store, none already there). Called before the store lock is
+    taken (an upload of a whole release would hold it for its length); the tables
+    that name the videos are written after it, and :func:`drop_withdrawn` removes a
+    withdrawal's uploads again."""
     return sum(store.put_source(pid, vid, Path(src) / rel)
                for pid, vid, src, rel in videos.select(
                    "participant_id", "video_id", "source", "path").iter_rows())
@@ -233,9 +240,9 @@ def ingest(dataset: Path, store: Store | Path, policy: ConsentPolicy | None = No
     policy = policy or ConsentPolicy()
     st = as_store(store)
     built = build_tables(dataset, st, policy, workers)
+    upload_sources(st, built.tables["videos"])  # before the tables name the videos
     with st.lock():
         built = drop_withdrawn(built, st)
-        upload_sources(st, built.tables["videos"])  # before the tables name the videos
         for name, df in built.tables.items():
             st.write_table(name, df)
         return write_ingest_manifest(st, str(Path(dataset).resolve()), policy,
